@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// AgentState is the lifecycle state of an agent.
+type AgentState string
+
+// Agent states. Deprovisioned is final.
+const (
+	AgentActive        AgentState = "active"
+	AgentSuspended     AgentState = "suspended"
+	AgentDeprovisioned AgentState = "deprovisioned"
+)
+
+// Agent is a registered agent identity. Times are UTC with microsecond
+// precision once stored.
+type Agent struct {
+	ID            string // agt_…
+	Name          string // DNS label, unique in the trust domain forever
+	SPIFFEID      string
+	Owners        []string // owner ids (own_…), at least one, sorted
+	Purpose       string
+	ActionClasses []string
+	Audiences     []string
+	MaxTTL        time.Duration
+	Labels        map[string]string
+	ExpiresAt     time.Time // zero: never
+	State         AgentState
+	CreatedBy     string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Version       int64 // 1 on create, +1 on every update
+
+	// Orphaned is derived on read: every owner of the agent is deactivated.
+	// Writes ignore it.
+	Orphaned bool
+}
+
+// AgentFilter narrows ListAgents. Zero fields do not filter.
+type AgentFilter struct {
+	State    AgentState
+	OwnerID  string
+	Orphaned bool // only agents whose every owner is deactivated
+}
+
+// AgentReader reads agents.
+type AgentReader interface {
+	// GetAgent returns ErrNotFound when no agent has the id.
+	GetAgent(ctx context.Context, id string) (Agent, error)
+	// GetAgentByName returns ErrNotFound when no agent has the name.
+	GetAgentByName(ctx context.Context, name string) (Agent, error)
+	// ListAgents returns agents in id order (which is creation order) and the
+	// token of the next page, empty on the last page.
+	ListAgents(ctx context.Context, f AgentFilter, p Page) ([]Agent, string, error)
+}
+
+// AgentWriter changes agents.
+type AgentWriter interface {
+	// CreateAgent stores a new agent with Version 1. It returns
+	// ErrAlreadyExists when the id or name is taken (names of deprovisioned
+	// agents included) and ErrInvalid when an owner does not exist.
+	CreateAgent(ctx context.Context, a Agent) (Agent, error)
+	// UpdateAgent reads the agent, passes it to fn and stores what fn
+	// returns, with Version incremented and UpdatedAt set by the caller's
+	// returned value. Concurrent updates of one agent are serialised, so no
+	// update is lost. ID, Name, CreatedAt and CreatedBy cannot change. fn's
+	// error is returned unchanged and nothing is written. ErrNotFound when
+	// the agent does not exist.
+	UpdateAgent(ctx context.Context, id string, fn func(Agent) (Agent, error)) (Agent, error)
+}
