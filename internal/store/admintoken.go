@@ -18,7 +18,7 @@ const (
 // the secret is stored.
 type AdminToken struct {
 	ID        string // adm_…
-	Name      string
+	Name      string // unique
 	Role      Role
 	Hash      []byte // SHA-256 of the secret, unique
 	CreatedBy string // actor id, "system" for the bootstrap token
@@ -41,7 +41,8 @@ type AdminTokenReader interface {
 // AdminTokenWriter changes admin tokens.
 type AdminTokenWriter interface {
 	// CreateAdminToken stores a new token with Version 1; ErrAlreadyExists
-	// when the id or hash is taken.
+	// when the id, name or hash is taken (names are unique so that two
+	// replicas cannot both create the bootstrap token).
 	CreateAdminToken(ctx context.Context, t AdminToken) (AdminToken, error)
 	// UpdateAdminToken has the contract of AgentWriter.UpdateAgent.
 	UpdateAdminToken(ctx context.Context, id string, fn func(AdminToken) (AdminToken, error)) (AdminToken, error)
