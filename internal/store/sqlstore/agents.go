@@ -1,0 +1,353 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// agentCols are the columns scanAgent reads, orphaned derived last.
+const agentCols = `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
+	a.max_ttl, a.labels, a.expires_at, a.state, a.created_by, a.created_at,
+	a.updated_at, a.version,
+	NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
+		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned`
+
+type rowScanner interface{ Scan(dest ...any) error }
+
+func scanAgent(s rowScanner) (store.Agent, error) {
+	var (
+		a                          store.Agent
+		actions, audiences, labels string
+		maxTTL                     int64
+		state                      string
+	)
+	err := s.Scan(&a.ID, &a.Name, &a.SPIFFEID, &a.Purpose, &actions, &audiences,
+		&maxTTL, &labels, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
+		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version, &a.Orphaned)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	a.State = store.AgentState(state)
+	a.MaxTTL = time.Duration(maxTTL)
+	if a.ActionClasses, err = parseList(actions); err != nil {
+		return store.Agent{}, err
+	}
+	if a.Audiences, err = parseList(audiences); err != nil {
+		return store.Agent{}, err
+	}
+	if a.Labels, err = parseMap(labels); err != nil {
+		return store.Agent{}, err
+	}
+	return a, nil
+}
+
+// GetAgent implements store.AgentReader.
+func (r *reader) GetAgent(ctx context.Context, id string) (store.Agent, error) {
+	var a store.Agent
+	err := r.snapshot(ctx, func(r *reader) (err error) {
+		a, err = r.getAgent(ctx, "a.id", id, "")
+		return err
+	})
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("store: get agent %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// GetAgentByName implements store.AgentReader.
+func (r *reader) GetAgentByName(ctx context.Context, name string) (store.Agent, error) {
+	var a store.Agent
+	err := r.snapshot(ctx, func(r *reader) (err error) {
+		a, err = r.getAgent(ctx, "a.name", name, "")
+		return err
+	})
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("store: get agent by name %q: %w", name, err)
+	}
+	return a, nil
+}
+
+func (r *reader) getAgent(ctx context.Context, col, key, suffix string) (store.Agent, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	a, err := scanAgent(r.q.QueryRowContext(ctx,
+		`SELECT `+agentCols+` FROM agents a WHERE `+col+` = $1`+suffix, key))
+	if err != nil {
+		return store.Agent{}, r.d.classify(err)
+	}
+	owners, err := r.agentOwners(ctx, []string{a.ID})
+	if err != nil {
+		return store.Agent{}, err
+	}
+	a.Owners = owners[a.ID]
+	return a, nil
+}
+
+// agentOwners returns the sorted owner ids of each agent.
+func (r *reader) agentOwners(ctx context.Context, ids []string) (map[string][]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT agent_id, owner_id FROM agent_owners
+		WHERE agent_id IN (`+placeholders(1, len(ids))+`) ORDER BY agent_id, owner_id`, args...)
+	if err != nil {
+		return nil, r.d.classify(err)
+	}
+	defer rows.Close()
+	m := make(map[string][]string, len(ids))
+	for rows.Next() {
+		var a, o string
+		if err := rows.Scan(&a, &o); err != nil {
+			return nil, err
+		}
+		m[a] = append(m[a], o)
+	}
+	return m, rows.Err()
+}
+
+// ListAgents implements store.AgentReader.
+func (r *reader) ListAgents(ctx context.Context, f store.AgentFilter, p store.Page) ([]store.Agent, string, error) {
+	after, err := decodeToken("agents", p.PageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		out  []store.Agent
+		next string
+	)
+	err = r.snapshot(ctx, func(r *reader) (err error) {
+		out, next, err = r.listAgents(ctx, f, p.Size(), after)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list agents: %w", err)
+	}
+	return out, next, nil
+}
+
+func (r *reader) listAgents(ctx context.Context, f store.AgentFilter, size int, after string) ([]store.Agent, string, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		where []string
+		args  []any
+	)
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if after != "" {
+		add("a.id > $?", after)
+	}
+	if f.State != "" {
+		add("a.state = $?", string(f.State))
+	}
+	if f.OwnerID != "" {
+		add("EXISTS (SELECT 1 FROM agent_owners fo WHERE fo.agent_id = a.id AND fo.owner_id = $?)", f.OwnerID)
+	}
+	if f.Orphaned {
+		where = append(where, `NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
+			WHERE ao.agent_id = a.id AND o.state <> 'deactivated')`)
+	}
+	q := `SELECT ` + agentCols + ` FROM agents a`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	q += fmt.Sprintf(` ORDER BY a.id LIMIT %d`, size+1)
+	rows, err := r.q.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, "", r.d.classify(err)
+	}
+	defer rows.Close()
+	var out []store.Agent
+	for rows.Next() {
+		a, err := scanAgent(rows)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", r.d.classify(err)
+	}
+	rows.Close()
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = encodeToken("agents", out[size-1].ID)
+	}
+	ids := make([]string, len(out))
+	for i, a := range out {
+		ids[i] = a.ID
+	}
+	owners, err := r.agentOwners(ctx, ids)
+	if err != nil {
+		return nil, "", err
+	}
+	for i := range out {
+		out[i].Owners = owners[out[i].ID]
+	}
+	return out, next, nil
+}
+
+// normOwners sorts and de-duplicates owner ids; an agent needs at least one.
+func normOwners(owners []string) ([]string, error) {
+	o := slices.Clone(owners)
+	slices.Sort(o)
+	o = slices.Compact(o)
+	if len(o) == 0 || o[0] == "" {
+		return nil, fmt.Errorf("%w: an agent needs at least one owner, and owner ids are not empty", store.ErrInvalid)
+	}
+	return o, nil
+}
+
+// CreateAgent implements store.AgentWriter. An agent without owners is
+// ErrInvalid.
+func (t *txn) CreateAgent(ctx context.Context, a store.Agent) (store.Agent, error) {
+	var out store.Agent
+	err := t.write(ctx, false, func(ctx context.Context) error {
+		if a.ID == "" || a.Name == "" {
+			return fmt.Errorf("%w: agent id and name are required", store.ErrInvalid)
+		}
+		owners, err := normOwners(a.Owners)
+		if err != nil {
+			return err
+		}
+		a.Owners = owners
+		a.Version = 1
+		if err := t.insertAgent(ctx, a); err != nil {
+			return err
+		}
+		out, err = t.getAgent(ctx, "a.id", a.ID, "")
+		return err
+	})
+	if err != nil {
+		return store.Agent{}, fmt.Errorf("store: create agent %q: %w", a.ID, err)
+	}
+	return out, nil
+}
+
+func (t *txn) agentArgs(a store.Agent) ([]any, error) {
+	actions, err := listArg(a.ActionClasses)
+	if err != nil {
+		return nil, err
+	}
+	audiences, err := listArg(a.Audiences)
+	if err != nil {
+		return nil, err
+	}
+	labels, err := mapArg(a.Labels)
+	if err != nil {
+		return nil, err
+	}
+	return []any{a.ID, a.Name, a.SPIFFEID, a.Purpose, actions, audiences,
+		int64(a.MaxTTL), labels, t.d.timeArg(a.ExpiresAt), string(a.State),
+		a.CreatedBy, t.d.timeArg(a.CreatedAt), t.d.timeArg(a.UpdatedAt), a.Version}, nil
+}
+
+func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
+	args, err := t.agentArgs(a)
+	if err != nil {
+		return err
+	}
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO agents (id, name, spiffe_id, purpose,
+		action_classes, audiences, max_ttl, labels, expires_at, state, created_by,
+		created_at, updated_at, version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...); err != nil {
+		return t.d.classify(err)
+	}
+	return t.insertOwners(ctx, a.ID, a.Owners)
+}
+
+func (t *txn) insertOwners(ctx context.Context, id string, owners []string) error {
+	for _, o := range owners {
+		if _, err := t.q.ExecContext(ctx,
+			`INSERT INTO agent_owners (agent_id, owner_id) VALUES ($1, $2)`, id, o); err != nil {
+			err = t.d.classify(err)
+			if errors.Is(err, store.ErrInvalid) {
+				return fmt.Errorf("owner %q does not exist: %w", o, err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// UpdateAgent implements store.AgentWriter.
+func (t *txn) UpdateAgent(ctx context.Context, id string, fn func(store.Agent) (store.Agent, error)) (store.Agent, error) {
+	var out store.Agent
+	err := t.write(ctx, false, func(ctx context.Context) error {
+		old, err := t.getAgent(ctx, "a.id", id, t.d.ForUpdate)
+		if err != nil {
+			return err
+		}
+		a, err := fn(old)
+		if err != nil {
+			return &fnError{err}
+		}
+		a.ID, a.Name, a.CreatedAt, a.CreatedBy = old.ID, old.Name, old.CreatedAt, old.CreatedBy
+		a.Version = old.Version + 1
+		if a.Owners, err = normOwners(a.Owners); err != nil {
+			return err
+		}
+		args, err := t.agentArgs(a)
+		if err != nil {
+			return err
+		}
+		// args: $1 id … $14 version; the immutable columns are not written.
+		res, err := t.q.ExecContext(ctx, `UPDATE agents SET spiffe_id = $2, purpose = $3,
+			action_classes = $4, audiences = $5, max_ttl = $6, labels = $7, expires_at = $8,
+			state = $9, updated_at = $10, version = $11
+			WHERE id = $1 AND version = $12`,
+			args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9],
+			args[12], args[13], old.Version)
+		if err := checkOne(t.d, res, err); err != nil {
+			return err
+		}
+		if !slices.Equal(a.Owners, old.Owners) {
+			if _, err := t.q.ExecContext(ctx, `DELETE FROM agent_owners WHERE agent_id = $1`, id); err != nil {
+				return t.d.classify(err)
+			}
+			if err := t.insertOwners(ctx, id, a.Owners); err != nil {
+				return err
+			}
+		}
+		out, err = t.getAgent(ctx, "a.id", id, "")
+		return err
+	})
+	if err != nil {
+		return store.Agent{}, unwrapFn(err, "store: update agent %q", id)
+	}
+	return out, nil
+}
+
+// checkOne classifies an UPDATE's error and requires it to change one row;
+// zero rows means the row changed under us (ErrConflict).
+func checkOne(d *Dialect, res sql.Result, err error) error {
+	if err != nil {
+		return d.classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: row changed concurrently", store.ErrConflict)
+	}
+	return nil
+}

@@ -1,0 +1,41 @@
+// Package sqlstore is the one implementation of store.Store over
+// database/sql that the sqlite and postgres backends share. A Dialect says
+// what differs between databases: how a write transaction begins, how the
+// audit head is locked, how times are encoded and how driver errors map to
+// the store sentinels. Queries use $1, $2 placeholders, which both
+// modernc.org/sqlite and pgx accept.
+//
+// # Group commit
+//
+// Store.Update does not open a transaction per call. Concurrent calls are
+// queued to a single committer goroutine that runs a batch of them (at most
+// Params.MaxBatch) in one database transaction, each fn inside its own
+// SAVEPOINT, and commits once, so the batch shares one fsync. A fn that
+// returns an error is rolled back to its savepoint and the others in the
+// batch are unaffected. If the shared commit fails, every fn of the batch
+// that succeeded gets the commit error (a fn that failed keeps its own error:
+// nothing of it was written either way).
+//
+// # Encoding
+//
+// Times are stored in UTC at microsecond precision (truncated); a zero
+// time.Time is stored as NULL and read back as zero. Reads return UTC.
+// String lists and label maps are stored as JSON text; an empty list or map
+// is read back as nil. Agent owners live in a join table with a foreign key
+// to owners, and are returned sorted and de-duplicated.
+//
+// # Transactions and cancellation
+//
+// Inside Update, Tx methods check the caller's context before each statement
+// but never interrupt a statement in flight, because the transaction is
+// shared by the whole batch. A Tx write that fails leaves nothing behind and
+// the transaction usable (writes of several statements run in a savepoint;
+// on PostgreSQL, where a failed statement aborts the transaction, every
+// write does), so fn may handle, for example, ErrAlreadyExists and go on.
+// Reads of several statements outside Update (an agent and its owners) run
+// in a read-only transaction, so they see one snapshot.
+//
+// On PostgreSQL, replicas that update the same rows in different orders
+// within their batches can deadlock; the database then fails one statement,
+// which surfaces as an error wrapping store.ErrConflict for that fn only.
+package sqlstore

@@ -1,0 +1,146 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+const ownerCols = `id, kind, COALESCE(email, ''), COALESCE(subject, ''), display_name, state,
+	created_at, updated_at, version`
+
+func scanOwner(s rowScanner) (store.Owner, error) {
+	var (
+		o           store.Owner
+		kind, state string
+	)
+	if err := s.Scan(&o.ID, &kind, &o.Email, &o.Subject, &o.DisplayName, &state,
+		timeCol{&o.CreatedAt}, timeCol{&o.UpdatedAt}, &o.Version); err != nil {
+		return store.Owner{}, err
+	}
+	o.Kind, o.State = store.OwnerKind(kind), store.OwnerState(state)
+	return o, nil
+}
+
+// GetOwner implements store.OwnerReader.
+func (r *reader) GetOwner(ctx context.Context, id string) (store.Owner, error) {
+	o, err := r.getOwner(ctx, "id", id, "")
+	if err != nil {
+		return store.Owner{}, fmt.Errorf("store: get owner %q: %w", id, err)
+	}
+	return o, nil
+}
+
+// GetOwnerByEmail implements store.OwnerReader. The empty email matches no
+// owner.
+func (r *reader) GetOwnerByEmail(ctx context.Context, email string) (store.Owner, error) {
+	o, err := r.getOwner(ctx, "email", email, "")
+	if err != nil {
+		return store.Owner{}, fmt.Errorf("store: get owner by email %q: %w", email, err)
+	}
+	return o, nil
+}
+
+func (r *reader) getOwner(ctx context.Context, col, key, suffix string) (store.Owner, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return store.Owner{}, err
+	}
+	o, err := scanOwner(r.q.QueryRowContext(ctx,
+		`SELECT `+ownerCols+` FROM owners WHERE `+col+` = $1`+suffix, key))
+	if err != nil {
+		return store.Owner{}, r.d.classify(err)
+	}
+	return o, nil
+}
+
+// ListOwners implements store.OwnerReader.
+func (r *reader) ListOwners(ctx context.Context, f store.OwnerFilter, p store.Page) ([]store.Owner, string, error) {
+	after, err := decodeToken("owners", p.PageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, err = r.begin(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list owners: %w", err)
+	}
+	size := p.Size()
+	rows, err := r.q.QueryContext(ctx, `SELECT `+ownerCols+` FROM owners
+		WHERE id > $1 AND ($2 = '' OR state = $2)
+		ORDER BY id LIMIT `+fmt.Sprint(size+1), after, string(f.State))
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list owners: %w", r.d.classify(err))
+	}
+	defer rows.Close()
+	var out []store.Owner
+	for rows.Next() {
+		o, err := scanOwner(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("store: list owners: %w", err)
+		}
+		out = append(out, o)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("store: list owners: %w", r.d.classify(err))
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = encodeToken("owners", out[size-1].ID)
+	}
+	return out, next, nil
+}
+
+// CreateOwner implements store.OwnerWriter.
+func (t *txn) CreateOwner(ctx context.Context, o store.Owner) (store.Owner, error) {
+	var out store.Owner
+	err := t.write(ctx, true, func(ctx context.Context) error {
+		if o.ID == "" {
+			return fmt.Errorf("%w: owner id is required", store.ErrInvalid)
+		}
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO owners (id, kind, email, subject,
+			display_name, state, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
+			o.ID, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
+			string(o.State), t.d.timeArg(o.CreatedAt), t.d.timeArg(o.UpdatedAt)); err != nil {
+			return t.d.classify(err)
+		}
+		var err error
+		out, err = t.getOwner(ctx, "id", o.ID, "")
+		return err
+	})
+	if err != nil {
+		return store.Owner{}, fmt.Errorf("store: create owner %q: %w", o.ID, err)
+	}
+	return out, nil
+}
+
+// UpdateOwner implements store.OwnerWriter.
+func (t *txn) UpdateOwner(ctx context.Context, id string, fn func(store.Owner) (store.Owner, error)) (store.Owner, error) {
+	var out store.Owner
+	err := t.write(ctx, true, func(ctx context.Context) error {
+		old, err := t.getOwner(ctx, "id", id, t.d.ForUpdate)
+		if err != nil {
+			return err
+		}
+		o, err := fn(old)
+		if err != nil {
+			return &fnError{err}
+		}
+		res, err := t.q.ExecContext(ctx, `UPDATE owners SET kind = $2, email = $3, subject = $4,
+			display_name = $5, state = $6, updated_at = $7, version = $8
+			WHERE id = $1 AND version = $9`,
+			id, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
+			string(o.State), t.d.timeArg(o.UpdatedAt), old.Version+1, old.Version)
+		if err := checkOne(t.d, res, err); err != nil {
+			return err
+		}
+		out, err = t.getOwner(ctx, "id", id, "")
+		return err
+	})
+	if err != nil {
+		return store.Owner{}, unwrapFn(err, "store: update owner %q", id)
+	}
+	return out, nil
+}
