@@ -1,0 +1,207 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// The benchmarks behind docs/benchmarks.md. Each durable op is one
+// store.Update holding one Recorder.Append on SQLite (WAL, synchronous=FULL)
+// in a temporary directory; "writers" goroutines share b.N ops. Baselines
+// measured in the same run: a raw fsync per op on the same file system, and
+// the store's own append ceiling (AppendAudit with a pre-encoded body, no
+// canonical encoding, no validation).
+
+func benchTrail(b *testing.B) *trail {
+	b.Helper()
+	s, db := openSQLite(b)
+	return newTrail(b, s, db, DefaultCheckpointEvery)
+}
+
+// runWriters runs b.N ops over n goroutines and reports events/s.
+func runWriters(b *testing.B, n int, op func(ctx context.Context) error) {
+	b.Helper()
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for range n {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := op(ctx); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+var writerCounts = []struct {
+	name string
+	n    int
+}{{"writers=1", 1}, {"writers=32", 32}}
+
+// BenchmarkDurableAppend is the headline: durable audit events per second.
+func BenchmarkDurableAppend(b *testing.B) {
+	for _, w := range writerCounts {
+		b.Run(w.name, func(b *testing.B) {
+			tr := benchTrail(b)
+			ev := sampleEvent(1)
+			b.ReportAllocs()
+			runWriters(b, w.n, func(ctx context.Context) error {
+				return tr.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+					_, err := tr.rec.Append(ctx, tx, ev)
+					return err
+				})
+			})
+		})
+	}
+}
+
+// BenchmarkBaselineStoreAppend is the store's ceiling: the same Update and
+// AppendAudit with a body encoded once, outside the loop.
+func BenchmarkBaselineStoreAppend(b *testing.B) {
+	for _, w := range writerCounts {
+		b.Run(w.name, func(b *testing.B) {
+			s, _ := openSQLite(b)
+			ev := sampleEvent(1)
+			ev.Time = time.Now()
+			body, err := ev.Canonical()
+			if err != nil {
+				b.Fatal(err)
+			}
+			var ids atomic.Int64
+			runWriters(b, w.n, func(ctx context.Context) error {
+				return s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+					_, err := tx.AppendAudit(ctx, func(seq int64, prev []byte) (store.AuditRecord, error) {
+						h := sha256.Sum256(prev)
+						return store.AuditRecord{Seq: seq, ID: "evt_" + string(rune(ids.Add(1))) + time.Now().String(),
+							Time: ev.Time, Family: "issuance", Type: "x", Outcome: "success", Body: body, PrevHash: prev, Hash: h[:]}, nil
+					})
+					return err
+				})
+			})
+		})
+	}
+}
+
+// BenchmarkBaselineFsync is one small write and fsync per op on the file
+// system the store uses: the ceiling without group commit.
+func BenchmarkBaselineFsync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 512)
+	runWriters(b, 1, func(context.Context) error {
+		if _, err := f.Write(buf); err != nil {
+			return err
+		}
+		return f.Sync()
+	})
+}
+
+// verifyEvents is the size of the trail BenchmarkVerify reads.
+const verifyEvents = 100_000
+
+// BenchmarkVerify verifies a 100k-event trail (checkpoint every 1000) read
+// from SQLite; one op is the whole trail. scan-only is the ceiling: the
+// store's ScanAudit over the same trail with nothing done per record.
+func BenchmarkVerify(b *testing.B) {
+	ctx := context.Background()
+	tr := benchTrail(b)
+	const perTx = 1000
+	for i := 0; i < verifyEvents; i += perTx {
+		err := tr.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			for j := range perTx {
+				if _, err := tr.rec.Append(ctx, tx, sampleEvent(i+j)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("verify", func(b *testing.B) {
+		b.ReportAllocs()
+		start := time.Now()
+		for range b.N {
+			rep, err := Verify(ctx, tr.store, VerifyParams{})
+			if err != nil || !rep.OK || rep.Events != verifyEvents {
+				b.Fatalf("%+v, %v", rep, err)
+			}
+		}
+		b.ReportMetric(float64(verifyEvents)*float64(b.N)/time.Since(start).Seconds(), "events/s")
+	})
+	b.Run("scan-only", func(b *testing.B) {
+		b.ReportAllocs()
+		start := time.Now()
+		for range b.N {
+			n := 0
+			if err := tr.store.ScanAudit(ctx, store.AuditQuery{}, func(store.AuditRecord) error { n++; return nil }); err != nil || n != verifyEvents {
+				b.Fatal(n, err)
+			}
+		}
+		b.ReportMetric(float64(verifyEvents)*float64(b.N)/time.Since(start).Seconds(), "events/s")
+	})
+}
+
+// BenchmarkVerifier is the verifier's CPU cost alone (records in memory).
+func BenchmarkVerifier(b *testing.B) {
+	const n = 10_000
+	recs := make([]store.AuditRecord, n)
+	prev := make([]byte, HashSize)
+	clock := newTestClock()
+	for i := range recs {
+		ev := sampleEvent(i)
+		ev.ID = "evt_01hzx3k4q5r6s7t8v9w0xyzabc"
+		ev.Time = clock.Now()
+		body, err := ev.Canonical()
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs[i] = Seal(ev, body, int64(i+1), prev)
+		prev = recs[i].Hash
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		v := NewVerifier(VerifierParams{})
+		for _, r := range recs {
+			if err := v.Add(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkCanonical is the cost of encoding one typical event.
+func BenchmarkCanonical(b *testing.B) {
+	ev := sampleEvent(1)
+	ev.Time = time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.Canonical(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

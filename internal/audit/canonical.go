@@ -1,0 +1,777 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// TimeFormat is the layout of every time in the canonical encoding and in
+// the audit wire shapes: RFC 3339 in UTC with exactly six fractional digits
+// (microseconds), for example "2026-03-01T12:00:00.000000Z". The fixed width
+// makes encoded times sort as they compare.
+const TimeFormat = "2006-01-02T15:04:05.000000Z"
+
+// FormatTime returns t in TimeFormat, converted to UTC and truncated to the
+// microsecond.
+func FormatTime(t time.Time) string {
+	return string(appendTime(nil, t))
+}
+
+func appendTime(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, TimeFormat)
+}
+
+// ParseTime parses a time in TimeFormat exactly (UTC, six fractional
+// digits). The result is in UTC.
+func ParseTime(s string) (time.Time, error) {
+	t, err := time.Parse(TimeFormat, s)
+	if err != nil || len(s) != len(TimeFormat) {
+		return time.Time{}, fmt.Errorf("audit: time %q is not in the form %s", truncateForError(s), TimeFormat)
+	}
+	return t.UTC(), nil
+}
+
+// Canonical returns the canonical encoding of ev, the Body the hash chain
+// covers: JSON as encoding/json would produce from ev's tags, with
+//
+//   - object keys sorted by their UTF-8 bytes at every level, no duplicates;
+//   - no insignificant whitespace;
+//   - strings escaped minimally: only '"', '\\' and control characters
+//     below U+0020 (as \b \f \n \r \t or \u00xx), nothing else — no HTML
+//     escaping; invalid UTF-8 is replaced by U+FFFD;
+//   - integers kept as their decimal digits, of any size; other numbers as
+//     encoding/json formats a float64 (shortest round-trip, exponent form
+//     below 1e-6 and from 1e21); NaN and infinities are refused;
+//   - ev.Time in TimeFormat (UTC, microseconds).
+//
+// Details values may be of any type encoding/json accepts. The encoding is
+// deterministic and idempotent: re-canonicalising it (CanonicalJSON) gives
+// the same bytes. An error wraps ErrInvalidEvent.
+func (ev *Event) Canonical() ([]byte, error) {
+	return ev.appendCanonical(make([]byte, 0, 512))
+}
+
+// appendCanonical writes the members of Event in sorted key order. It must
+// agree with canonicalising json.Marshal(ev) (see the equivalence test).
+func (ev *Event) appendCanonical(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	first := true
+	key := func(k string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = append(b, '"')
+		b = append(b, k...)
+		b = append(b, '"', ':')
+	}
+	str := func(k, v string) {
+		key(k)
+		b = appendString(b, v)
+	}
+	optStr := func(k, v string) {
+		if v != "" {
+			str(k, v)
+		}
+	}
+	strs := func(k string, v []string) {
+		if len(v) == 0 {
+			return
+		}
+		key(k)
+		b = append(b, '[')
+		for i, s := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	// Keys in byte order: actor agent decision delegation details family
+	// id instance outcome reason source task time type.
+	if a := ev.Actor; a != nil {
+		key("actor")
+		b = append(b, '{')
+		first = true
+		str("id", a.ID)
+		str("type", a.Type)
+		b = append(b, '}')
+		first = false
+	}
+	if a := ev.Agent; a != nil {
+		key("agent")
+		b = append(b, '{')
+		first = true
+		str("id", a.ID)
+		optStr("name", a.Name)
+		optStr("spiffe_id", a.SPIFFEID)
+		b = append(b, '}')
+		first = false
+	}
+	optStr("decision", ev.Decision)
+	if d := ev.Delegation; d != nil {
+		key("delegation")
+		b = append(b, '{')
+		first = true
+		strs("actors", d.Actors)
+		optStr("grant_id", d.GrantID)
+		optStr("subject", d.Subject)
+		b = append(b, '}')
+		first = false
+	}
+	if len(ev.Details) > 0 {
+		key("details")
+		var err error
+		if b, err = appendCanonicalValue(b, ev.Details, 0); err != nil {
+			return nil, fmt.Errorf("%w: details: %w", ErrInvalidEvent, err)
+		}
+	}
+	str("family", string(ev.Family))
+	str("id", ev.ID)
+	if in := ev.Instance; in != nil {
+		key("instance")
+		b = append(b, '{')
+		first = true
+		str("id", in.ID)
+		optStr("method", in.Method)
+		b = append(b, '}')
+		first = false
+	}
+	str("outcome", string(ev.Outcome))
+	optStr("reason", ev.Reason)
+	if s := ev.Source; s != nil {
+		key("source")
+		b = append(b, '{')
+		first = true
+		optStr("ip", s.IP)
+		optStr("node", s.Node)
+		optStr("user_agent", s.UserAgent)
+		b = append(b, '}')
+		first = false
+	}
+	if t := ev.Task; t != nil {
+		key("task")
+		b = append(b, '{')
+		first = true
+		strs("action_classes", t.ActionClasses)
+		optStr("reasoning_ref", t.ReasoningRef)
+		optStr("scope", t.Scope)
+		optStr("trace_id", t.TraceID)
+		optStr("txn", t.Txn)
+		b = append(b, '}')
+		first = false
+	}
+	key("time")
+	b = append(b, '"')
+	b = appendTime(b, ev.Time)
+	b = append(b, '"')
+	str("type", ev.Type)
+	return append(b, '}'), nil
+}
+
+// maxDepth bounds the nesting of arrays and objects in canonical JSON.
+const maxDepth = 32
+
+// appendCanonicalValue appends the canonical JSON of a Go value: fast paths
+// for the types JSON decoding produces, encoding/json for the rest.
+func appendCanonicalValue(b []byte, v any, depth int) ([]byte, error) {
+	if depth > maxDepth {
+		return nil, errors.New("nested too deeply")
+	}
+	switch v := v.(type) {
+	case nil:
+		return append(b, "null"...), nil
+	case bool:
+		return strconv.AppendBool(b, v), nil
+	case string:
+		return appendString(b, v), nil
+	case int:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case int64:
+		return strconv.AppendInt(b, v, 10), nil
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10), nil
+	case uint64:
+		return strconv.AppendUint(b, v, 10), nil
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10), nil
+	case uint:
+		return strconv.AppendUint(b, uint64(v), 10), nil
+	case float64:
+		return appendFloat(b, v)
+	case json.Number:
+		return appendNumber(b, []byte(v))
+	case []string:
+		b = append(b, '[')
+		for i, s := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, s)
+		}
+		return append(b, ']'), nil
+	case []any:
+		b = append(b, '[')
+		for i, e := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendCanonicalValue(b, e, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	case map[string]any:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			if !utf8.ValidString(k) {
+				return nil, errors.New("object key is not valid UTF-8")
+			}
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			var err error
+			if b, err = appendCanonicalValue(b, v[k], depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	case map[string]string:
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			if !utf8.ValidString(k) {
+				return nil, errors.New("object key is not valid UTF-8")
+			}
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendString(b, v[k])
+		}
+		return append(b, '}'), nil
+	default:
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return nil, err
+		}
+		p := parser{data: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), depth: depth}
+		return p.canonical(b)
+	}
+}
+
+// CanonicalJSON re-encodes any JSON text canonically (see Event.Canonical).
+// It is strict: duplicate object keys, invalid UTF-8, lone surrogates,
+// trailing data, numbers out of float64 range and nesting deeper than 32
+// are errors. It never panics.
+func CanonicalJSON(data []byte) ([]byte, error) {
+	p := parser{data: data}
+	out, err := p.canonical(make([]byte, 0, len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	return out, nil
+}
+
+// parser is a strict RFC 8259 parser that writes canonical JSON.
+type parser struct {
+	data    []byte
+	pos     int
+	depth   int
+	scratch []byte
+	found   []byte // member's result
+}
+
+// syntaxError describes where JSON text went wrong.
+type syntaxError struct {
+	msg string
+	pos int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.pos, e.msg) }
+
+func (p *parser) fail(msg string) error { return &syntaxError{msg: msg, pos: p.pos} }
+
+func (p *parser) canonical(dst []byte) ([]byte, error) {
+	p.ws()
+	dst, err := p.value(dst)
+	if err != nil {
+		return nil, err
+	}
+	p.ws()
+	if p.pos != len(p.data) {
+		return nil, p.fail("data after the value")
+	}
+	return dst, nil
+}
+
+func (p *parser) ws() {
+	for p.pos < len(p.data) {
+		switch p.data[p.pos] {
+		case ' ', '\t', '\n', '\r':
+			p.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (p *parser) value(dst []byte) ([]byte, error) {
+	if p.pos >= len(p.data) {
+		return nil, p.fail("unexpected end")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{':
+		return p.object(dst)
+	case c == '[':
+		return p.array(dst)
+	case c == '"':
+		s, err := p.str()
+		if err != nil {
+			return nil, err
+		}
+		return appendString(dst, s), nil
+	case c == 't':
+		return p.literal(dst, "true")
+	case c == 'f':
+		return p.literal(dst, "false")
+	case c == 'n':
+		return p.literal(dst, "null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		num, err := p.number()
+		if err != nil {
+			return nil, err
+		}
+		return appendNumber(dst, num)
+	default:
+		return nil, p.fail(fmt.Sprintf("unexpected character %q", c))
+	}
+}
+
+func (p *parser) literal(dst []byte, lit string) ([]byte, error) {
+	if !bytes.HasPrefix(p.data[p.pos:], []byte(lit)) {
+		return nil, p.fail("invalid literal")
+	}
+	p.pos += len(lit)
+	return append(dst, lit...), nil
+}
+
+func (p *parser) enter() error {
+	p.depth++
+	if p.depth > maxDepth {
+		return p.fail("nested too deeply")
+	}
+	return nil
+}
+
+func (p *parser) array(dst []byte) ([]byte, error) {
+	if err := p.enter(); err != nil {
+		return nil, err
+	}
+	p.pos++ // [
+	dst = append(dst, '[')
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == ']' {
+		p.pos++
+		p.depth--
+		return append(dst, ']'), nil
+	}
+	for {
+		p.ws()
+		var err error
+		if dst, err = p.value(dst); err != nil {
+			return nil, err
+		}
+		p.ws()
+		if p.pos >= len(p.data) {
+			return nil, p.fail("unterminated array")
+		}
+		switch p.data[p.pos] {
+		case ',':
+			p.pos++
+			dst = append(dst, ',')
+		case ']':
+			p.pos++
+			p.depth--
+			return append(dst, ']'), nil
+		default:
+			return nil, p.fail("expected ',' or ']'")
+		}
+	}
+}
+
+type member struct {
+	key        string
+	start, end int // value bytes in the object's buffer
+}
+
+func (p *parser) object(dst []byte) ([]byte, error) {
+	members, vals, err := p.members(nil)
+	if err != nil {
+		return nil, err
+	}
+	return appendMembers(dst, members, vals), nil
+}
+
+// members parses an object at p.pos into its members, their canonical values
+// in vals, sorted by key. hook, when not nil, is offered each key first; if
+// it returns true it has consumed the value itself. Duplicate keys among the
+// members are an error; hook must police its own keys.
+func (p *parser) members(hook func(key string) (bool, error)) ([]member, []byte, error) {
+	if err := p.enter(); err != nil {
+		return nil, nil, err
+	}
+	p.pos++ // {
+	p.ws()
+	var (
+		members []member
+		vals    []byte
+	)
+	if p.pos < len(p.data) && p.data[p.pos] == '}' {
+		p.pos++
+		p.depth--
+		return nil, nil, nil
+	}
+	for {
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+			return nil, nil, p.fail("expected a string key")
+		}
+		k, err := p.str()
+		if err != nil {
+			return nil, nil, err
+		}
+		p.ws()
+		if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+			return nil, nil, p.fail("expected ':'")
+		}
+		p.pos++
+		p.ws()
+		handled := false
+		if hook != nil {
+			if handled, err = hook(k); err != nil {
+				return nil, nil, err
+			}
+		}
+		if !handled {
+			start := len(vals)
+			if vals, err = p.value(vals); err != nil {
+				return nil, nil, err
+			}
+			members = append(members, member{key: k, start: start, end: len(vals)})
+		}
+		p.ws()
+		if p.pos >= len(p.data) {
+			return nil, nil, p.fail("unterminated object")
+		}
+		if p.data[p.pos] == ',' {
+			p.pos++
+			continue
+		}
+		if p.data[p.pos] != '}' {
+			return nil, nil, p.fail("expected ',' or '}'")
+		}
+		p.pos++
+		break
+	}
+	p.depth--
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
+	for i := 1; i < len(members); i++ {
+		if members[i-1].key == members[i].key {
+			return nil, nil, &syntaxError{msg: fmt.Sprintf("duplicate key %q", truncateForError(members[i].key)), pos: p.pos}
+		}
+	}
+	return members, vals, nil
+}
+
+// appendMembers appends the object of sorted members.
+func appendMembers(dst []byte, members []member, vals []byte) []byte {
+	dst = append(dst, '{')
+	for i, m := range members {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, m.key)
+		dst = append(dst, ':')
+		dst = append(dst, vals[m.start:m.end]...)
+	}
+	return append(dst, '}')
+}
+
+// str decodes a JSON string at p.pos, strictly.
+func (p *parser) str() (string, error) {
+	b, err := p.rawStr()
+	return string(b), err
+}
+
+// rawStr decodes a JSON string at p.pos, strictly. The result aliases
+// p.data or p.scratch and is valid until the next call.
+func (p *parser) rawStr() ([]byte, error) {
+	p.pos++ // "
+	start := p.pos
+	// Fast path: no escapes, ASCII or valid UTF-8.
+	for p.pos < len(p.data) {
+		c := p.data[p.pos]
+		if c == '"' {
+			s := p.data[start:p.pos]
+			p.pos++
+			if !utf8.Valid(s) {
+				return nil, p.fail("invalid UTF-8 in string")
+			}
+			return s, nil
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		p.pos++
+	}
+	buf := append(p.scratch[:0], p.data[start:p.pos]...)
+	for {
+		if p.pos >= len(p.data) {
+			return nil, p.fail("unterminated string")
+		}
+		c := p.data[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			p.scratch = buf
+			if !utf8.Valid(buf) {
+				return nil, p.fail("invalid UTF-8 in string")
+			}
+			return buf, nil
+		case c < 0x20:
+			return nil, p.fail("control character in string")
+		case c != '\\':
+			buf = append(buf, c)
+			p.pos++
+			continue
+		}
+		p.pos++ // backslash
+		if p.pos >= len(p.data) {
+			return nil, p.fail("unterminated escape")
+		}
+		e := p.data[p.pos]
+		p.pos++
+		switch e {
+		case '"', '\\', '/':
+			buf = append(buf, e)
+		case 'b':
+			buf = append(buf, '\b')
+		case 'f':
+			buf = append(buf, '\f')
+		case 'n':
+			buf = append(buf, '\n')
+		case 'r':
+			buf = append(buf, '\r')
+		case 't':
+			buf = append(buf, '\t')
+		case 'u':
+			r, ok := p.hex4()
+			if !ok {
+				return nil, p.fail("invalid \\u escape")
+			}
+			if utf16.IsSurrogate(r) {
+				if r >= 0xdc00 || p.pos+1 >= len(p.data) || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
+					return nil, p.fail("lone surrogate in \\u escape")
+				}
+				p.pos += 2
+				r2, ok := p.hex4()
+				if !ok || r2 < 0xdc00 || r2 > 0xdfff {
+					return nil, p.fail("lone surrogate in \\u escape")
+				}
+				r = utf16.DecodeRune(r, r2)
+			}
+			buf = utf8.AppendRune(buf, r)
+		default:
+			return nil, p.fail("invalid escape")
+		}
+	}
+}
+
+func (p *parser) hex4() (rune, bool) {
+	if p.pos+4 > len(p.data) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range p.data[p.pos : p.pos+4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			return 0, false
+		}
+	}
+	p.pos += 4
+	return r, true
+}
+
+// number returns the bytes of a JSON number at p.pos, checking its grammar.
+func (p *parser) number() ([]byte, error) {
+	start := p.pos
+	n := scanNumber(p.data[p.pos:])
+	if n == 0 {
+		return nil, p.fail("invalid number")
+	}
+	p.pos += n
+	return p.data[start:p.pos], nil
+}
+
+// scanNumber returns the length of the JSON number at the start of b, or 0.
+func scanNumber(b []byte) int {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		j := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - j
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return 0
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return 0
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return 0
+		}
+	}
+	return i
+}
+
+// appendNumber appends a JSON number canonically: integers verbatim, other
+// numbers through float64.
+func appendNumber(dst, num []byte) ([]byte, error) {
+	if n := scanNumber(num); n == 0 || n != len(num) {
+		return nil, fmt.Errorf("invalid number %q", truncateForError(string(num)))
+	}
+	if !bytes.ContainsAny(num, ".eE") {
+		return append(dst, num...), nil
+	}
+	f, err := strconv.ParseFloat(string(num), 64)
+	if err != nil {
+		return nil, fmt.Errorf("number %q out of range", truncateForError(string(num)))
+	}
+	return appendFloat(dst, f)
+}
+
+// appendFloat formats f as encoding/json does (ES6 number to string).
+func appendFloat(dst []byte, f float64) ([]byte, error) {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return nil, errors.New("NaN or infinite number")
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	if format == 'e' {
+		// Clean up e-09 to e-9.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+			dst[n-2] = dst[n-1]
+			dst = dst[:n-1]
+		}
+	}
+	return dst, nil
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a canonical JSON string.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			r, size := utf8.DecodeRuneInString(s[i:])
+			if r != utf8.RuneError || size != 1 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\b':
+			dst = append(dst, '\\', 'b')
+		case '\f':
+			dst = append(dst, '\\', 'f')
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// truncateForError shortens untrusted text quoted in an error.
+func truncateForError(s string) string {
+	const limit = 64
+	if len(s) <= limit {
+		return s
+	}
+	return s[:limit] + "…"
+}

@@ -1,0 +1,291 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func mustEncode(t *testing.T, w io.Writer, v any) {
+	t.Helper()
+	if err := json.NewEncoder(w).Encode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// golden compares got with testdata/name, or rewrites it with -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s differs (-want +got); run go test -update if the change is intended:\n%s", path, diff)
+	}
+}
+
+// goldenRecords seals fixed events into a chain without a store.
+func goldenRecords(t testing.TB) []store.AuditRecord {
+	t.Helper()
+	ts := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	o := Origin{
+		Actor:   Actor{Type: ActorAdmin, ID: "adm_01jndy7x5p0000000000000000"},
+		Source:  Source{IP: "192.0.2.7", UserAgent: "agentid-cli/0.1"},
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
+	}
+	created := o.Event(Issuance, "agent.created")
+	created.ID = "evt_01jndy7x5p0000000000000001"
+	created.Time = ts
+	created.Agent = &Agent{ID: "agt_01jndy7x5p0000000000000001", Name: "billing-bot", SPIFFEID: "spiffe://example.org/agent/billing-bot"}
+	created.Details = map[string]any{"purpose": "reconcile invoices", "max_ttl_s": 900, "owners": []string{"own_01jndy7x5p0000000000000001"}}
+
+	failed := Origin{Source: Source{IP: "198.51.100.9", UserAgent: "curl/8.5 <x>"}}.Event(Authentication, "admin.authenticated")
+	failed.ID = "evt_01jndy7x5p0000000000000002"
+	failed.Time = ts.Add(1500 * time.Microsecond)
+	failed.Outcome = Failure
+	failed.Reason = "unknown admin token"
+
+	decided := o.Event(Authorization, "decision.made")
+	decided.ID = "evt_01jndy7x5p0000000000000003"
+	decided.Time = ts.Add(2 * time.Second)
+	decided.Decision = DecisionConditional
+	decided.Agent = &Agent{ID: "agt_01jndy7x5p0000000000000001"}
+	decided.Instance = &Instance{ID: "ins_01jndy7x5p0000000000000001", Method: "k8s"}
+	decided.Delegation = &Delegation{Subject: "user:alice@example.org", Actors: []string{"agt_01jndy7x5p0000000000000001"}, GrantID: "grt_01jndy7x5p0000000000000001"}
+	decided.Task.Scope = "invoices:write"
+	decided.Task.ActionClasses = []string{"write"}
+	decided.Task.Txn = "txn-42"
+	decided.Task.ReasoningRef = "sha256:9f86d081"
+	decided.Details = map[string]any{"policies": []string{"pol_01jndy7x5p0000000000000001"}, "amount_eur": 1250.5, "approval_required": true}
+
+	prev := make([]byte, HashSize)
+	var out []store.AuditRecord
+	for i, ev := range []Event{created, failed, decided} {
+		body, err := ev.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := Seal(ev, body, int64(i+1), prev)
+		prev = rec.Hash
+		out = append(out, rec)
+	}
+	return out
+}
+
+func TestExportGolden(t *testing.T) {
+	recs := goldenRecords(t)
+	var buf bytes.Buffer
+	for _, r := range recs {
+		if err := WriteExportLine(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golden(t, "export.jsonl", buf.Bytes())
+
+	// Every line parses back to the record, and the stream verifies.
+	v := NewVerifier(VerifierParams{})
+	i := 0
+	for line := range bytes.Lines(buf.Bytes()) {
+		got, err := ParseExportLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(recs[i], got); diff != "" {
+			t.Errorf("line %d round trip (-want +got):\n%s", i+1, diff)
+		}
+		if err := v.Add(got); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	}
+	if rep := v.Finish(); !rep.OK || rep.Events != 3 {
+		t.Fatalf("%+v", rep)
+	}
+}
+
+// TestExportLineReformatted: a SIEM may re-serialise lines (other key
+// order, whitespace, escapes); they still verify.
+func TestExportLineReformatted(t *testing.T) {
+	recs := goldenRecords(t)
+	line := AppendExportLine(nil, recs[2])
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	pretty, err := json.MarshalIndent(m, "", "  ") // sorted, indented, HTML-escaped
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseExportLine(bytes.ReplaceAll(pretty, []byte("\n"), []byte(" ")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(recs[2], got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestParseExportLineRejects(t *testing.T) {
+	good := string(bytes.TrimSpace(AppendExportLine(nil, goldenRecords(t)[0])))
+	replace := func(old, new string) string { return strings.Replace(good, old, new, 1) }
+	for name, line := range map[string]string{
+		"empty":           "",
+		"not an object":   "[1]",
+		"no seq":          replace(`"seq":1,`, ""),
+		"seq zero":        replace(`"seq":1`, `"seq":0`),
+		"seq fraction":    replace(`"seq":1`, `"seq":1.5`),
+		"seq string":      replace(`"seq":1`, `"seq":"1"`),
+		"seq huge":        replace(`"seq":1`, `"seq":99999999999999999999`),
+		"duplicate seq":   replace(`"seq":1`, `"seq":1,"seq":2`),
+		"duplicate key":   replace(`"family":"issuance"`, `"family":"issuance","family":"admin"`),
+		"no hash":         good[:strings.Index(good, `,"hash"`)] + "}",
+		"short hash":      replace(`"hash":"`, `"hash":"00`),
+		"hash not hex":    replace(`"prev_hash":"0`, `"prev_hash":"g`),
+		"trailing data":   good + " {}",
+		"time format":     replace(`.000000Z`, `Z`),
+		"id not a string": replace(`"id":"evt_01jndy7x5p0000000000000001"`, `"id":5`),
+		"invalid utf-8":   replace("billing-bot", "billing-\xff"),
+		"too long":        good[:len(good)-1] + `,"x":"` + strings.Repeat("a", MaxExportLineSize) + `"}`,
+		"too deep":        good[:len(good)-1] + `,"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := ParseExportLine([]byte(line)); !errors.Is(err, ErrBadExport) {
+				t.Fatalf("error = %v, want ErrBadExport", err)
+			}
+		})
+	}
+}
+
+func TestWireGolden(t *testing.T) {
+	ctx := context.Background()
+	s, db := openSQLite(t)
+	seed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
+	tr := &trail{store: s, db: db, root: testRootKey(t), clock: newTestClock()}
+	cp, err := NewCheckpointer(ctx, CheckpointerParams{Store: s, Root: tr.root, Clock: tr.clock.Now, Rand: bytes.NewReader(seed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := goldenRecords(t)
+	c := cp.Sign(recs[2].Seq, recs[2].Hash)
+	ks, err := s.ListAuditKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string]any{
+		"checkpoints": []CheckpointJSON{NewCheckpointJSON(c)},
+		"keys":        []PublicKeyJSON{NewPublicKeyJSON(ks[0])},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "wire.json", buf.Bytes())
+	if bytes.Contains(buf.Bytes(), []byte("sealed")) {
+		t.Fatal("sealed key on the wire")
+	}
+
+	// Parse back and verify the golden export with them.
+	var wire struct {
+		Checkpoints []json.RawMessage `json:"checkpoints"`
+		Keys        []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &wire); err != nil {
+		t.Fatal(err)
+	}
+	gotCP, err := ParseCheckpoint(wire.Checkpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, gotCP); diff != "" {
+		t.Errorf("checkpoint (-want +got):\n%s", diff)
+	}
+	gotKey, err := ParsePublicKey(wire.Keys[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ks[0]
+	want.Sealed = nil
+	if diff := cmp.Diff(want, gotKey); diff != "" {
+		t.Errorf("key (-want +got):\n%s", diff)
+	}
+	pin, err := DecodePublicKey(EncodePublicKey(cp.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := NewVerifier(VerifierParams{Checkpoints: []store.Checkpoint{gotCP}, Keys: []store.AuditKey{gotKey}, PinnedKeys: []ed25519.PublicKey{pin}})
+	for _, r := range recs {
+		if err := v.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := v.Finish(); !rep.OK || rep.Checkpoints != 1 || rep.LastCheckpointSeq != 3 {
+		t.Fatalf("%+v", rep)
+	}
+	for _, bad := range []string{`{}`, `{"seq":3,"hash":"zz"}`, `[`, `{"seq":3}` + strings.Repeat(" ", 5000)} {
+		if _, err := ParseCheckpoint([]byte(bad)); !errors.Is(err, ErrBadExport) {
+			t.Errorf("ParseCheckpoint(%.20q) = %v", bad, err)
+		}
+		if _, err := ParsePublicKey([]byte(bad)); !errors.Is(err, ErrBadExport) {
+			t.Errorf("ParsePublicKey(%.20q) = %v", bad, err)
+		}
+	}
+}
+
+func FuzzParseExportLine(f *testing.F) {
+	for _, r := range goldenRecords(f) {
+		f.Add(bytes.TrimSpace(AppendExportLine(nil, r)))
+	}
+	f.Add([]byte(`{"seq":1,"prev_hash":"","hash":""}`))
+	f.Add([]byte(`{"seq":1e3,"a":[{"b":"\ud83d\ude00"}],"time":5}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		rec, err := ParseExportLine(line)
+		if err != nil {
+			if !errors.Is(err, ErrBadExport) {
+				t.Fatalf("error %v does not match ErrBadExport", err)
+			}
+			return
+		}
+		if canon, err := CanonicalJSON(rec.Body); err != nil || !bytes.Equal(canon, rec.Body) {
+			t.Fatalf("body not canonical: %q (%v)", rec.Body, err)
+		}
+		again, err := ParseExportLine(AppendExportLine(nil, rec))
+		if err != nil {
+			t.Fatalf("re-export does not parse: %v", err)
+		}
+		if diff := cmp.Diff(rec, again); diff != "" {
+			t.Fatalf("re-export differs (-first +second):\n%s", diff)
+		}
+		v := NewVerifier(VerifierParams{Partial: true})
+		_ = v.Add(rec)
+		_ = v.Finish()
+	})
+}
