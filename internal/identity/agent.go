@@ -1,0 +1,602 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/recordid"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// Audit event types of the agent lifecycle, all in family audit.Issuance.
+const (
+	EventAgentCreated       = "agent.created"
+	EventAgentUpdated       = "agent.updated"
+	EventAgentSuspended     = "agent.suspended"
+	EventAgentResumed       = "agent.resumed"
+	EventAgentDeprovisioned = "agent.deprovisioned"
+	EventAgentOrphaned      = "agent.orphaned"
+)
+
+// Names of an agent's changeable fields, as used in ValidationError.Field
+// and in the "changed" detail of agent.updated events.
+const (
+	FieldOwners        = "owners"
+	FieldPurpose       = "purpose"
+	FieldActionClasses = "action_classes"
+	FieldAudiences     = "audiences"
+	FieldMaxTTL        = "max_ttl_seconds"
+	FieldLabels        = "labels"
+	FieldExpiresAt     = "expires_at"
+)
+
+// CreateAgentParams describes a new agent.
+type CreateAgentParams struct {
+	// Name is the agent's name; see ValidateName. Unique forever.
+	Name string
+	// Owners are 1 to MaxOwners owner ids (own_…) or emails; each must
+	// exist and be active.
+	Owners []string
+	// Purpose is the business justification; see NormalizePurpose.
+	Purpose string
+	// ActionClasses are the action classes granted; see
+	// NormalizeActionClasses.
+	ActionClasses []string
+	// Audiences are the audiences credentials may name; see
+	// NormalizeAudiences.
+	Audiences []string
+	// MaxTTL is the credential max TTL: zero means the Service's default;
+	// otherwise a whole number of seconds from MinMaxTTL to the cap.
+	MaxTTL time.Duration
+	// Labels are free key/value pairs; see ValidateLabels.
+	Labels map[string]string
+	// ExpiresAt, when not zero, is when the identity expires; it must be in
+	// the future.
+	ExpiresAt time.Time
+}
+
+// UpdateAgentParams changes an agent. A nil field is left alone; a non-nil
+// one replaces the agent's value (validated as in CreateAgentParams).
+type UpdateAgentParams struct {
+	// Ref is the agent's id or name.
+	Ref string
+	// IfVersion, when not zero, must equal the agent's current version.
+	IfVersion     int64
+	Owners        *[]string
+	Purpose       *string
+	ActionClasses *[]string
+	Audiences     *[]string
+	MaxTTL        *time.Duration
+	Labels        *map[string]string
+	// ExpiresAt set to the zero time clears the expiry.
+	ExpiresAt *time.Time
+}
+
+// errNoChange aborts an update transaction that would change nothing.
+var errNoChange = errors.New("identity: no change")
+
+// CreateAgent registers a new agent in state active with version 1 and
+// records agent.created in the same transaction.
+//
+// Errors: *ValidationError (ErrInvalid) for bad input, including owners that
+// do not exist or are deactivated; ErrAlreadyExists when the name is taken
+// (also by a deprovisioned agent); store and audit errors wrapped. On any
+// error nothing is stored.
+func (s *Service) CreateAgent(ctx context.Context, o audit.Origin, p CreateAgentParams) (store.Agent, error) {
+	now := s.now()
+	a, err := s.validateCreate(p, now)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	if a.ID, err = s.newID(recordid.Agent, now); err != nil {
+		return store.Agent{}, err
+	}
+	a.CreatedBy = actorID(o)
+	var out store.Agent
+	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		owners, err := resolveOwners(ctx, tx, p.Owners)
+		if err != nil {
+			return err
+		}
+		for i, ref := range p.Owners {
+			if owners.byRef[ref].State != store.OwnerActive {
+				return invalid(fmt.Sprintf("owners[%d]", i), "owner %s is deactivated", owners.byRef[ref].ID)
+			}
+		}
+		a.Owners = owners.ids
+		created, err := tx.CreateAgent(ctx, a)
+		switch {
+		case errors.Is(err, store.ErrAlreadyExists):
+			return fmt.Errorf("identity: agent name %q: %w", a.Name, ErrAlreadyExists)
+		case err != nil:
+			return fmt.Errorf("identity: create agent: %w", err)
+		}
+		details := agentFieldValues(created, allAgentFields())
+		details["version"] = created.Version
+		details["state"] = string(created.State)
+		if err := s.appendAgentEvent(ctx, tx, o, EventAgentCreated, created, details, ""); err != nil {
+			return err
+		}
+		out = created
+		return nil
+	})
+	if err != nil {
+		return store.Agent{}, err
+	}
+	return out, nil
+}
+
+func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agent, error) {
+	if err := ValidateName(p.Name); err != nil {
+		return store.Agent{}, err
+	}
+	if err := checkOwnerRefs(p.Owners); err != nil {
+		return store.Agent{}, err
+	}
+	purpose, err := NormalizePurpose(p.Purpose)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	classes, err := NormalizeActionClasses(p.ActionClasses)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	auds, err := NormalizeAudiences(p.Audiences)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	ttl := p.MaxTTL
+	if ttl == 0 {
+		ttl = s.defaultTTL
+	}
+	if err := s.checkTTL(ttl); err != nil {
+		return store.Agent{}, err
+	}
+	if err := ValidateLabels(p.Labels); err != nil {
+		return store.Agent{}, err
+	}
+	exp, err := checkExpiry(p.ExpiresAt, now)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	spiffeID := SPIFFEID(s.td, p.Name)
+	if _, _, err := ParseSPIFFEID(spiffeID); err != nil {
+		return store.Agent{}, err
+	}
+	return store.Agent{
+		Name:          p.Name,
+		SPIFFEID:      spiffeID,
+		Purpose:       purpose,
+		ActionClasses: classes,
+		Audiences:     auds,
+		MaxTTL:        ttl,
+		Labels:        cloneLabels(p.Labels),
+		ExpiresAt:     exp,
+		State:         store.AgentActive,
+		CreatedAt:     now,
+		UpdatedAt:     now,
+	}, nil
+}
+
+func (s *Service) checkTTL(ttl time.Duration) error {
+	switch {
+	case ttl < MinMaxTTL:
+		return invalid(FieldMaxTTL, "must be at least %d seconds", int64(MinMaxTTL/time.Second))
+	case ttl > s.ttlCap:
+		return invalid(FieldMaxTTL, "must be at most %d seconds (the configured cap)", int64(s.ttlCap/time.Second))
+	case ttl%time.Second != 0:
+		return invalid(FieldMaxTTL, "must be a whole number of seconds")
+	}
+	return nil
+}
+
+func checkExpiry(t, now time.Time) (time.Time, error) {
+	if t.IsZero() {
+		return time.Time{}, nil
+	}
+	t = t.UTC().Truncate(time.Microsecond)
+	if !t.After(now) {
+		return time.Time{}, invalid(FieldExpiresAt, "must be in the future")
+	}
+	return t, nil
+}
+
+func cloneLabels(l map[string]string) map[string]string {
+	if len(l) == 0 {
+		return nil
+	}
+	return maps.Clone(l)
+}
+
+// GetAgent returns the agent with the id (agt_…) or name ref.
+//
+// Errors: *ValidationError when ref is neither an agent id nor a valid
+// name; ErrNotFound when no agent has it.
+func (s *Service) GetAgent(ctx context.Context, ref string) (store.Agent, error) {
+	return getAgent(ctx, s.store, ref)
+}
+
+func getAgent(ctx context.Context, r store.AgentReader, ref string) (store.Agent, error) {
+	var (
+		a   store.Agent
+		err error
+	)
+	switch {
+	case recordid.Valid(recordid.Agent, ref) == nil:
+		a, err = r.GetAgent(ctx, ref)
+	case ValidateName(ref) == nil:
+		a, err = r.GetAgentByName(ctx, ref)
+	default:
+		return store.Agent{}, invalid("ref", "must be an agent id (agt_…) or an agent name")
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Agent{}, fmt.Errorf("identity: agent %q: %w", ref, ErrNotFound)
+	case err != nil:
+		return store.Agent{}, fmt.Errorf("identity: get agent: %w", err)
+	}
+	return a, nil
+}
+
+// ListAgents returns one page of agents in creation order and the token of
+// the next page ("" on the last). f.State must be empty or a known state;
+// f.OwnerID may be an owner id or email (an unknown email matches nothing).
+//
+// Errors: *ValidationError for a bad filter or page token.
+func (s *Service) ListAgents(ctx context.Context, f store.AgentFilter, p store.Page) ([]store.Agent, string, error) {
+	switch f.State {
+	case "", store.AgentActive, store.AgentSuspended, store.AgentDeprovisioned:
+	default:
+		return nil, "", invalid("state", "must be one of active, suspended, deprovisioned")
+	}
+	if f.OwnerID != "" && recordid.Valid(recordid.Owner, f.OwnerID) != nil {
+		email, err := NormalizeEmail(f.OwnerID)
+		if err != nil {
+			return nil, "", invalid("owner", "must be an owner id (own_…) or email")
+		}
+		own, err := s.store.GetOwnerByEmail(ctx, email)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return []store.Agent{}, "", nil
+		case err != nil:
+			return nil, "", fmt.Errorf("identity: list agents: %w", err)
+		}
+		f.OwnerID = own.ID
+	}
+	agents, next, err := s.store.ListAgents(ctx, f, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("identity: list agents: %w", pageErr(err))
+	}
+	return agents, next, nil
+}
+
+// UpdateAgent changes the fields set in p and records agent.updated with the
+// new version, the names of the changed fields and their new values. Owners
+// newly added must be active, and a changed owner list must keep at least
+// one active owner (so an update never orphans an agent). An update whose
+// values equal the current ones changes nothing, records nothing and
+// returns the agent as it is.
+//
+// Errors: *ValidationError for bad input or when no field is set;
+// ErrNotFound; ErrVersionMismatch when p.IfVersion is stale;
+// ErrIllegalTransition when the agent is deprovisioned. On any error
+// nothing is stored.
+func (s *Service) UpdateAgent(ctx context.Context, o audit.Origin, p UpdateAgentParams) (store.Agent, error) {
+	now := s.now()
+	u, err := s.validateUpdate(p, now)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	var out store.Agent
+	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		cur, err := getAgent(ctx, tx, p.Ref)
+		if err != nil {
+			return err
+		}
+		var owners ownerSet
+		if p.Owners != nil {
+			if owners, err = resolveOwners(ctx, tx, *p.Owners); err != nil {
+				return err
+			}
+		}
+		var changed []string
+		updated, err := tx.UpdateAgent(ctx, cur.ID, func(a store.Agent) (store.Agent, error) {
+			out = a // returned as is when nothing changes
+			if p.IfVersion != 0 && a.Version != p.IfVersion {
+				return a, versionErr("agent", a.Name, a.Version, p.IfVersion)
+			}
+			if a.State == store.AgentDeprovisioned {
+				return a, fmt.Errorf("identity: agent %q is deprovisioned and cannot change: %w", a.Name, ErrIllegalTransition)
+			}
+			if p.Owners != nil {
+				if err := checkNewOwners(a.Owners, *p.Owners, owners); err != nil {
+					return a, err
+				}
+				u.Owners = owners.ids
+			}
+			a, changed = u.apply(a)
+			if len(changed) == 0 {
+				return a, errNoChange
+			}
+			a.UpdatedAt = now
+			return a, nil
+		})
+		if err != nil {
+			return mapUpdateErr("agent", err)
+		}
+		details := agentFieldValues(updated, changed)
+		details["version"] = updated.Version
+		details["changed"] = changed
+		if err := s.appendAgentEvent(ctx, tx, o, EventAgentUpdated, updated, details, ""); err != nil {
+			return err
+		}
+		out = updated
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		return out, nil
+	}
+	if err != nil {
+		return store.Agent{}, err
+	}
+	return out, nil
+}
+
+// agentUpdate holds the validated, normalised new values of an update.
+type agentUpdate struct {
+	set           map[string]bool
+	Owners        []string
+	Purpose       string
+	ActionClasses []string
+	Audiences     []string
+	MaxTTL        time.Duration
+	Labels        map[string]string
+	ExpiresAt     time.Time
+}
+
+func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdate, error) {
+	u := agentUpdate{set: map[string]bool{}}
+	if err := checkIfVersion(p.IfVersion); err != nil {
+		return u, err
+	}
+	if p.Ref == "" {
+		return u, invalid("ref", "must not be empty")
+	}
+	var err error
+	if p.Owners != nil {
+		if err := checkOwnerRefs(*p.Owners); err != nil {
+			return u, err
+		}
+		u.set[FieldOwners] = true
+	}
+	if p.Purpose != nil {
+		if u.Purpose, err = NormalizePurpose(*p.Purpose); err != nil {
+			return u, err
+		}
+		u.set[FieldPurpose] = true
+	}
+	if p.ActionClasses != nil {
+		if u.ActionClasses, err = NormalizeActionClasses(*p.ActionClasses); err != nil {
+			return u, err
+		}
+		u.set[FieldActionClasses] = true
+	}
+	if p.Audiences != nil {
+		if u.Audiences, err = NormalizeAudiences(*p.Audiences); err != nil {
+			return u, err
+		}
+		u.set[FieldAudiences] = true
+	}
+	if p.MaxTTL != nil {
+		if err := s.checkTTL(*p.MaxTTL); err != nil {
+			return u, err
+		}
+		u.MaxTTL = *p.MaxTTL
+		u.set[FieldMaxTTL] = true
+	}
+	if p.Labels != nil {
+		if err := ValidateLabels(*p.Labels); err != nil {
+			return u, err
+		}
+		u.Labels = cloneLabels(*p.Labels)
+		u.set[FieldLabels] = true
+	}
+	if p.ExpiresAt != nil {
+		if u.ExpiresAt, err = checkExpiry(*p.ExpiresAt, now); err != nil {
+			return u, err
+		}
+		u.set[FieldExpiresAt] = true
+	}
+	if len(u.set) == 0 {
+		return u, invalid("", "nothing to update: set at least one field")
+	}
+	return u, nil
+}
+
+// apply sets u's values on a and returns the names of the fields whose
+// value changed, in allAgentFields order.
+func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
+	var changed []string
+	mark := func(field string, differs bool) bool {
+		if u.set[field] && differs {
+			changed = append(changed, field)
+			return true
+		}
+		return false
+	}
+	if mark(FieldOwners, !slices.Equal(u.Owners, a.Owners)) {
+		a.Owners = u.Owners
+	}
+	if mark(FieldPurpose, u.Purpose != a.Purpose) {
+		a.Purpose = u.Purpose
+	}
+	if mark(FieldActionClasses, !slices.Equal(u.ActionClasses, a.ActionClasses)) {
+		a.ActionClasses = u.ActionClasses
+	}
+	if mark(FieldAudiences, !slices.Equal(u.Audiences, a.Audiences)) {
+		a.Audiences = u.Audiences
+	}
+	if mark(FieldMaxTTL, u.MaxTTL != a.MaxTTL) {
+		a.MaxTTL = u.MaxTTL
+	}
+	if mark(FieldLabels, !maps.Equal(u.Labels, a.Labels)) {
+		a.Labels = u.Labels
+	}
+	if mark(FieldExpiresAt, !u.ExpiresAt.Equal(a.ExpiresAt)) {
+		a.ExpiresAt = u.ExpiresAt
+	}
+	return a, changed
+}
+
+// allAgentFields returns the names of every changeable field, in the
+// order agent.updated lists them.
+func allAgentFields() []string {
+	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+}
+
+// agentFieldValues returns the audit detail values of the named fields.
+// None is a secret. Empty lists and maps are present but empty; a missing
+// expiry is "".
+func agentFieldValues(a store.Agent, fields []string) map[string]any {
+	d := make(map[string]any, len(fields)+2)
+	for _, f := range fields {
+		switch f {
+		case FieldOwners:
+			d[f] = nonNil(a.Owners)
+		case FieldPurpose:
+			d[f] = a.Purpose
+		case FieldActionClasses:
+			d[f] = nonNil(a.ActionClasses)
+		case FieldAudiences:
+			d[f] = nonNil(a.Audiences)
+		case FieldMaxTTL:
+			d[f] = int64(a.MaxTTL / time.Second)
+		case FieldLabels:
+			l := map[string]string{}
+			maps.Copy(l, a.Labels)
+			d[f] = l
+		case FieldExpiresAt:
+			d[f] = ""
+			if !a.ExpiresAt.IsZero() {
+				d[f] = a.ExpiresAt.UTC().Format(time.RFC3339Nano)
+			}
+		}
+	}
+	return d
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// SuspendAgent moves an active agent to suspended and records
+// agent.suspended (with the reason when given). Credentials are not issued
+// to a suspended agent.
+//
+// Errors: *ValidationError; ErrNotFound; ErrVersionMismatch;
+// ErrIllegalTransition unless the agent is active. On any error nothing is
+// stored.
+func (s *Service) SuspendAgent(ctx context.Context, o audit.Origin, p TransitionParams) (store.Agent, error) {
+	return s.transitionAgent(ctx, o, p, "suspend", EventAgentSuspended, store.AgentSuspended, store.AgentActive)
+}
+
+// ResumeAgent moves a suspended agent back to active and records
+// agent.resumed. Errors as SuspendAgent, with ErrIllegalTransition unless
+// the agent is suspended.
+func (s *Service) ResumeAgent(ctx context.Context, o audit.Origin, p TransitionParams) (store.Agent, error) {
+	return s.transitionAgent(ctx, o, p, "resume", EventAgentResumed, store.AgentActive, store.AgentSuspended)
+}
+
+// DeprovisionAgent moves an active or suspended agent to deprovisioned, a
+// final state (its name stays reserved), and records agent.deprovisioned.
+// Errors as SuspendAgent, with ErrIllegalTransition when the agent is
+// already deprovisioned.
+func (s *Service) DeprovisionAgent(ctx context.Context, o audit.Origin, p TransitionParams) (store.Agent, error) {
+	return s.transitionAgent(ctx, o, p, "deprovision", EventAgentDeprovisioned, store.AgentDeprovisioned, store.AgentActive, store.AgentSuspended)
+}
+
+func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p TransitionParams, verb, eventType string, to store.AgentState, from ...store.AgentState) (store.Agent, error) {
+	if err := checkIfVersion(p.IfVersion); err != nil {
+		return store.Agent{}, err
+	}
+	reason, err := p.normalizeReason()
+	if err != nil {
+		return store.Agent{}, err
+	}
+	now := s.now()
+	var out store.Agent
+	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		cur, err := getAgent(ctx, tx, p.Ref)
+		if err != nil {
+			return err
+		}
+		var prev store.AgentState
+		updated, err := tx.UpdateAgent(ctx, cur.ID, func(a store.Agent) (store.Agent, error) {
+			if p.IfVersion != 0 && a.Version != p.IfVersion {
+				return a, versionErr("agent", a.Name, a.Version, p.IfVersion)
+			}
+			if !slices.Contains(from, a.State) {
+				return a, fmt.Errorf("identity: cannot %s agent %q in state %s: %w", verb, a.Name, a.State, ErrIllegalTransition)
+			}
+			prev = a.State
+			a.State = to
+			a.UpdatedAt = now
+			return a, nil
+		})
+		if err != nil {
+			return mapUpdateErr("agent", err)
+		}
+		details := map[string]any{
+			"version":        updated.Version,
+			"state":          string(updated.State),
+			"previous_state": string(prev),
+		}
+		if err := s.appendAgentEvent(ctx, tx, o, eventType, updated, details, reason); err != nil {
+			return err
+		}
+		out = updated
+		return nil
+	})
+	if err != nil {
+		return store.Agent{}, err
+	}
+	return out, nil
+}
+
+func (s *Service) appendAgentEvent(ctx context.Context, tx store.Tx, o audit.Origin, typ string, a store.Agent, details map[string]any, reason string) error {
+	ev := o.Event(audit.Issuance, typ)
+	ev.Time = a.UpdatedAt
+	ev.Agent = &audit.Agent{ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID}
+	ev.Details = details
+	ev.Reason = reason
+	if _, err := s.rec.Append(ctx, tx, ev); err != nil {
+		return fmt.Errorf("identity: record %s: %w", typ, err)
+	}
+	return nil
+}
+
+func versionErr(kind, name string, have, want int64) error {
+	return fmt.Errorf("identity: %s %q is at version %d, not %d: %w", kind, name, have, want, ErrVersionMismatch)
+}
+
+// mapUpdateErr passes the package's own errors (returned by an updater)
+// through and wraps the rest.
+func mapUpdateErr(kind string, err error) error {
+	switch {
+	case errors.Is(err, errNoChange), errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound),
+		errors.Is(err, ErrVersionMismatch), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrAlreadyExists):
+		return err
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("identity: %s: %w", kind, ErrNotFound)
+	default:
+		return fmt.Errorf("identity: update %s: %w", kind, err)
+	}
+}
