@@ -1,0 +1,131 @@
+// Package httpapi is agentid's HTTP transport for the admin API (/v1/…),
+// health (/healthz, /readyz) and metrics (/metrics): routing, JSON in and
+// out, admin authentication, W3C trace context, and the mapping of domain
+// errors to RFC 9457 problem details. It holds no business rules; those
+// live in the domain packages it calls.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agentid/agentid/internal/adminauth"
+	"github.com/agentid/agentid/internal/identity"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// DefaultMaxBodyBytes bounds a request body unless Params says otherwise.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Params are the dependencies of the handler.
+type Params struct {
+	Identity *identity.Service
+	Auth     *adminauth.Service
+	// Audit reads the trail for the audit endpoints.
+	Audit store.AuditReader
+	// Ready reports whether the server can serve (store reachable,
+	// migrations applied); /readyz calls it.
+	Ready func(ctx context.Context) error
+	// Registerer receives the HTTP metrics; Gatherer serves /metrics.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+
+	Logger       *slog.Logger
+	Clock        func() time.Time
+	Rand         io.Reader
+	TrustDomain  string
+	Version      string
+	MaxBodyBytes int64 // 0: DefaultMaxBodyBytes
+}
+
+// handler serves the API. Construct it with New.
+type handler struct {
+	p   Params
+	mux *http.ServeMux
+	m   *metrics
+}
+
+// New returns the HTTP handler of the admin API, health and metrics.
+func New(p Params) (http.Handler, error) {
+	switch {
+	case p.Identity == nil, p.Auth == nil, p.Audit == nil, p.Ready == nil:
+		return nil, errors.New("httpapi: Identity, Auth, Audit and Ready are required")
+	case p.Registerer == nil, p.Gatherer == nil:
+		return nil, errors.New("httpapi: Registerer and Gatherer are required")
+	case p.Logger == nil, p.Clock == nil, p.Rand == nil:
+		return nil, errors.New("httpapi: Logger, Clock and Rand are required")
+	}
+	if p.MaxBodyBytes <= 0 {
+		p.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	m, err := newMetrics(p.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	h := &handler{p: p, mux: http.NewServeMux(), m: m}
+	h.routes()
+	return h.recoverer(h.traced(h.measured(h.mux))), nil
+}
+
+func (h *handler) routes() {
+	admin, auditor := store.RoleAdmin, store.RoleAuditor
+	handle := func(pattern string, role store.Role, fn func(http.ResponseWriter, *http.Request, *principal)) {
+		h.mux.Handle(pattern, h.authenticated(role, fn))
+	}
+
+	h.mux.HandleFunc("GET /healthz", h.healthz)
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.p.Gatherer, promhttp.HandlerOpts{}))
+	h.mux.HandleFunc("GET /v1/version", h.version)
+
+	handle("POST /v1/agents", admin, h.createAgent)
+	handle("GET /v1/agents", admin, h.listAgents)
+	handle("GET /v1/agents/{ref}", admin, h.getAgent)
+	handle("PATCH /v1/agents/{ref}", admin, h.updateAgent)
+	handle("POST /v1/agents/{ref}/suspend", admin, h.suspendAgent)
+	handle("POST /v1/agents/{ref}/resume", admin, h.resumeAgent)
+	handle("POST /v1/agents/{ref}/deprovision", admin, h.deprovisionAgent)
+
+	handle("POST /v1/owners", admin, h.createOwner)
+	handle("GET /v1/owners", admin, h.listOwners)
+	handle("GET /v1/owners/{ref}", admin, h.getOwner)
+	handle("POST /v1/owners/{ref}/deactivate", admin, h.deactivateOwner)
+
+	handle("POST /v1/admin-tokens", admin, h.createAdminToken)
+	handle("GET /v1/admin-tokens", admin, h.listAdminTokens)
+	handle("POST /v1/admin-tokens/{id}/revoke", admin, h.revokeAdminToken)
+
+	handle("GET /v1/audit/events", auditor, h.listAuditEvents)
+	handle("GET /v1/audit/export", auditor, h.exportAudit)
+	handle("GET /v1/audit/checkpoints", auditor, h.listCheckpoints)
+	handle("GET /v1/audit/keys", auditor, h.listAuditKeys)
+
+	// Anything else under /v1/ is a problem+json 404, not the mux's text.
+	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		h.problem(w, r, errNoRoute)
+	})
+}
+
+func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.p.Ready(ctx); err != nil {
+		h.p.Logger.WarnContext(r.Context(), "not ready", "err", err)
+		h.problem(w, r, errUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "ready\n")
+}
