@@ -1,0 +1,273 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole server configuration, read from YAML by LoadConfig.
+// Unknown keys are rejected. Durations are Go durations ("15m", "24h").
+type Config struct {
+	// Listen is the address of the HTTP listener (host:port).
+	Listen string `yaml:"listen"`
+	// TrustDomain is the SPIFFE trust domain agents' ids live in.
+	TrustDomain string `yaml:"trust_domain"`
+	// DataDir holds the SQLite database and the root key file by default.
+	DataDir string `yaml:"data_dir"`
+	// RootKeyFile is the 0600 file of the root key that encrypts keys at
+	// rest (default <data_dir>/root.key, created if absent). The
+	// AGENTID_ROOT_KEY environment variable (base64) overrides it.
+	RootKeyFile string `yaml:"root_key_file"`
+
+	Store       StoreConfig       `yaml:"store"`
+	TLS         TLSConfig         `yaml:"tls"`
+	Credentials CredentialsConfig `yaml:"credentials"`
+	Audit       AuditConfig       `yaml:"audit"`
+	Log         LogConfig         `yaml:"log"`
+
+	// Dev marks the development server: plain HTTP is allowed (on
+	// loopback only). Not settable from YAML.
+	Dev bool `yaml:"-"`
+}
+
+// StoreConfig selects the storage backend.
+type StoreConfig struct {
+	// Driver is "sqlite" (default) or "postgres".
+	Driver string `yaml:"driver"`
+	// Path is the SQLite database file (default <data_dir>/agentid.db).
+	Path string `yaml:"path"`
+	// DSN is the PostgreSQL connection string (or env AGENTID_POSTGRES_DSN).
+	DSN string `yaml:"dsn"`
+}
+
+// TLSConfig configures HTTPS on the listener.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// CredentialsConfig bounds credential lifetimes.
+type CredentialsConfig struct {
+	// DefaultTTL is an agent's credential max TTL when it sets none.
+	DefaultTTL time.Duration `yaml:"default_ttl"`
+	// MaxTTL caps every agent's credential max TTL.
+	MaxTTL time.Duration `yaml:"max_ttl"`
+}
+
+// AuditConfig configures the audit trail's checkpoints.
+type AuditConfig struct {
+	// CheckpointEvery signs a checkpoint every this many events.
+	CheckpointEvery int `yaml:"checkpoint_every"`
+	// CheckpointInterval signs a checkpoint of the head this often if it
+	// advanced since the last one.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// LogConfig configures the structured log on stderr.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+	Format string `yaml:"format"` // text (default) or json
+}
+
+// Defaults.
+const (
+	DefaultListen             = "127.0.0.1:8080"
+	DefaultTrustDomain        = "example.org"
+	DefaultDataDir            = "./agentid-data"
+	DefaultCredentialTTL      = 15 * time.Minute
+	DefaultCredentialMaxTTL   = time.Hour
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = 10 * time.Second
+)
+
+// maxConfigBytes bounds a config file.
+const maxConfigBytes = 1 << 20
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("server: config")
+
+// LoadConfig reads a YAML config file strictly: an unknown key is an error
+// naming the key, and every value is validated. Unset values get defaults.
+func LoadConfig(path string) (Config, error) {
+	f, err := os.Open(path) //nolint:gosec // the operator names the config file
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxConfigBytes+1))
+	if err != nil {
+		return Config{}, fmt.Errorf("%w: read %s: %w", ErrConfig, path, err)
+	}
+	if len(b) > maxConfigBytes {
+		return Config{}, fmt.Errorf("%w: %s is larger than %d bytes", ErrConfig, path, maxConfigBytes)
+	}
+	return ParseConfig(b, filepath.Dir(path))
+}
+
+// ParseConfig parses YAML config bytes. Relative paths in the config are
+// relative to baseDir (the config file's directory).
+func ParseConfig(b []byte, baseDir string) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: %s", ErrConfig, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("%w: the file must hold exactly one YAML document", ErrConfig)
+	}
+	for _, p := range []*string{&c.DataDir, &c.RootKeyFile, &c.Store.Path, &c.TLS.CertFile, &c.TLS.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(baseDir, *p)
+		}
+	}
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// DevConfig is the configuration of `agentid dev`.
+func DevConfig(dataDir, listen string) Config {
+	c := Config{Listen: listen, DataDir: dataDir, Dev: true}
+	c.setDefaults()
+	return c
+}
+
+func (c *Config) setDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.TrustDomain == "" {
+		c.TrustDomain = DefaultTrustDomain
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.RootKeyFile == "" {
+		c.RootKeyFile = filepath.Join(c.DataDir, "root.key")
+	}
+	if c.Store.Driver == "" {
+		c.Store.Driver = "sqlite"
+	}
+	if c.Store.Driver == "sqlite" && c.Store.Path == "" {
+		c.Store.Path = filepath.Join(c.DataDir, "agentid.db")
+	}
+	if c.Credentials.DefaultTTL == 0 {
+		c.Credentials.DefaultTTL = DefaultCredentialTTL
+	}
+	if c.Credentials.MaxTTL == 0 {
+		c.Credentials.MaxTTL = DefaultCredentialMaxTTL
+	}
+	if c.Audit.CheckpointEvery == 0 {
+		c.Audit.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// Validate checks the configuration, including the rule that plain HTTP is
+// only served on a loopback address.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	}
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return bad("listen", "%q is not host:port", c.Listen)
+	}
+	switch c.Store.Driver {
+	case "sqlite", "postgres":
+	default:
+		return bad("store.driver", "%q is not sqlite or postgres", c.Store.Driver)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return bad("tls", "cert_file and key_file go together")
+	}
+	if c.TLS.CertFile == "" && !isLoopback(host) {
+		return bad("listen", "%q is not a loopback address and tls is not configured: "+
+			"refusing to serve admin tokens over plain HTTP (set tls.cert_file and tls.key_file, or listen on 127.0.0.1)", c.Listen)
+	}
+	if c.Credentials.DefaultTTL < 0 || c.Credentials.MaxTTL < 0 || c.Credentials.DefaultTTL > c.Credentials.MaxTTL {
+		return bad("credentials", "default_ttl (%s) must be positive and at most max_ttl (%s)", c.Credentials.DefaultTTL, c.Credentials.MaxTTL)
+	}
+	if c.Credentials.MaxTTL > 24*time.Hour {
+		return bad("credentials.max_ttl", "%s is longer than 24h; credentials are short-lived", c.Credentials.MaxTTL)
+	}
+	if c.Audit.CheckpointEvery < 1 || c.Audit.CheckpointEvery > 1_000_000 {
+		return bad("audit.checkpoint_every", "must be between 1 and 1000000")
+	}
+	if c.Audit.CheckpointInterval < time.Second {
+		return bad("audit.checkpoint_interval", "must be at least 1s")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// isLoopback reports whether host names only loopback interfaces. An empty
+// host (all interfaces) is not loopback.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SampleConfig is the commented config `agentid init` writes.
+const SampleConfig = `# agentid server configuration. Unknown keys are rejected.
+# Relative paths are relative to this file's directory.
+
+listen: 127.0.0.1:8080        # a non-loopback address requires tls below
+trust_domain: example.org     # SPIFFE trust domain: spiffe://example.org/agent/<name>
+data_dir: ./agentid-data      # SQLite database and root key live here by default
+# root_key_file: ./agentid-data/root.key   # or env AGENTID_ROOT_KEY (base64, 32 bytes)
+
+store:
+  driver: sqlite              # sqlite or postgres
+  # path: ./agentid-data/agentid.db
+  # dsn: postgres://agentid@db.internal:5432/agentid?sslmode=verify-full   # or env AGENTID_POSTGRES_DSN
+
+# tls:
+#   cert_file: /etc/agentid/tls.crt
+#   key_file: /etc/agentid/tls.key
+
+credentials:
+  default_ttl: 15m            # an agent's credential max TTL unless it sets one
+  max_ttl: 1h                 # the cap on every agent's credential max TTL
+
+audit:
+  checkpoint_every: 1000      # sign a checkpoint every N events
+  checkpoint_interval: 10s    # and the head this often if it moved
+
+log:
+  level: info                 # debug, info, warn, error
+  format: text                # text or json
+`
