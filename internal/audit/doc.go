@@ -40,7 +40,7 @@
 //
 // Export is JSON Lines (WriteExportLine): the event's canonical members
 // between "seq" first and "prev_hash", "hash" last, hashes in lowercase hex.
-// Checkpoints and public keys travel as CheckpointJSON and PublicKeyJSON:
-// snake_case, hashes in lowercase hex, signatures and keys in unpadded
-// base64url (RFC 4648 §5), times in TimeFormat.
+// Checkpoints and public keys travel in the admin API's shapes
+// (sdk/admin.AuditCheckpoint and AuditKey: lowercase hex for hashes,
+// signatures and keys); the CLI turns them back into store records.
 package audit

@@ -2,16 +2,12 @@ package audit
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -179,152 +175,6 @@ func fillIndex(rec *store.AuditRecord) error {
 	}
 	if ix.Task != nil {
 		rec.TraceID = ix.Task.TraceID
-	}
-	return nil
-}
-
-// maxWireObject bounds a checkpoint or public key object on the wire.
-const maxWireObject = 4096
-
-// CheckpointJSON is a checkpoint on the wire (GET /v1/audit/checkpoints).
-type CheckpointJSON struct {
-	Seq       int64  `json:"seq"`
-	Hash      string `json:"hash"`      // lowercase hex
-	Time      string `json:"time"`      // TimeFormat
-	KeyID     string `json:"key_id"`    // an AuditKey id
-	Signature string `json:"signature"` // unpadded base64url
-}
-
-// NewCheckpointJSON returns the wire shape of c.
-func NewCheckpointJSON(c store.Checkpoint) CheckpointJSON {
-	return CheckpointJSON{
-		Seq:       c.Seq,
-		Hash:      hex.EncodeToString(c.Hash),
-		Time:      FormatTime(c.Time),
-		KeyID:     c.KeyID,
-		Signature: base64.RawURLEncoding.EncodeToString(c.Signature),
-	}
-}
-
-// Checkpoint decodes c. Errors match ErrBadExport.
-func (c CheckpointJSON) Checkpoint() (store.Checkpoint, error) {
-	h, err := hex.DecodeString(c.Hash)
-	if err != nil || len(h) != HashSize {
-		return store.Checkpoint{}, fmt.Errorf("%w: checkpoint hash is not 64 hex digits", ErrBadExport)
-	}
-	if c.Seq < 1 {
-		return store.Checkpoint{}, fmt.Errorf("%w: checkpoint seq %d is not positive", ErrBadExport, c.Seq)
-	}
-	t, err := ParseTime(c.Time)
-	if err != nil {
-		return store.Checkpoint{}, fmt.Errorf("%w: checkpoint %d: %w", ErrBadExport, c.Seq, err)
-	}
-	sig, err := decodeB64URL(c.Signature)
-	if err != nil || len(sig) != ed25519.SignatureSize {
-		return store.Checkpoint{}, fmt.Errorf("%w: checkpoint %d: signature is not %d bytes of base64url", ErrBadExport, c.Seq, ed25519.SignatureSize)
-	}
-	if c.KeyID == "" {
-		return store.Checkpoint{}, fmt.Errorf("%w: checkpoint %d: no key_id", ErrBadExport, c.Seq)
-	}
-	return store.Checkpoint{Seq: c.Seq, Hash: h, Time: t, KeyID: c.KeyID, Signature: sig}, nil
-}
-
-// ParseCheckpoint parses one CheckpointJSON object (at most 4 KiB; unknown
-// members are ignored). Errors match ErrBadExport.
-func ParseCheckpoint(data []byte) (store.Checkpoint, error) {
-	var c CheckpointJSON
-	if err := decodeWire(data, &c); err != nil {
-		return store.Checkpoint{}, fmt.Errorf("%w: checkpoint: %w", ErrBadExport, err)
-	}
-	return c.Checkpoint()
-}
-
-// PublicKeyJSON is a checkpoint public key on the wire (GET
-// /v1/audit/keys). It never carries the sealed private key.
-type PublicKeyJSON struct {
-	ID        string `json:"id"`
-	Algorithm string `json:"algorithm"`  // "Ed25519"
-	PublicKey string `json:"public_key"` // unpadded base64url of the 32-byte key
-	CreatedAt string `json:"created_at"` // TimeFormat
-}
-
-// NewPublicKeyJSON returns the wire shape of k's public half.
-func NewPublicKeyJSON(k store.AuditKey) PublicKeyJSON {
-	return PublicKeyJSON{
-		ID:        k.ID,
-		Algorithm: k.Algorithm,
-		PublicKey: base64.RawURLEncoding.EncodeToString(k.PublicKey),
-		CreatedAt: FormatTime(k.CreatedAt),
-	}
-}
-
-// AuditKey decodes k into an AuditKey without Sealed. Errors match
-// ErrBadExport.
-func (k PublicKeyJSON) AuditKey() (store.AuditKey, error) {
-	if k.ID == "" {
-		return store.AuditKey{}, fmt.Errorf("%w: key without id", ErrBadExport)
-	}
-	if k.Algorithm != KeyAlgorithm {
-		return store.AuditKey{}, fmt.Errorf("%w: key %s: algorithm %q is not %s", ErrBadExport, truncateForError(k.ID), truncateForError(k.Algorithm), KeyAlgorithm)
-	}
-	pub, err := DecodePublicKey(k.PublicKey)
-	if err != nil {
-		return store.AuditKey{}, fmt.Errorf("key %s: %w", truncateForError(k.ID), err)
-	}
-	var created time.Time
-	if k.CreatedAt != "" {
-		if created, err = ParseTime(k.CreatedAt); err != nil {
-			return store.AuditKey{}, fmt.Errorf("%w: key %s: %w", ErrBadExport, truncateForError(k.ID), err)
-		}
-	}
-	return store.AuditKey{ID: k.ID, Algorithm: k.Algorithm, PublicKey: pub, CreatedAt: created}, nil
-}
-
-// ParsePublicKey parses one PublicKeyJSON object (at most 4 KiB; unknown
-// members are ignored). Errors match ErrBadExport.
-func ParsePublicKey(data []byte) (store.AuditKey, error) {
-	var k PublicKeyJSON
-	if err := decodeWire(data, &k); err != nil {
-		return store.AuditKey{}, fmt.Errorf("%w: key: %w", ErrBadExport, err)
-	}
-	return k.AuditKey()
-}
-
-// DecodePublicKey decodes an Ed25519 public key given as base64url (the
-// wire form) or standard base64, padded or not — for example a
-// --public-key flag. Errors match ErrBadExport.
-func DecodePublicKey(s string) (ed25519.PublicKey, error) {
-	s = strings.TrimSpace(s)
-	b, err := decodeB64URL(s)
-	if err != nil {
-		b, err = base64.StdEncoding.DecodeString(s)
-	}
-	if err != nil || len(b) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("%w: public key is not %d bytes of base64url", ErrBadExport, ed25519.PublicKeySize)
-	}
-	return ed25519.PublicKey(b), nil
-}
-
-// EncodePublicKey returns pub as unpadded base64url, the form
-// DecodePublicKey and PublicKeyJSON use.
-func EncodePublicKey(pub ed25519.PublicKey) string {
-	return base64.RawURLEncoding.EncodeToString(pub)
-}
-
-func decodeB64URL(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
-}
-
-func decodeWire(data []byte, v any) error {
-	if len(data) > maxWireObject {
-		return fmt.Errorf("object is %d bytes, limit %d", len(data), maxWireObject)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(v); err != nil {
-		return errors.New("invalid JSON object")
-	}
-	if dec.More() {
-		return errors.New("data after the object")
 	}
 	return nil
 }

@@ -190,11 +190,11 @@ func TestTamper(t *testing.T) {
 	}
 }
 
-// verifyExport exports s over the wire shapes and verifies the result.
+// verifyExport exports s as JSON Lines and verifies the parsed export.
 func verifyExport(t *testing.T, s store.Store) Report {
 	t.Helper()
 	ctx := context.Background()
-	var lines, cpJSON, keyJSON bytes.Buffer
+	var lines bytes.Buffer
 	err := s.ScanAudit(ctx, store.AuditQuery{}, func(rec store.AuditRecord) error {
 		return WriteExportLine(&lines, rec)
 	})
@@ -209,24 +209,10 @@ func verifyExport(t *testing.T, s store.Store) Report {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var p VerifierParams
-	for _, c := range cps {
-		cpJSON.Reset()
-		mustEncode(t, &cpJSON, NewCheckpointJSON(c))
-		got, err := ParseCheckpoint(cpJSON.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Checkpoints = append(p.Checkpoints, got)
-	}
+	p := VerifierParams{Checkpoints: cps}
 	for _, k := range ks {
-		keyJSON.Reset()
-		mustEncode(t, &keyJSON, NewPublicKeyJSON(k))
-		got, err := ParsePublicKey(keyJSON.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Keys = append(p.Keys, got)
+		k.Sealed = nil // only public halves leave the server
+		p.Keys = append(p.Keys, k)
 	}
 	v := NewVerifier(p)
 	for line := range bytes.Lines(lines.Bytes()) {
