@@ -421,6 +421,38 @@ func Authorize(tok store.AdminToken, needAdmin bool) error {
 	}
 }
 
+// EventAuthorized is the type of the event recording an admin token used
+// beyond its role (family authorization, outcome failure, decision deny).
+const EventAuthorized = "admin.authorized"
+
+// Check is Authorize for a request: when tok's role may not make it, the
+// denial is recorded as an EventAuthorized event (family authorization,
+// decision deny, the token as actor, the request's source and trace, the
+// needed role in details) and ErrForbidden is returned — also wrapping the
+// audit error if the event could not be written. Permitted requests are
+// not recorded here; the events of what they change name the actor.
+func (s *Service) Check(ctx context.Context, o audit.Origin, tok store.AdminToken, needAdmin bool) error {
+	err := Authorize(tok, needAdmin)
+	if err == nil {
+		return nil
+	}
+	need := store.RoleAuditor
+	if needAdmin {
+		need = store.RoleAdmin
+	}
+	ev := o.Event(audit.Authorization, EventAuthorized)
+	ev.Time = s.now()
+	ev.Outcome = audit.Failure
+	ev.Decision = "deny"
+	ev.Actor = &audit.Actor{Type: audit.ActorAdmin, ID: tok.ID}
+	ev.Reason = "role " + string(tok.Role) + " may not do this"
+	ev.Details = map[string]any{"role": string(tok.Role), "required_role": string(need), "token_name": tok.Name}
+	if _, rerr := s.rec.Record(ctx, ev); rerr != nil {
+		return fmt.Errorf("%w (recording the denial failed: %w)", err, rerr)
+	}
+	return err
+}
+
 // ValidateName checks a token name: 1 to MaxNameLen bytes of a-z, 0-9 and
 // '-', starting and ending with a letter or digit. It returns a
 // *ValidationError for field "name". Safe on any input.

@@ -197,7 +197,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		wantStatus  int
 		wantType    string
 		wantField   string
-		authFailure bool // the request is itself a recorded failed authentication
+		authFailure string // the family of the failure event the request itself records, if any
 	}{
 		{name: "malformed JSON", method: "POST", path: "/v1/agents", token: "admin", body: `{"name":`, wantStatus: 400, wantType: admin.ProblemBadRequest},
 		{name: "syntax error", method: "POST", path: "/v1/agents", token: "admin", body: `{"name" "x"}`, wantStatus: 400, wantType: admin.ProblemBadRequest},
@@ -227,10 +227,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "bad state filter", method: "GET", path: "/v1/agents?state=sleeping", token: "admin", wantStatus: 400, wantType: admin.ProblemBadRequest, wantField: "state"},
 		{name: "bad audit time", method: "GET", path: "/v1/audit/events?since=yesterday", token: "admin", wantStatus: 400, wantType: admin.ProblemBadRequest, wantField: "since"},
 		{name: "missing token", method: "POST", path: "/v1/agents", body: valid("anon-bot"), wantStatus: 401, wantType: admin.ProblemUnauthenticated},
-		{name: "bad token", method: "POST", path: "/v1/agents", token: "bad", body: valid("anon-bot"), wantStatus: 401, wantType: admin.ProblemUnauthenticated, authFailure: true},
-		{name: "auditor may not write", method: "POST", path: "/v1/agents", token: "auditor", body: valid("aud-bot"), wantStatus: 403, wantType: admin.ProblemForbidden},
-		{name: "auditor may not list agents", method: "GET", path: "/v1/agents", token: "auditor", wantStatus: 403, wantType: admin.ProblemForbidden},
-		{name: "auditor may not mint tokens", method: "POST", path: "/v1/admin-tokens", token: "auditor", body: `{"name":"x","role":"admin"}`, wantStatus: 403, wantType: admin.ProblemForbidden},
+		{name: "bad token", method: "POST", path: "/v1/agents", token: "bad", body: valid("anon-bot"), wantStatus: 401, wantType: admin.ProblemUnauthenticated, authFailure: "authentication"},
+		{name: "auditor may not write", method: "POST", path: "/v1/agents", token: "auditor", body: valid("aud-bot"), wantStatus: 403, wantType: admin.ProblemForbidden, authFailure: "authorization"},
+		{name: "auditor may not list agents", method: "GET", path: "/v1/agents", token: "auditor", wantStatus: 403, wantType: admin.ProblemForbidden, authFailure: "authorization"},
+		{name: "auditor may not mint tokens", method: "POST", path: "/v1/admin-tokens", token: "auditor", body: `{"name":"x","role":"admin"}`, wantStatus: 403, wantType: admin.ProblemForbidden, authFailure: "authorization"},
 		{name: "bad role", method: "POST", path: "/v1/admin-tokens", token: "admin", body: `{"name":"x","role":"root"}`, wantStatus: 400, wantType: admin.ProblemValidation, wantField: "role"},
 	}
 	for _, tt := range tests {
@@ -253,16 +253,19 @@ func TestBadInputChangesNothing(t *testing.T) {
 				t.Errorf("problem %+v lacks status, title or trace id", p)
 			}
 			after := e.snapshot(t)
-			if tt.authFailure {
+			if tt.authFailure != "" {
 				if after.HeadSeq != before.HeadSeq+1 {
-					t.Fatalf("failed authentication: audit head %d → %d, want one event", before.HeadSeq, after.HeadSeq)
+					t.Fatalf("failed %s: audit head %d → %d, want one event", tt.authFailure, before.HeadSeq, after.HeadSeq)
 				}
 				evs, err := e.admin.ListAuditEvents(context.Background(), admin.AuditQuery{AfterSeq: before.HeadSeq})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(evs.Items) != 1 || evs.Items[0].Family != "authentication" || evs.Items[0].Outcome != "failure" {
-					t.Fatalf("failed authentication event = %+v", evs.Items)
+				if len(evs.Items) != 1 || evs.Items[0].Family != tt.authFailure || evs.Items[0].Outcome != "failure" {
+					t.Fatalf("failure event = %+v, want one %s failure", evs.Items, tt.authFailure)
+				}
+				if tt.authFailure == "authorization" && (evs.Items[0].Decision != "deny" || evs.Items[0].Actor == nil) {
+					t.Fatalf("denial event = %+v, want decision deny with the token as actor", evs.Items[0])
 				}
 				if strings.Contains(string(mustJSON(t, evs.Items[0])), strings.Repeat("A", 43)) {
 					t.Fatal("the audit event contains the presented secret")

@@ -178,11 +178,11 @@ func (h *handler) authenticated(need store.Role, fn func(http.ResponseWriter, *h
 			h.problem(w, r, err)
 			return
 		}
-		if err := adminauth.Authorize(tok, need == store.RoleAdmin); err != nil {
+		o.Actor = audit.Actor{Type: audit.ActorAdmin, ID: tok.ID}
+		if err := h.p.Auth.Check(r.Context(), o, tok, need == store.RoleAdmin); err != nil {
 			h.problem(w, r, err)
 			return
 		}
-		o.Actor = audit.Actor{Type: audit.ActorAdmin, ID: tok.ID}
 		fn(w, r, &principal{token: tok, origin: o})
 	})
 }
