@@ -481,7 +481,7 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			maps.Copy(l, a.Labels)
 			d[f] = l
 		case FieldExpiresAt:
-			d[f] = ""
+			d[f] = nil // JSON null: no expiry (never set, or cleared)
 			if !a.ExpiresAt.IsZero() {
 				d[f] = a.ExpiresAt.UTC().Format(time.RFC3339Nano)
 			}

@@ -309,8 +309,11 @@ func TestUpdateAgent(t *testing.T) {
 			t.Fatalf("clear expiry: %+v, %v", got, err)
 		}
 		evs := e.eventsAfter(before)
-		if len(evs) != 2 || evs[1].Details["expires_at"] != "" || evs[1].Details["changed"].([]any)[0] != FieldExpiresAt {
-			t.Errorf("expiry events: %+v", evs)
+		if len(evs) != 2 || evs[1].Details["changed"].([]any)[0] != FieldExpiresAt {
+			t.Fatalf("expiry events: %+v", evs)
+		}
+		if v, ok := evs[1].Details["expires_at"]; !ok || v != nil {
+			t.Errorf("cleared expiry recorded as %#v (present %v), want JSON null", v, ok)
 		}
 		e.verifyTrail()
 	})
