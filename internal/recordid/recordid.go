@@ -1,7 +1,9 @@
 // Package recordid makes the opaque, prefixed record ids of the wire
 // conventions (agt_…, own_…, evt_…): a prefix, an underscore and 26
 // lowercase Crockford base32 characters encoding a 48-bit millisecond
-// timestamp and 80 random bits, so ids sort in creation order.
+// timestamp and 80 random bits, so ids sort in creation order to the
+// millisecond (ids made within one millisecond sort randomly among
+// themselves).
 package recordid
 
 import (

@@ -52,7 +52,7 @@ type AgentReader interface {
 	GetAgent(ctx context.Context, id string) (Agent, error)
 	// GetAgentByName returns ErrNotFound when no agent has the name.
 	GetAgentByName(ctx context.Context, name string) (Agent, error)
-	// ListAgents returns agents in id order (which is creation order) and the
+	// ListAgents returns agents in id order (creation order to the millisecond) and the
 	// token of the next page, empty on the last page.
 	ListAgents(ctx context.Context, f AgentFilter, p Page) ([]Agent, string, error)
 }
