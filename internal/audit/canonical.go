@@ -233,46 +233,13 @@ func appendCanonicalValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(b, ']'), nil
 	case map[string]any:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			if !utf8.ValidString(k) {
-				return nil, errors.New("object key is not valid UTF-8")
-			}
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			var err error
-			if b, err = appendCanonicalValue(b, v[k], depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, '}'), nil
+		return appendCanonicalObject(b, v, func(b []byte, e any) ([]byte, error) {
+			return appendCanonicalValue(b, e, depth+1)
+		})
 	case map[string]string:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			if !utf8.ValidString(k) {
-				return nil, errors.New("object key is not valid UTF-8")
-			}
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendString(b, v[k])
-		}
-		return append(b, '}'), nil
+		return appendCanonicalObject(b, v, func(b []byte, e string) ([]byte, error) {
+			return appendString(b, e), nil
+		})
 	default:
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
@@ -283,6 +250,32 @@ func appendCanonicalValue(b []byte, v any, depth int) ([]byte, error) {
 		p := parser{data: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), depth: depth}
 		return p.canonical(b)
 	}
+}
+
+// appendCanonicalObject appends m as a JSON object with its keys sorted by
+// their UTF-8 bytes; value appends one member's value.
+func appendCanonicalObject[V any](b []byte, m map[string]V, value func([]byte, V) ([]byte, error)) ([]byte, error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if !utf8.ValidString(k) {
+			return nil, errors.New("object key is not valid UTF-8")
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = value(b, m[k]); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
 }
 
 // CanonicalJSON re-encodes any JSON text canonically (see Event.Canonical).

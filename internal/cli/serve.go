@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +31,7 @@ func (c *devCmd) Run(rc *runContext) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	logger := server.NewLogger(rc.env.Stderr, cfg.Log)
-	srv, err := server.New(rc.ctx, cfg, server.Params{Logger: logger, Getenv: rc.env.Getenv})
+	srv, _, err := rc.openServer(cfg)
 	if err != nil {
 		return err
 	}
@@ -93,6 +93,16 @@ func devToken(ctx context.Context, srv *server.Server, dataDir string) (string, 
 	return secret, nil
 }
 
+// openServer builds the logger cfg asks for and the server on it.
+func (rc *runContext) openServer(cfg server.Config) (*server.Server, *slog.Logger, error) {
+	logger := server.NewLogger(rc.env.Stderr, cfg.Log)
+	srv, err := server.New(rc.ctx, cfg, server.Params{Logger: logger, Getenv: rc.env.Getenv})
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, logger, nil
+}
+
 // writePrivate writes a file readable by its owner only.
 func writePrivate(path, content string) error {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -114,8 +124,7 @@ func (c *serveCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
-	logger := server.NewLogger(rc.env.Stderr, cfg.Log)
-	srv, err := server.New(rc.ctx, cfg, server.Params{Logger: logger, Getenv: rc.env.Getenv})
+	srv, logger, err := rc.openServer(cfg)
 	if err != nil {
 		return err
 	}
@@ -157,8 +166,7 @@ func (c *initCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
-	logger := server.NewLogger(rc.env.Stderr, cfg.Log)
-	srv, err := server.New(rc.ctx, cfg, server.Params{Logger: logger, Getenv: rc.env.Getenv})
+	srv, _, err := rc.openServer(cfg)
 	if err != nil {
 		return err
 	}
