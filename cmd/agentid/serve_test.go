@@ -37,6 +37,10 @@ func TestInitThenServe(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "already initialised") || tokenRE.MatchString(out) {
 		t.Fatalf("second init: exit %d, printed:\n%s", code, out)
 	}
+	code, out, _ = run(t, dir, "init", "--config", cfg, "-o", "json")
+	if code != 0 || !strings.Contains(out, `"created": false`) || tokenRE.MatchString(out) {
+		t.Fatalf("init -o json on an initialised deployment: exit %d\n%s", code, out)
+	}
 
 	// Serve on a free loopback port from the same config.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

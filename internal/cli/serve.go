@@ -149,16 +149,27 @@ type initCmd struct {
 	Config string `help:"Config file; written with commented defaults if it does not exist." default:"agentid.yaml" placeholder:"FILE"`
 }
 
+// initOutput is the JSON shape of `agentid init -o json`.
+type initOutput struct {
+	Config         string `json:"config"`
+	WroteConfig    bool   `json:"wrote_config"`
+	Store          string `json:"store"`
+	Created        bool   `json:"created"`
+	AdminToken     string `json:"admin_token,omitempty"` // only when Created
+	AdminTokenName string `json:"admin_token_name,omitempty"`
+}
+
 // Run prepares a deployment without serving: config, migrations, root and
-// checkpoint keys, bootstrap admin token.
+// checkpoint keys, bootstrap admin token. With -o json it prints one
+// object, so automation can capture the token.
 func (c *initCmd) Run(rc *runContext) error {
-	out := rc.env.Stdout
+	res := initOutput{Config: c.Config}
 	switch _, err := os.Stat(c.Config); {
 	case errors.Is(err, fs.ErrNotExist):
 		if err := writePrivate(c.Config, server.SampleConfig); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "wrote %s (edit it, then run init again or serve)\n", c.Config)
+		res.WroteConfig = true
 	case err != nil:
 		return fmt.Errorf("config: %w", err)
 	}
@@ -174,6 +185,17 @@ func (c *initCmd) Run(rc *runContext) error {
 	secret, created, err := srv.Bootstrap(rc.ctx)
 	if err != nil {
 		return err
+	}
+	res.Store, res.Created = cfg.Store.Driver, created
+	if created {
+		res.AdminToken, res.AdminTokenName = secret, adminauth.BootstrapName
+	}
+	if rc.jsonOutput() {
+		return rc.printJSON(res)
+	}
+	out := rc.env.Stdout
+	if res.WroteConfig {
+		fmt.Fprintf(out, "wrote %s (edit it, then run init again or serve)\n", c.Config)
 	}
 	fmt.Fprintf(out, "store migrated (%s), root key and audit checkpoint key ready\n", cfg.Store.Driver)
 	if created {
