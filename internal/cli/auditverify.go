@@ -201,7 +201,7 @@ func keyFromWire(w admin.AuditKey) (store.AuditKey, error) {
 }
 
 // decodePublicKey decodes an Ed25519 public key: 64 hex digits (the admin
-// API's form) or base64url / base64 (the audit package's form).
+// API's form) or base64url / base64 (a key recorded in another tool).
 func decodePublicKey(s string) (ed25519.PublicKey, error) {
 	b, err := decodeFixed(s, ed25519.PublicKeySize)
 	if err != nil {
