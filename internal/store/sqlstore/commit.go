@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -32,21 +33,37 @@ func (s *Store) commitLoop() {
 		case <-s.closing:
 			return
 		}
-		batch := []*request{first}
-	gather:
-		for len(batch) < s.maxBatch {
-			select {
-			case r := <-s.queue:
-				batch = append(batch, r)
-			default:
-				break gather
-			}
-		}
+		batch := s.gather(first)
 		results := s.runBatch(batch)
 		for i, r := range batch {
 			r.done <- results[i]
 		}
 	}
+}
+
+// gather returns a batch of first and the requests queued behind it. When
+// the queue is empty it yields the processor and looks again, for as long
+// as yielding brought new requests. The callers the last batch answered are
+// runnable then but may not have run yet; without the yield they would miss
+// this batch and wait out its commit, splitting steady writers into two
+// cohorts that each pay for their own fsync (measured: 16 instead of 31 of
+// 32 writers per batch). A lone writer costs one yield.
+func (s *Store) gather(first *request) []*request {
+	batch := []*request{first}
+	yieldedAt := 0 // len(batch) at the last yield
+	for len(batch) < s.maxBatch {
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+		default:
+			if len(batch) == yieldedAt {
+				return batch
+			}
+			yieldedAt = len(batch)
+			runtime.Gosched()
+		}
+	}
+	return batch
 }
 
 // runBatch runs every request's fn in one transaction, each in a savepoint,
