@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -335,5 +336,111 @@ func testAuditKeys(t *testing.T, s store.Store) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ListAuditKeys (-want +got):\n%s", diff)
+	}
+}
+
+// testAuditBatchedAppends checks appends of Update calls that share a
+// batch (a backend may buffer them until commit): reads inside a tx see
+// the fn's own appends, a fn that reads and then fails leaves no event
+// while its batch-mates' land, and a taken id fails only the fn using it,
+// whether the id is stored or appended earlier in the same batch.
+func testAuditBatchedAppends(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	appendAudit(t, s, store.AuditRecord{ID: "evt_stored"})
+	errBoom := errors.New("boom")
+	const n = 30
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		dups  atomic.Int32
+	)
+	wg.Go(func() { // hold the writer busy so that the others share a batch
+		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			close(start)
+			time.Sleep(50 * time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			t.Errorf("blocker: %v", err)
+		}
+	})
+	<-start
+	for i := range n {
+		wg.Go(func() {
+			id := fmt.Sprintf("evt_b%04d", i)
+			err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+				switch i % 3 {
+				case 0: // append, then read it back three ways
+					r, err := tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: id}))
+					if err != nil {
+						return err
+					}
+					seq, hash, err := tx.AuditHead(ctx)
+					if err != nil || seq != r.Seq || !bytes.Equal(hash, r.Hash) {
+						return fmt.Errorf("AuditHead in tx = %d, %v; want %d", seq, err, r.Seq)
+					}
+					es, _, err := tx.ListAudit(ctx, store.AuditQuery{AfterSeq: r.Seq - 1}, store.Page{})
+					if err != nil || len(es) != 1 || es[0].ID != id {
+						return fmt.Errorf("ListAudit in tx = %d events, %v; want %s", len(es), err, id)
+					}
+					found := false
+					if err := tx.ScanAudit(ctx, store.AuditQuery{}, func(e store.AuditRecord) error {
+						found = found || e.ID == id
+						return nil
+					}); err != nil || !found {
+						return fmt.Errorf("ScanAudit in tx found %s: %v, %v", id, found, err)
+					}
+					// And the next append chains on it.
+					r2, err := tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: id + "_2"}))
+					if err == nil && (r2.Seq != r.Seq+1 || !bytes.Equal(r2.PrevHash, r.Hash)) {
+						return fmt.Errorf("second append: seq %d, want %d, chained %v", r2.Seq, r.Seq+1, bytes.Equal(r2.PrevHash, r.Hash))
+					}
+					return err
+				case 1: // append, read (so that buffered rows are written), fail
+					if _, err := tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: id})); err != nil {
+						return err
+					}
+					if _, _, err := tx.AuditHead(ctx); err != nil {
+						return err
+					}
+					return errBoom
+				default: // a taken id fails the append; the tx stays usable
+					_, err := tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: "evt_stored"}))
+					if !errors.Is(err, store.ErrAlreadyExists) {
+						return fmt.Errorf("append of a stored id = %v, want ErrAlreadyExists", err)
+					}
+					_, err = tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: "evt_dup"}))
+					if errors.Is(err, store.ErrAlreadyExists) {
+						dups.Add(1)
+						return nil
+					}
+					return err
+				}
+			})
+			switch {
+			case i%3 == 1 && !errors.Is(err, errBoom):
+				t.Errorf("Update %d = %v, want boom", i, err)
+			case i%3 != 1 && err != nil:
+				t.Errorf("Update %d = %v, want nil", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := dups.Load(); got != n/3-1 {
+		t.Errorf("%d appends of evt_dup failed with ErrAlreadyExists, want %d", got, n/3-1)
+	}
+	rs := verifyChain(t, s, 1+2*n/3+1)
+	ids := map[string]bool{}
+	for _, r := range rs {
+		ids[r.ID] = true
+	}
+	for i := range n {
+		id := fmt.Sprintf("evt_b%04d", i)
+		if ids[id] != (i%3 == 0) || ids[id+"_2"] != (i%3 == 0) {
+			t.Errorf("event %s stored = %v, want %v", id, ids[id], i%3 == 0)
+		}
+	}
+	if !ids["evt_dup"] {
+		t.Error("evt_dup was not stored")
 	}
 }

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditConcurrentAppend", testAuditConcurrentAppend},
 		{"AuditRollsBackWithAgent", testAuditRollback},
 		{"AuditSealChecks", testAuditSealChecks},
+		{"AuditBatchedAppends", testAuditBatchedAppends},
 		{"AuditQueries", testAuditQueries},
 		{"AuditScanBatches", testAuditScanBatches},
 		{"Checkpoints", testCheckpoints},
