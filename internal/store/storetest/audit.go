@@ -376,19 +376,28 @@ func testAuditBatchedAppends(t *testing.T, s store.Store) {
 						return err
 					}
 					seq, hash, err := tx.AuditHead(ctx)
-					if err != nil || seq != r.Seq || !bytes.Equal(hash, r.Hash) {
-						return fmt.Errorf("AuditHead in tx = %d, %v; want %d", seq, err, r.Seq)
+					if err != nil {
+						return err
+					}
+					if seq != r.Seq || !bytes.Equal(hash, r.Hash) {
+						return fmt.Errorf("AuditHead in tx = %d; want %d and its hash", seq, r.Seq)
 					}
 					es, _, err := tx.ListAudit(ctx, store.AuditQuery{AfterSeq: r.Seq - 1}, store.Page{})
-					if err != nil || len(es) != 1 || es[0].ID != id {
-						return fmt.Errorf("ListAudit in tx = %d events, %v; want %s", len(es), err, id)
+					if err != nil {
+						return err
+					}
+					if len(es) != 1 || es[0].ID != id {
+						return fmt.Errorf("ListAudit in tx = %d events; want %s", len(es), id)
 					}
 					found := false
 					if err := tx.ScanAudit(ctx, store.AuditQuery{}, func(e store.AuditRecord) error {
 						found = found || e.ID == id
 						return nil
-					}); err != nil || !found {
-						return fmt.Errorf("ScanAudit in tx found %s: %v, %v", id, found, err)
+					}); err != nil {
+						return err
+					}
+					if !found {
+						return fmt.Errorf("ScanAudit in tx did not find %s", id)
 					}
 					// And the next append chains on it.
 					r2, err := tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: id + "_2"}))
@@ -406,8 +415,11 @@ func testAuditBatchedAppends(t *testing.T, s store.Store) {
 					return errBoom
 				default: // a taken id fails the append; the tx stays usable
 					_, err := tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: "evt_stored"}))
+					if err == nil {
+						return errors.New("append of a stored id succeeded, want ErrAlreadyExists")
+					}
 					if !errors.Is(err, store.ErrAlreadyExists) {
-						return fmt.Errorf("append of a stored id = %v, want ErrAlreadyExists", err)
+						return fmt.Errorf("append of a stored id: %w, want ErrAlreadyExists", err)
 					}
 					_, err = tx.AppendAudit(ctx, sealer(store.AuditRecord{ID: "evt_dup"}))
 					if errors.Is(err, store.ErrAlreadyExists) {
