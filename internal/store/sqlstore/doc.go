@@ -9,10 +9,10 @@
 //
 // Store.Update does not open a transaction per call. Concurrent calls are
 // queued to a single committer goroutine that runs a batch of them (at most
-// Params.MaxBatch; the committer yields once more while yielding brings more
-// callers, so that those it has just answered can join) in one database
-// transaction, each fn inside its own
-// SAVEPOINT, and commits once, so the batch shares one fsync. A fn that
+// Params.MaxBatch) in one database transaction, each fn inside its own
+// SAVEPOINT, and commits once, so the batch shares one fsync. Before a batch
+// starts, the committer yields for as long as yielding brings more calls,
+// so that the callers it has just answered can join it. A fn that
 // returns an error is rolled back to its savepoint and the others in the
 // batch are unaffected. If the shared commit fails, every fn of the batch
 // that succeeded gets the commit error (a fn that failed keeps its own error:
