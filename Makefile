@@ -22,6 +22,7 @@ build: ## Build bin/agentid.
 
 test: ## Run every test (with -race when cgo is available). Set AGENTID_TEST_POSTGRES_DSN to include PostgreSQL.
 	@[ -n "$(RACE)" ] || echo "note: no C compiler or cgo disabled: running tests without -race"
+	@[ -n "$$AGENTID_TEST_POSTGRES_DSN" ] || echo "note: AGENTID_TEST_POSTGRES_DSN is not set: the PostgreSQL conformance and tamper tests are skipped (SQLite runs them all)"
 	$(GO) test $(RACE) -count=1 -timeout 20m ./...
 
 check: fmt vet lint test ## gofmt, go vet, golangci-lint (pinned), then test.
