@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -76,8 +77,16 @@ func New(p Params) (http.Handler, error) {
 
 func (h *handler) routes() {
 	admin, auditor := store.RoleAdmin, store.RoleAuditor
+	// paths matches a request's path alone, so that a known path asked
+	// with the wrong method gets 405 and the methods it allows.
+	paths, allowed := http.NewServeMux(), map[string][]string{}
 	handle := func(pattern string, role store.Role, fn func(http.ResponseWriter, *http.Request, *principal)) {
 		h.mux.Handle(pattern, h.authenticated(role, fn))
+		method, path, _ := strings.Cut(pattern, " ")
+		if allowed[path] == nil {
+			paths.Handle(path, http.NotFoundHandler())
+		}
+		allowed[path] = append(allowed[path], method)
 	}
 
 	h.mux.HandleFunc("GET /healthz", h.healthz)
@@ -107,8 +116,14 @@ func (h *handler) routes() {
 	handle("GET /v1/audit/checkpoints", auditor, h.listCheckpoints)
 	handle("GET /v1/audit/keys", auditor, h.listAuditKeys)
 
-	// Anything else under /v1/ is a problem+json 404, not the mux's text.
+	// Anything else under /v1/ is a problem+json 405 or 404, not the mux's
+	// text.
 	h.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := paths.Handler(r); pattern != "" {
+			w.Header().Set("Allow", strings.Join(allowed[pattern], ", "))
+			h.problem(w, r, errMethod)
+			return
+		}
 		h.problem(w, r, errNoRoute)
 	})
 }

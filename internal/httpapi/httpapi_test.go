@@ -222,6 +222,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{name: "bad If-Match", method: "PATCH", path: "/v1/agents/invoice-bot", token: "admin", body: `{"purpose":"new"}`, hdr: map[string]string{"If-Match": "*x"}, wantStatus: 400, wantType: admin.ProblemBadRequest, wantField: "If-Match"},
 		{name: "unknown agent", method: "GET", path: "/v1/agents/nobody", token: "admin", wantStatus: 404, wantType: admin.ProblemNotFound},
 		{name: "unknown endpoint", method: "GET", path: "/v1/nothing", token: "admin", wantStatus: 404, wantType: admin.ProblemNotFound},
+		{name: "wrong method on a known path", method: "DELETE", path: "/v1/agents", token: "admin", wantStatus: 405, wantType: admin.ProblemMethodNotAllowed},
+		{name: "wrong method on a path with a parameter", method: "PUT", path: "/v1/agents/invoice-bot", token: "admin", body: `{}`, wantStatus: 405, wantType: admin.ProblemMethodNotAllowed},
 		{name: "bad page size", method: "GET", path: "/v1/agents?page_size=0", token: "admin", wantStatus: 400, wantType: admin.ProblemBadRequest, wantField: "page_size"},
 		{name: "forged page token", method: "GET", path: "/v1/agents?page_token=bm9wZQ", token: "admin", wantStatus: 400, wantType: admin.ProblemValidation, wantField: "page_token"},
 		{name: "bad state filter", method: "GET", path: "/v1/agents?state=sleeping", token: "admin", wantStatus: 400, wantType: admin.ProblemBadRequest, wantField: "state"},
@@ -453,5 +455,20 @@ func TestAuditorReadsAudit(t *testing.T) {
 	ks, err := c.AuditKeys(ctx)
 	if err != nil || len(ks) != 1 || len(ks[0].PublicKey) != 64 {
 		t.Fatalf("keys = %+v, %v", ks, err)
+	}
+}
+
+func TestWrongMethodListsAllowed(t *testing.T) {
+	e := newEnv(t)
+	for path, want := range map[string]string{
+		"/v1/agents":                    "POST, GET",
+		"/v1/agents/invoice-bot":        "GET, PATCH",
+		"/v1/agents/invoice-bot/resume": "POST",
+		"/v1/audit/export":              "GET",
+	} {
+		status, hdr, p := e.raw(t, "DELETE", path, e.token, "", nil, nil)
+		if status != http.StatusMethodNotAllowed || p.Type != admin.ProblemMethodNotAllowed || hdr.Get("Allow") != want {
+			t.Errorf("DELETE %s = %d %s, Allow %q; want 405, Allow %q", path, status, p.Type, hdr.Get("Allow"), want)
+		}
 	}
 }

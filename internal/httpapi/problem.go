@@ -16,6 +16,7 @@ import (
 // Transport-level errors that become problems.
 var (
 	errNoRoute     = errors.New("httpapi: no such endpoint")
+	errMethod      = errors.New("httpapi: method not allowed")
 	errUnavailable = errors.New("httpapi: not ready")
 )
 
@@ -57,6 +58,9 @@ func problemFor(err error) (p admin.Problem, internal bool) {
 	case errors.Is(err, adminauth.ErrForbidden):
 		return admin.Problem{Type: admin.ProblemForbidden, Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "this token's role may not do this"}, false
+	case errors.Is(err, errMethod):
+		return admin.Problem{Type: admin.ProblemMethodNotAllowed, Title: "Method not allowed", Status: http.StatusMethodNotAllowed,
+			Detail: "the endpoint does not take this method; Allow lists those it does"}, false
 	case errors.Is(err, errNoRoute):
 		return admin.Problem{Type: admin.ProblemNotFound, Title: "Not found", Status: http.StatusNotFound,
 			Detail: "no such endpoint"}, false
