@@ -274,6 +274,14 @@ func (s *Service) Revoke(ctx context.Context, o audit.Origin, id string) (store.
 		if !cur.RevokedAt.IsZero() {
 			return fmt.Errorf("adminauth: token %s is already revoked: %w", id, ErrIllegalTransition)
 		}
+		// Record first: appending to the audit trail is serialised across
+		// processes (store.AuditWriter), so concurrent revocations on
+		// several replicas queue here, and the last-admin check below sees
+		// every revocation committed before it. A failed check rolls the
+		// event back with the rest of fn.
+		if err := s.appendTokenEvent(ctx, tx, o, EventTokenRevoked, cur, now); err != nil {
+			return err
+		}
 		if usable(cur, now) && cur.Role == store.RoleAdmin {
 			last, err := lastAdmin(ctx, tx, cur.ID, now)
 			if err != nil {
@@ -295,9 +303,6 @@ func (s *Service) Revoke(ctx context.Context, o audit.Origin, id string) (store.
 			return err
 		case err != nil:
 			return fmt.Errorf("adminauth: revoke token: %w", err)
-		}
-		if err := s.appendTokenEvent(ctx, tx, o, EventTokenRevoked, revoked, now); err != nil {
-			return err
 		}
 		out = revoked
 		return nil

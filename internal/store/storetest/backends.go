@@ -61,7 +61,66 @@ func openSQLite(t *testing.T) (store.Store, *sql.DB) {
 	return s, s.DB()
 }
 
+// Replicas is like Backends, but each Backend's Open returns n independent
+// stores on one database — the same SQLite file, the same PostgreSQL
+// schema — as n processes or replicas would have, for tests of behaviour
+// across processes.
+func Replicas(t *testing.T, n int) []ReplicaSet {
+	t.Helper()
+	sets := []ReplicaSet{{Name: "sqlite", Open: func(t *testing.T) []store.Store {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "agentid.db")
+		out := make([]store.Store, n)
+		for i := range out {
+			s, err := sqlite.Open(context.Background(), sqlite.Params{Path: path})
+			if err != nil {
+				t.Fatalf("sqlite.Open: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			out[i] = s
+		}
+		return out
+	}}}
+	dsn := os.Getenv(PostgresDSNEnv)
+	if dsn == "" {
+		t.Log("PostgreSQL replicas skipped: " + PostgresDSNEnv + " not set")
+		return sets
+	}
+	return append(sets, ReplicaSet{Name: "postgres", Open: func(t *testing.T) []store.Store {
+		t.Helper()
+		schemaDSN := createSchema(t, dsn)
+		out := make([]store.Store, n)
+		for i := range out {
+			s, err := postgres.Open(context.Background(), postgres.Params{DSN: schemaDSN})
+			if err != nil {
+				t.Fatalf("postgres.Open: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			out[i] = s
+		}
+		return out
+	}})
+}
+
+// ReplicaSet is one backend opened as several replicas; see Replicas.
+type ReplicaSet struct {
+	Name string
+	Open func(t *testing.T) []store.Store
+}
+
 func openPostgres(t *testing.T, dsn string) (store.Store, *sql.DB) {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), postgres.Params{DSN: createSchema(t, dsn)})
+	if err != nil {
+		t.Fatalf("postgres.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, s.DB()
+}
+
+// createSchema creates a schema t_<random>, drops it when t ends, and
+// returns dsn selecting it.
+func createSchema(t *testing.T, dsn string) string {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := pgx.ParseConfig(dsn)
@@ -81,12 +140,7 @@ func openPostgres(t *testing.T, dsn string) (store.Store, *sql.DB) {
 			t.Errorf("postgres: drop schema %s: %v", schema, err)
 		}
 	})
-	s, err := postgres.Open(ctx, postgres.Params{DSN: WithSearchPath(dsn, schema)})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s, s.DB()
+	return WithSearchPath(dsn, schema)
 }
 
 // WithSearchPath returns dsn (URL or key=value form) with search_path set
