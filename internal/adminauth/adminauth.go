@@ -343,7 +343,7 @@ func lastAdmin(ctx context.Context, tx store.Tx, except string, now time.Time) (
 func (s *Service) appendTokenEvent(ctx context.Context, tx store.Tx, o audit.Origin, typ string, t store.AdminToken, now time.Time) error {
 	ev := o.Event(audit.Admin, typ)
 	ev.Time = now
-	exp := ""
+	var exp any // JSON null: no expiry
 	if !t.ExpiresAt.IsZero() {
 		exp = t.ExpiresAt.UTC().Format(time.RFC3339Nano)
 	}

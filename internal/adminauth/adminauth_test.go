@@ -171,7 +171,7 @@ func TestBootstrap(t *testing.T) {
 		evs, bodies := e.events(0)
 		wantEv := event{Family: audit.Admin, Type: EventTokenCreated, Outcome: audit.Success,
 			Actor:   &audit.Actor{Type: "system", ID: "system"},
-			Details: details(map[string]any{"id": tok.ID, "name": "bootstrap", "role": "admin", "expires_at": ""})}
+			Details: details(map[string]any{"id": tok.ID, "name": "bootstrap", "role": "admin", "expires_at": nil})}
 		if diff := cmp.Diff([]event{wantEv}, evs); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
