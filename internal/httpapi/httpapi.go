@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -37,6 +38,11 @@ type Params struct {
 	// Registerer receives the HTTP metrics; Gatherer serves /metrics.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+
+	// TrustedProxies are the load balancers and reverse proxies whose
+	// X-Forwarded-For the server believes for the client address on logs
+	// and audit events. Empty: the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 
 	Logger       *slog.Logger
 	Clock        func() time.Time

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -93,7 +94,7 @@ func (h *handler) traced(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r.WithContext(ctx))
 		h.p.Logger.InfoContext(ctx, "request",
 			"method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration", h.p.Clock().Sub(start), "trace_id", t.traceID, "remote", remoteIP(r))
+			"duration", h.p.Clock().Sub(start), "trace_id", t.traceID, "remote", h.remoteIP(r))
 	})
 }
 
@@ -158,7 +159,7 @@ type principal struct {
 // origin returns the audit origin of an unauthenticated request.
 func (h *handler) origin(r *http.Request) audit.Origin {
 	return audit.Origin{
-		Source:  audit.Source{IP: remoteIP(r), UserAgent: truncate(r.UserAgent(), 256)},
+		Source:  audit.Source{IP: h.remoteIP(r), UserAgent: truncate(r.UserAgent(), 256)},
 		TraceID: traceOf(r.Context()).traceID,
 	}
 }
@@ -198,14 +199,41 @@ func bearerToken(r *http.Request) (string, bool) {
 	return cred, cred != ""
 }
 
-// remoteIP is the peer address of the connection. Forwarded headers are not
-// trusted.
-func remoteIP(r *http.Request) string {
+// remoteIP is the client's address: the TCP peer, or — when the peer is
+// one of Params.TrustedProxies — the right-most address of the
+// X-Forwarded-For chain that is not itself a trusted proxy. A client
+// cannot spoof it by sending the header: entries are only believed as far
+// as trusted proxies vouch for them, and a malformed entry stops the walk.
+func (h *handler) remoteIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !h.trusted(peer) {
+		return host
+	}
+	client := peer
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0 && h.trusted(client); i-- {
+		addr, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = addr
+	}
+	return client.Unmap().String()
+}
+
+// trusted reports whether addr is a configured trusted proxy.
+func (h *handler) trusted(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range h.p.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 func truncate(s string, n int) string {

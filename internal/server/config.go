@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +28,10 @@ type Config struct {
 	// rest (default <data_dir>/root.key, created if absent). The
 	// AGENTID_ROOT_KEY environment variable (base64) overrides it.
 	RootKeyFile string `yaml:"root_key_file"`
+	// TrustedProxies are the addresses or CIDR ranges of load balancers
+	// whose X-Forwarded-For header names the client on logs and audit
+	// events. Empty (the default): the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 
 	Store       StoreConfig       `yaml:"store"`
 	TLS         TLSConfig         `yaml:"tls"`
@@ -218,6 +223,9 @@ func (c *Config) Validate() error {
 	if c.Audit.CheckpointInterval < time.Second {
 		return bad("audit.checkpoint_interval", "must be at least 1s")
 	}
+	if _, err := c.Proxies(); err != nil {
+		return bad("trusted_proxies", "%v", err)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -229,6 +237,24 @@ func (c *Config) Validate() error {
 		return bad("log.format", "%q is not text or json", c.Log.Format)
 	}
 	return nil
+}
+
+// Proxies parses TrustedProxies: each entry a CIDR range or a single
+// address.
+func (c *Config) Proxies() ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(c.TrustedProxies))
+	for _, s := range c.TrustedProxies {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a CIDR range", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // isLoopback reports whether host names only loopback interfaces. An empty
@@ -249,6 +275,7 @@ listen: 127.0.0.1:8080        # a non-loopback address requires tls below
 trust_domain: example.org     # SPIFFE trust domain: spiffe://example.org/agent/<name>
 data_dir: ./agentid-data      # SQLite database and root key live here by default
 # root_key_file: ./agentid-data/root.key   # or env AGENTID_ROOT_KEY (base64, 32 bytes)
+# trusted_proxies: [10.0.0.0/8]            # load balancers whose X-Forwarded-For names the client
 
 store:
   driver: sqlite              # sqlite or postgres

@@ -45,6 +45,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "exactly one"},
 		{"bad listen", "listen: nowhere\n", "host:port"},
+		{"bad trusted proxy", "trusted_proxies: [10.0.0.0/8, lb.internal]\n", "lb.internal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,4 +89,22 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("a parsed config does not validate: %v", err)
 		}
 	})
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := ParseConfig([]byte("trusted_proxies: [10.0.0.0/8, 192.0.2.7, '2001:db8::/32', 10.1.2.3/8]\n"), "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.Proxies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, p := range got {
+		s = append(s, p.String())
+	}
+	if diff := cmp.Diff([]string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.0.0.0/8"}, s); diff != "" {
+		t.Fatalf("proxies (-want +got):\n%s", diff)
+	}
 }

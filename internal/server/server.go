@@ -146,13 +146,17 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err != nil {
 		return fmt.Errorf("server: admin auth: %w", err)
 	}
+	proxies, err := s.cfg.Proxies()
+	if err != nil {
+		return err
+	}
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler, err = httpapi.New(httpapi.Params{
 		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
-		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version,
+		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
 	})
 	if err != nil {
 		return fmt.Errorf("server: http api: %w", err)
