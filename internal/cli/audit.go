@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -140,6 +141,7 @@ func (c *auditTailCmd) Run(rc *runContext) error {
 	}
 	t := time.NewTimer(c.Interval)
 	defer t.Stop()
+	wait, down := c.Interval, false
 	for {
 		select {
 		case <-rc.ctx.Done():
@@ -147,14 +149,38 @@ func (c *auditTailCmd) Run(rc *runContext) error {
 		case <-t.C:
 		}
 		after, err = scanAfter(rc, cl, after, p.print)
-		if err != nil {
-			if rc.ctx.Err() != nil {
-				return nil
-			}
+		switch {
+		case err != nil && rc.ctx.Err() != nil:
+			return nil
+		case err != nil && !transient(err):
 			return fmt.Errorf("audit tail: %w", err)
+		case err != nil:
+			// The server is restarting or unreachable: keep following,
+			// backing off to maxTailBackoff, and say so once.
+			if !down {
+				rc.notef("agentid: audit tail: %s; retrying\n", describe(err))
+				down = true
+			}
+			wait = min(2*wait, max(c.Interval, maxTailBackoff))
+		default:
+			if down {
+				rc.notef("agentid: audit tail: reconnected\n")
+				down = false
+			}
+			wait = c.Interval
 		}
-		t.Reset(c.Interval)
+		t.Reset(wait)
 	}
+}
+
+// maxTailBackoff bounds the wait between polls while the server is down.
+const maxTailBackoff = 30 * time.Second
+
+// transient reports whether err may pass by itself: a network error or a
+// 5xx answer, as opposed to a problem with the request or the token.
+func transient(err error) bool {
+	var p *admin.Problem
+	return !errors.As(err, &p) || p.Status >= 500
 }
 
 // scanAfter calls fn for every event with a sequence number above after, in

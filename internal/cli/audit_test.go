@@ -324,3 +324,61 @@ func waitFor(t *testing.T, b *syncBuffer, sub string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestAuditTailFollowSurvivesOutage(t *testing.T) {
+	tr := makeTrail(t, 14, 5)
+	f := newFakeAPI()
+	tr.install(t, f, tr.lines[:12])
+	srv := f.serve(t)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, []string{"--server", srv.URL, "--token", testToken, "-o", "json",
+			"audit", "tail", "-n", "1", "-f", "--interval", "5ms"},
+			Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	}()
+	waitFor(t, &out, `"seq":12`)
+	f.mu.Lock()
+	f.outage = 3
+	f.mu.Unlock()
+	waitFor(t, &errb, "retrying")
+	tr.install(t, f, tr.lines)
+	waitFor(t, &out, `"seq":14`)
+	waitFor(t, &errb, "reconnected")
+	cancel()
+	if code := <-done; code != ExitOK {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if n := strings.Count(out.String(), `"seq":13`); n != 1 {
+		t.Fatalf("event 13 printed %d times across the outage:\n%s", n, out.String())
+	}
+}
+
+func TestAuditTailFollowStopsOnAuthFailure(t *testing.T) {
+	tr := makeTrail(t, 3, 5)
+	f := newFakeAPI()
+	tr.install(t, f, tr.lines)
+	srv := f.serve(t)
+	var out, errb syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Run(t.Context(), []string{"--server", srv.URL, "--token", testToken, "-o", "json",
+			"audit", "tail", "-n", "1", "-f", "--interval", "5ms"},
+			Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	}()
+	waitFor(t, &out, `"seq":3`)
+	f.mu.Lock()
+	f.outage, f.outageStatus = 1, 401 // the token was revoked
+	f.mu.Unlock()
+	select {
+	case code := <-done:
+		if code != ExitError {
+			t.Fatalf("exit %d, want %d; stderr %s", code, ExitError, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("tail -f kept polling with a rejected token")
+	}
+}

@@ -32,16 +32,18 @@ var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 // fakeAPI is a small in-memory admin API speaking the sdk/admin wire types,
 // enough for the commands under test. The real API is internal/httpapi.
 type fakeAPI struct {
-	mu       sync.Mutex
-	agents   []admin.Agent
-	owners   []admin.Owner
-	tokens   []admin.AdminToken
-	events   []admin.AuditEvent
-	export   []string // raw JSON lines of /v1/audit/export; nil: encode events
-	cps      []admin.AuditCheckpoint
-	keys     []admin.AuditKey
-	requests []string          // "METHOD /path?query" of every request
-	bodies   map[string][]byte // last body per "METHOD /path"
+	mu           sync.Mutex
+	agents       []admin.Agent
+	owners       []admin.Owner
+	tokens       []admin.AdminToken
+	events       []admin.AuditEvent
+	export       []string // raw JSON lines of /v1/audit/export; nil: encode events
+	cps          []admin.AuditCheckpoint
+	keys         []admin.AuditKey
+	requests     []string          // "METHOD /path?query" of every request
+	outage       int               // answer this many more requests with outageStatus
+	outageStatus int               // 0: 503
+	bodies       map[string][]byte // last body per "METHOD /path"
 }
 
 func newFakeAPI() *fakeAPI { return &fakeAPI{bodies: map[string][]byte{}} }
@@ -192,7 +194,19 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.requests = append(f.requests, r.Method+" "+r.URL.RequestURI())
+		down := f.outage > 0 && r.URL.Path == "/v1/audit/events"
+		if down {
+			f.outage--
+		}
 		f.mu.Unlock()
+		if down {
+			status := f.outageStatus
+			if status == 0 {
+				status = http.StatusServiceUnavailable
+			}
+			writeProblem(w, admin.Problem{Type: admin.ProblemUnavailable, Title: http.StatusText(status), Status: status})
+			return
+		}
 		if r.Header.Get("Authorization") != "Bearer "+testToken {
 			writeProblem(w, admin.Problem{Type: admin.ProblemUnauthenticated, Title: "Unauthenticated", Status: 401,
 				Detail: "missing or invalid admin token"})
