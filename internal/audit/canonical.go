@@ -95,37 +95,38 @@ func (ev *Event) appendCanonical(b []byte) ([]byte, error) {
 		}
 		b = append(b, ']')
 	}
+	// object writes member k as a nested object whose members fields
+	// writes, in key order.
+	object := func(k string, fields func()) {
+		key(k)
+		b = append(b, '{')
+		first = true
+		fields()
+		b = append(b, '}')
+		first = false
+	}
 	// Keys in byte order: actor agent decision delegation details family
 	// id instance outcome reason source task time type.
 	if a := ev.Actor; a != nil {
-		key("actor")
-		b = append(b, '{')
-		first = true
-		str("id", a.ID)
-		str("type", a.Type)
-		b = append(b, '}')
-		first = false
+		object("actor", func() {
+			str("id", a.ID)
+			str("type", a.Type)
+		})
 	}
 	if a := ev.Agent; a != nil {
-		key("agent")
-		b = append(b, '{')
-		first = true
-		str("id", a.ID)
-		optStr("name", a.Name)
-		optStr("spiffe_id", a.SPIFFEID)
-		b = append(b, '}')
-		first = false
+		object("agent", func() {
+			str("id", a.ID)
+			optStr("name", a.Name)
+			optStr("spiffe_id", a.SPIFFEID)
+		})
 	}
 	optStr("decision", ev.Decision)
 	if d := ev.Delegation; d != nil {
-		key("delegation")
-		b = append(b, '{')
-		first = true
-		strs("actors", d.Actors)
-		optStr("grant_id", d.GrantID)
-		optStr("subject", d.Subject)
-		b = append(b, '}')
-		first = false
+		object("delegation", func() {
+			strs("actors", d.Actors)
+			optStr("grant_id", d.GrantID)
+			optStr("subject", d.Subject)
+		})
 	}
 	if len(ev.Details) > 0 {
 		key("details")
@@ -137,37 +138,28 @@ func (ev *Event) appendCanonical(b []byte) ([]byte, error) {
 	str("family", string(ev.Family))
 	str("id", ev.ID)
 	if in := ev.Instance; in != nil {
-		key("instance")
-		b = append(b, '{')
-		first = true
-		str("id", in.ID)
-		optStr("method", in.Method)
-		b = append(b, '}')
-		first = false
+		object("instance", func() {
+			str("id", in.ID)
+			optStr("method", in.Method)
+		})
 	}
 	str("outcome", string(ev.Outcome))
 	optStr("reason", ev.Reason)
 	if s := ev.Source; s != nil {
-		key("source")
-		b = append(b, '{')
-		first = true
-		optStr("ip", s.IP)
-		optStr("node", s.Node)
-		optStr("user_agent", s.UserAgent)
-		b = append(b, '}')
-		first = false
+		object("source", func() {
+			optStr("ip", s.IP)
+			optStr("node", s.Node)
+			optStr("user_agent", s.UserAgent)
+		})
 	}
 	if t := ev.Task; t != nil {
-		key("task")
-		b = append(b, '{')
-		first = true
-		strs("action_classes", t.ActionClasses)
-		optStr("reasoning_ref", t.ReasoningRef)
-		optStr("scope", t.Scope)
-		optStr("trace_id", t.TraceID)
-		optStr("txn", t.Txn)
-		b = append(b, '}')
-		first = false
+		object("task", func() {
+			strs("action_classes", t.ActionClasses)
+			optStr("reasoning_ref", t.ReasoningRef)
+			optStr("scope", t.Scope)
+			optStr("trace_id", t.TraceID)
+			optStr("txn", t.Txn)
+		})
 	}
 	key("time")
 	b = append(b, '"')
