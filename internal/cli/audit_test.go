@@ -287,16 +287,10 @@ func TestAuditTailFollow(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out, errb syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Run(ctx, []string{"--server", srv.URL, "--token", testToken, "-o", "json",
-			"audit", "tail", "-n", "1", "-f", "--interval", "5ms"},
-			Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
-	}()
-	waitFor(t, &out, `"seq":12`)
+	out, errb, done := startTailFollow(ctx, srv.URL)
+	waitFor(t, out, `"seq":12`)
 	tr.install(t, f, tr.lines) // two new events
-	waitFor(t, &out, `"seq":14`)
+	waitFor(t, out, `"seq":14`)
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())
@@ -333,21 +327,15 @@ func TestAuditTailFollowSurvivesOutage(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out, errb syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Run(ctx, []string{"--server", srv.URL, "--token", testToken, "-o", "json",
-			"audit", "tail", "-n", "1", "-f", "--interval", "5ms"},
-			Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
-	}()
-	waitFor(t, &out, `"seq":12`)
+	out, errb, done := startTailFollow(ctx, srv.URL)
+	waitFor(t, out, `"seq":12`)
 	f.mu.Lock()
 	f.outage = 3
 	f.mu.Unlock()
-	waitFor(t, &errb, "retrying")
+	waitFor(t, errb, "retrying")
 	tr.install(t, f, tr.lines)
-	waitFor(t, &out, `"seq":14`)
-	waitFor(t, &errb, "reconnected")
+	waitFor(t, out, `"seq":14`)
+	waitFor(t, errb, "reconnected")
 	cancel()
 	if code := <-done; code != ExitOK {
 		t.Fatalf("exit %d, stderr %s", code, errb.String())
@@ -362,14 +350,8 @@ func TestAuditTailFollowStopsOnAuthFailure(t *testing.T) {
 	f := newFakeAPI()
 	tr.install(t, f, tr.lines)
 	srv := f.serve(t)
-	var out, errb syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Run(t.Context(), []string{"--server", srv.URL, "--token", testToken, "-o", "json",
-			"audit", "tail", "-n", "1", "-f", "--interval", "5ms"},
-			Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
-	}()
-	waitFor(t, &out, `"seq":3`)
+	out, errb, done := startTailFollow(t.Context(), srv.URL)
+	waitFor(t, out, `"seq":3`)
 	f.mu.Lock()
 	f.outage, f.outageStatus = 1, 401 // the token was revoked
 	f.mu.Unlock()
@@ -381,4 +363,17 @@ func TestAuditTailFollowStopsOnAuthFailure(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("tail -f kept polling with a rejected token")
 	}
+}
+
+// startTailFollow runs `audit tail -n 1 -f -o json` against url until ctx
+// ends; done yields its exit code.
+func startTailFollow(ctx context.Context, url string) (out, errb *syncBuffer, done <-chan int) {
+	out, errb = &syncBuffer{}, &syncBuffer{}
+	d := make(chan int, 1)
+	go func() {
+		d <- Run(ctx, []string{"--server", url, "--token", testToken, "-o", "json",
+			"audit", "tail", "-n", "1", "-f", "--interval", "5ms"},
+			Env{Stdout: out, Stderr: errb, Getenv: func(string) string { return "" }})
+	}()
+	return out, errb, d
 }
