@@ -24,15 +24,21 @@ type Agent struct {
 	Owners        []string // owner ids (own_…), at least one, sorted
 	Purpose       string
 	ActionClasses []string
-	Audiences     []string
+	Audiences     []string // resources (RFC 8707) the agent may ask tokens for
+	Scopes        []string // OAuth scopes the agent may be granted
+	Permissions   []string // what the agent may do at agentid itself, e.g. "introspect"
+	RequireDPoP   bool     // tokens only with a DPoP proof (RFC 9449)
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time // zero: never
-	State         AgentState
-	CreatedBy     string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	Version       int64 // 1 on create, +1 on every update
+	// TokensRevokedAt revokes every token issued to the agent before it;
+	// zero: none.
+	TokensRevokedAt time.Time
+	State           AgentState
+	CreatedBy       string
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
+	Version         int64 // 1 on create, +1 on every update
 
 	// Orphaned is derived on read: every owner of the agent is deactivated.
 	// Writes ignore it.

@@ -61,6 +61,9 @@ type Reader interface {
 	OwnerReader
 	AdminTokenReader
 	AuditReader
+	SigningKeyReader
+	ClientReader
+	TokenReader
 }
 
 // Tx is a read-write transaction. Reads inside it see its own writes.
@@ -70,6 +73,10 @@ type Tx interface {
 	OwnerWriter
 	AdminTokenWriter
 	AuditWriter
+	SigningKeyWriter
+	LeaseWriter
+	ClientWriter
+	TokenWriter
 }
 
 // Page asks for one page of a list. A zero PageSize means DefaultPageSize;

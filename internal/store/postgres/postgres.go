@@ -4,9 +4,10 @@
 //
 // Each process runs the group committer of package sqlstore; correctness
 // across processes comes from the database: Update* methods read the row
-// with SELECT … FOR UPDATE, and AppendAudit takes a transaction-level
+// with SELECT … FOR UPDATE, AppendAudit takes a transaction-level
 // advisory lock before it reads the chain head, so replicas never fork the
-// audit chain. Lock keys are derived from current_schema(), so databases
+// audit chain, and UseOnce and AcquireLease are single upserts on a primary
+// key. Lock keys are derived from current_schema(), so databases
 // holding several agentid schemas do not contend.
 //
 // Migrations are embedded SQL files (migrations/NNNN_name.sql) with the same

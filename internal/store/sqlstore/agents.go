@@ -15,7 +15,7 @@ import (
 // agentCols are the columns scanAgent reads, orphaned derived last.
 const agentCols = `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
 	a.max_ttl, a.labels, a.expires_at, a.state, a.created_by, a.created_at,
-	a.updated_at, a.version,
+	a.updated_at, a.version, a.scopes, a.permissions, a.require_dpop, a.tokens_revoked_at,
 	NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
 		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned`
 
@@ -25,12 +25,14 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 	var (
 		a                          store.Agent
 		actions, audiences, labels string
+		scopes, permissions        string
 		maxTTL                     int64
 		state                      string
 	)
 	err := s.Scan(&a.ID, &a.Name, &a.SPIFFEID, &a.Purpose, &actions, &audiences,
 		&maxTTL, &labels, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
-		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version, &a.Orphaned)
+		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version,
+		&scopes, &permissions, &a.RequireDPoP, timeCol{&a.TokensRevokedAt}, &a.Orphaned)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -43,6 +45,12 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 		return store.Agent{}, err
 	}
 	if a.Labels, err = parseMap(labels); err != nil {
+		return store.Agent{}, err
+	}
+	if a.Scopes, err = parseList(scopes); err != nil {
+		return store.Agent{}, err
+	}
+	if a.Permissions, err = parseList(permissions); err != nil {
 		return store.Agent{}, err
 	}
 	return a, nil
@@ -255,9 +263,18 @@ func (t *txn) agentArgs(a store.Agent) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	scopes, err := listArg(a.Scopes)
+	if err != nil {
+		return nil, err
+	}
+	permissions, err := listArg(a.Permissions)
+	if err != nil {
+		return nil, err
+	}
 	return []any{a.ID, a.Name, a.SPIFFEID, a.Purpose, actions, audiences,
 		int64(a.MaxTTL), labels, t.d.timeArg(a.ExpiresAt), string(a.State),
-		a.CreatedBy, t.d.timeArg(a.CreatedAt), t.d.timeArg(a.UpdatedAt), a.Version}, nil
+		a.CreatedBy, t.d.timeArg(a.CreatedAt), t.d.timeArg(a.UpdatedAt), a.Version,
+		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt)}, nil
 }
 
 func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
@@ -267,8 +284,9 @@ func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
 	}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO agents (id, name, spiffe_id, purpose,
 		action_classes, audiences, max_ttl, labels, expires_at, state, created_by,
-		created_at, updated_at, version)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`, args...); err != nil {
+		created_at, updated_at, version, scopes, permissions, require_dpop, tokens_revoked_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		args...); err != nil {
 		return t.d.classify(err)
 	}
 	return t.insertOwners(ctx, a.ID, a.Owners)
@@ -309,13 +327,15 @@ func (t *txn) UpdateAgent(ctx context.Context, id string, fn func(store.Agent) (
 		if err != nil {
 			return err
 		}
-		// args: $1 id … $14 version; the immutable columns are not written.
+		// args: $1 id … $14 version, $15 scopes … $18 tokens_revoked_at; the
+		// immutable columns are not written.
 		res, err := t.q.ExecContext(ctx, `UPDATE agents SET spiffe_id = $2, purpose = $3,
 			action_classes = $4, audiences = $5, max_ttl = $6, labels = $7, expires_at = $8,
-			state = $9, updated_at = $10, version = $11
-			WHERE id = $1 AND version = $12`,
+			state = $9, updated_at = $10, version = $11, scopes = $12, permissions = $13,
+			require_dpop = $14, tokens_revoked_at = $15
+			WHERE id = $1 AND version = $16`,
 			args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9],
-			args[12], args[13], old.Version)
+			args[12], args[13], args[14], args[15], args[16], args[17], old.Version)
 		if err := checkOne(t.d, res, err); err != nil {
 			return err
 		}

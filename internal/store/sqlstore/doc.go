@@ -26,6 +26,14 @@
 // is read back as nil. Agent owners live in a join table with a foreign key
 // to owners, and are returned sorted and de-duplicated.
 //
+// # One-time identifiers and leases
+//
+// UseOnce and AcquireLease are each one INSERT … ON CONFLICT DO UPDATE …
+// WHERE statement on a primary key, whose affected-row count is the answer:
+// there is no read-then-write window, so they are atomic in one process and
+// across processes sharing the database (on PostgreSQL a racer waits for the
+// first writer's batch to commit, then sees its row).
+//
 // # Transactions and cancellation
 //
 // Inside Update, Tx methods check the caller's context before each statement

@@ -4,9 +4,11 @@
 // A backend's test calls Run with a function that opens a fresh, empty
 // store; the suite covers CRUD of every entity, pagination, unique
 // constraints, not-found paths, compare-and-swap under concurrency, group
-// commit isolation, time handling, orphan derivation and the audit chain
+// commit isolation, time handling, orphan derivation, the audit chain
 // (order under concurrency, rollback with the state change, queries,
-// checkpoints and keys).
+// checkpoints and keys), and the OAuth records: signing keys, leases,
+// client credentials, one-time identifiers and revocations, with leases and
+// one-time identifiers raced by concurrent callers.
 package storetest
 
 import (
@@ -60,6 +62,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditScanBatches", testAuditScanBatches},
 		{"Checkpoints", testCheckpoints},
 		{"AuditKeys", testAuditKeys},
+		{"SigningKeys", testSigningKeys},
+		{"SigningKeyConcurrentCAS", testSigningKeyConcurrentCAS},
+		{"Leases", testLeases},
+		{"LeaseRace", testLeaseRace},
+		{"ClientKeys", testClientKeys},
+		{"ClientSecrets", testClientSecrets},
+		{"UseOnce", testUseOnce},
+		{"UseOnceRace", testUseOnceRace},
+		{"Revocations", testRevocations},
+		{"AgentOAuthFields", testAgentOAuthFields},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -18,3 +18,12 @@ func TestConformance(t *testing.T) {
 		})
 	}
 }
+
+func TestReplicas(t *testing.T) {
+	for _, set := range storetest.Replicas(t, 3) {
+		t.Run(set.Name, func(t *testing.T) {
+			t.Parallel()
+			storetest.RunReplicas(t, set.Open)
+		})
+	}
+}

@@ -1,0 +1,148 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+// signingKeyCols are the columns scanSigningKey reads.
+const signingKeyCols = `id, algorithm, purpose, public_key, sealed, publish_at, activate_at,
+	retire_at, remove_at, created_at, version`
+
+func scanSigningKey(s rowScanner) (store.SigningKey, error) {
+	var k store.SigningKey
+	if err := s.Scan(&k.ID, &k.Algorithm, &k.Purpose, bytesCol{&k.PublicKey}, bytesCol{&k.Sealed},
+		timeCol{&k.PublishAt}, timeCol{&k.ActivateAt}, timeCol{&k.RetireAt}, timeCol{&k.RemoveAt},
+		timeCol{&k.CreatedAt}, &k.Version); err != nil {
+		return store.SigningKey{}, err
+	}
+	return k, nil
+}
+
+// ListSigningKeys implements store.SigningKeyReader. A key without
+// ActivateAt sorts first.
+func (r *reader) ListSigningKeys(ctx context.Context, purpose string) ([]store.SigningKey, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("store: list signing keys: %w", err)
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT `+signingKeyCols+` FROM signing_keys
+		WHERE purpose = $1 ORDER BY activate_at NULLS FIRST, id`, purpose)
+	if err != nil {
+		return nil, fmt.Errorf("store: list signing keys: %w", r.d.classify(err))
+	}
+	defer rows.Close()
+	var out []store.SigningKey
+	for rows.Next() {
+		k, err := scanSigningKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list signing keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: list signing keys: %w", r.d.classify(err))
+	}
+	return out, nil
+}
+
+func (r *reader) getSigningKey(ctx context.Context, id, suffix string) (store.SigningKey, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	k, err := scanSigningKey(r.q.QueryRowContext(ctx,
+		`SELECT `+signingKeyCols+` FROM signing_keys WHERE id = $1`+suffix, id))
+	if err != nil {
+		return store.SigningKey{}, r.d.classify(err)
+	}
+	return k, nil
+}
+
+// CreateSigningKey implements store.SigningKeyWriter.
+func (t *txn) CreateSigningKey(ctx context.Context, k store.SigningKey) (store.SigningKey, error) {
+	var out store.SigningKey
+	err := t.write(ctx, true, func(ctx context.Context) error {
+		if k.ID == "" || k.Algorithm == "" || k.Purpose == "" || len(k.PublicKey) == 0 || len(k.Sealed) == 0 {
+			return fmt.Errorf("%w: signing key id, algorithm, purpose, public key and sealed key are required", store.ErrInvalid)
+		}
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO signing_keys (id, algorithm, purpose,
+			public_key, sealed, publish_at, activate_at, retire_at, remove_at, created_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)`,
+			k.ID, k.Algorithm, k.Purpose, k.PublicKey, k.Sealed, t.d.timeArg(k.PublishAt),
+			t.d.timeArg(k.ActivateAt), t.d.timeArg(k.RetireAt), t.d.timeArg(k.RemoveAt),
+			t.d.timeArg(k.CreatedAt)); err != nil {
+			return t.d.classify(err)
+		}
+		var err error
+		out, err = t.getSigningKey(ctx, k.ID, "")
+		return err
+	})
+	if err != nil {
+		return store.SigningKey{}, fmt.Errorf("store: create signing key %q: %w", k.ID, err)
+	}
+	return out, nil
+}
+
+// UpdateSigningKey implements store.SigningKeyWriter. Changes fn makes to
+// fields other than RetireAt and RemoveAt are ignored.
+func (t *txn) UpdateSigningKey(ctx context.Context, id string, fn func(store.SigningKey) (store.SigningKey, error)) (store.SigningKey, error) {
+	var out store.SigningKey
+	err := t.write(ctx, true, func(ctx context.Context) error {
+		old, err := t.getSigningKey(ctx, id, t.d.ForUpdate)
+		if err != nil {
+			return err
+		}
+		k, err := fn(old)
+		if err != nil {
+			return &fnError{err}
+		}
+		res, err := t.q.ExecContext(ctx, `UPDATE signing_keys SET retire_at = $2, remove_at = $3,
+			version = $4 WHERE id = $1 AND version = $5`,
+			id, t.d.timeArg(k.RetireAt), t.d.timeArg(k.RemoveAt), old.Version+1, old.Version)
+		if err := checkOne(t.d, res, err); err != nil {
+			return err
+		}
+		out, err = t.getSigningKey(ctx, id, "")
+		return err
+	})
+	if err != nil {
+		return store.SigningKey{}, unwrapFn(err, "store: update signing key %q", id)
+	}
+	return out, nil
+}
+
+// AcquireLease implements store.LeaseWriter in one statement: an insert
+// that, when the name is taken, updates the row only if the lease expired
+// at now or holder holds it. A lease is expired at now when its expiry is
+// not after now. Name, holder, now and until are required; an until not
+// after now releases a lease holder holds (and reports false).
+func (t *txn) AcquireLease(ctx context.Context, name, holder string, now, until time.Time) (bool, error) {
+	var ok bool
+	err := t.write(ctx, true, func(ctx context.Context) error {
+		if name == "" || holder == "" || now.IsZero() || until.IsZero() {
+			return fmt.Errorf("%w: lease name, holder, now and expiry are required", store.ErrInvalid)
+		}
+		res, err := t.q.ExecContext(ctx, `INSERT INTO leases (name, holder, expires_at)
+			VALUES ($1, $2, $3)
+			ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+			WHERE leases.expires_at <= $4 OR leases.holder = excluded.holder`,
+			name, holder, t.d.timeArg(until), t.d.timeArg(now))
+		if err != nil {
+			return t.d.classify(err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		ok = n == 1 && until.After(now)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: acquire lease %q: %w", name, err)
+	}
+	return ok, nil
+}
