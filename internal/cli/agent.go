@@ -18,6 +18,8 @@ type agentCmd struct {
 	Suspend     agentSuspendCmd     `cmd:"" help:"Suspend an active agent: it gets no credentials until resumed."`
 	Resume      agentResumeCmd      `cmd:"" help:"Make a suspended agent active again."`
 	Deprovision agentDeprovisionCmd `cmd:"" help:"End an agent for good. This is final: it cannot be resumed and its name stays reserved. No confirmation is asked."`
+	Key         agentKeyCmd         `cmd:"" help:"Manage the public keys an agent authenticates with (private_key_jwt)."`
+	Secret      agentSecretCmd      `cmd:"" help:"Manage an agent's client secrets (prefer keys)."`
 }
 
 // agentRefArg is the positional argument naming one agent.
@@ -29,6 +31,8 @@ type agentRefArg struct {
 type agentSpecFlags struct {
 	ActionClass []string `name:"action-class" help:"Action class granted to the agent (e.g. read:tickets). Repeat the flag or separate with commas." placeholder:"CLASS"`
 	Audience    []string `help:"Audience (resource) its credentials may name. Repeat the flag or separate with commas." placeholder:"AUD"`
+	Scope       []string `help:"OAuth scope the agent may be granted (RFC 6749 scope token, e.g. tickets:read). Repeat the flag or separate with commas." placeholder:"SCOPE"`
+	Permission  []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint). Repeat the flag or separate with commas." placeholder:"PERM"`
 	Label       []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`
 }
 
@@ -37,9 +41,10 @@ type agentCreateCmd struct {
 	Owner   []string `required:"" help:"Owner accountable for the agent: owner id (own_…) or email. At least one; repeat the flag or separate with commas." placeholder:"REF"`
 	Purpose string   `required:"" help:"Purpose / business justification: why the agent exists (required)." placeholder:"TEXT"`
 	agentSpecFlags
-	MaxTTL    time.Duration `name:"max-ttl" help:"Longest lifetime of a credential issued to the agent, in whole seconds (default: the server's, 15m)." placeholder:"DURATION"`
-	ExpiresAt *time.Time    `name:"expires-at" xor:"expiry" help:"Time (RFC 3339) after which the agent gets no credentials." placeholder:"TIME"`
-	ExpiresIn time.Duration `name:"expires-in" xor:"expiry" help:"Expire the agent this long from now (e.g. 720h)." placeholder:"DURATION"`
+	RequireDPoP bool          `name:"require-dpop" help:"Issue the agent only DPoP-bound tokens (RFC 9449): a token request without a DPoP proof is refused."`
+	MaxTTL      time.Duration `name:"max-ttl" help:"Longest lifetime of a credential issued to the agent, in whole seconds (default: the server's, 15m)." placeholder:"DURATION"`
+	ExpiresAt   *time.Time    `name:"expires-at" xor:"expiry" help:"Time (RFC 3339) after which the agent gets no credentials." placeholder:"TIME"`
+	ExpiresIn   time.Duration `name:"expires-in" xor:"expiry" help:"Expire the agent this long from now (e.g. 720h)." placeholder:"DURATION"`
 }
 
 func (c *agentCreateCmd) Run(rc *runContext) error {
@@ -49,6 +54,9 @@ func (c *agentCreateCmd) Run(rc *runContext) error {
 		Owners:        c.Owner,
 		ActionClasses: c.ActionClass,
 		Audiences:     c.Audience,
+		Scopes:        c.Scope,
+		Permissions:   c.Permission,
+		RequireDPoP:   c.RequireDPoP,
 	}
 	var err error
 	if req.MaxTTLSeconds, err = ttlSeconds("--max-ttl", c.MaxTTL); err != nil {
@@ -132,6 +140,9 @@ type agentUpdateCmd struct {
 	agentSpecFlags
 	ClearActionClasses bool           `name:"clear-action-classes" help:"Remove every action class (with --action-class: replace them)."`
 	ClearAudiences     bool           `name:"clear-audiences" help:"Remove every audience."`
+	ClearScopes        bool           `name:"clear-scopes" help:"Remove every scope."`
+	ClearPermissions   bool           `name:"clear-permissions" help:"Remove every permission."`
+	RequireDPoP        *bool          `name:"require-dpop" negatable:"" help:"Require DPoP-bound tokens (--no-require-dpop: no longer require them)."`
 	ClearLabels        bool           `name:"clear-labels" help:"Remove every label."`
 	MaxTTL             *time.Duration `name:"max-ttl" help:"New longest credential lifetime, in whole seconds." placeholder:"DURATION"`
 	ExpiresAt          *time.Time     `name:"expires-at" xor:"expiry" help:"New expiry time (RFC 3339)." placeholder:"TIME"`
@@ -141,7 +152,7 @@ type agentUpdateCmd struct {
 
 // Help adds the update semantics to the command's help.
 func (c *agentUpdateCmd) Help() string {
-	return "List flags (--owner, --action-class, --audience, --label) replace the whole list or map; " +
+	return "List flags (--owner, --action-class, --audience, --scope, --permission, --label) replace the whole list or map; " +
 		"flags not given leave the field unchanged."
 }
 
@@ -152,6 +163,9 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	}
 	req.ActionClasses = replaceList(c.ActionClass, c.ClearActionClasses)
 	req.Audiences = replaceList(c.Audience, c.ClearAudiences)
+	req.Scopes = replaceList(c.Scope, c.ClearScopes)
+	req.Permissions = replaceList(c.Permission, c.ClearPermissions)
+	req.RequireDPoP = c.RequireDPoP
 	if c.Label != nil || c.ClearLabels {
 		m, err := parseLabels(c.Label)
 		if err != nil {
@@ -174,6 +188,7 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 		return err
 	}
 	if req.Purpose == nil && req.Owners == nil && req.ActionClasses == nil && req.Audiences == nil &&
+		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil &&
 		req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
 		return &exitError{code: ExitUsage, msg: "agent update: nothing to change; give at least one of the field flags (see --help)"}
 	}
@@ -257,6 +272,7 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 	return rc.printFields([]field{
 		{"Name", a.Name},
 		{"ID", a.ID},
+		{"Client ID", a.ClientID},
 		{"SPIFFE ID", a.SPIFFEID},
 		{"State", a.State},
 		{"Owners", strings.Join(a.Owners, ", ")},
@@ -264,14 +280,26 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Purpose", a.Purpose},
 		{"Action classes", strings.Join(a.ActionClasses, ", ")},
 		{"Audiences", strings.Join(a.Audiences, ", ")},
+		{"Scopes", strings.Join(a.Scopes, " ")},
+		{"Permissions", strings.Join(a.Permissions, ", ")},
+		{"Require DPoP", yesNo(a.RequireDPoP)},
 		{"Max TTL", fmtSeconds(a.MaxTTLSeconds)},
 		{"Labels", fmtLabels(a.Labels)},
 		{"Expires", agentExpiry(a)},
+		{"Tokens revoked", tokensRevoked(a)},
 		{"Created by", a.CreatedBy},
 		{"Created", fmtTime(a.CreatedAt)},
 		{"Updated", fmtTime(a.UpdatedAt)},
 		{"Version", strconv.FormatInt(a.Version, 10)},
 	})
+}
+
+// tokensRevoked renders an agent's token revocation time.
+func tokensRevoked(a admin.Agent) string {
+	if a.TokensRevokedAt == nil {
+		return ""
+	}
+	return "issued at or before " + fmtTime(*a.TokensRevokedAt)
 }
 
 // agentExpiry renders an agent's expiry, marking it when passed.

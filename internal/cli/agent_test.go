@@ -16,15 +16,17 @@ import (
 func sampleAgents() []admin.Agent {
 	exp := t0.Add(-time.Hour)
 	later := t0.Add(720 * time.Hour)
+	revoked := t0.Add(-90 * time.Minute)
 	return []admin.Agent{
-		{ID: "agt_01", Name: "ticket-triage", SPIFFEID: "spiffe://example.org/agent/ticket-triage",
+		{ID: "agt_01", ClientID: "agt_01", Name: "ticket-triage", SPIFFEID: "spiffe://example.org/agent/ticket-triage",
 			Owners: []string{"own_alice"}, Purpose: "Triage support tickets", ActionClasses: []string{"read:tickets", "write:labels"},
-			Audiences: []string{"https://tickets.example.org"}, MaxTTLSeconds: 900, Labels: map[string]string{"team": "support", "env": "prod"},
-			ExpiresAt: &later, State: "active", CreatedBy: "adt_boot", CreatedAt: t0, UpdatedAt: t0, Version: 3},
-		{ID: "agt_02", Name: "report-writer", SPIFFEID: "spiffe://example.org/agent/report-writer",
+			Audiences: []string{"https://tickets.example.org"}, Scopes: []string{"tickets:read", "tickets:write"},
+			Permissions: []string{"introspect"}, RequireDPoP: true, MaxTTLSeconds: 900, Labels: map[string]string{"team": "support", "env": "prod"},
+			ExpiresAt: &later, TokensRevokedAt: &revoked, State: "active", CreatedBy: "adt_boot", CreatedAt: t0, UpdatedAt: t0, Version: 3},
+		{ID: "agt_02", ClientID: "agt_02", Name: "report-writer", SPIFFEID: "spiffe://example.org/agent/report-writer",
 			Owners: []string{"own_bob", "own_carol"}, Purpose: "Weekly reports", MaxTTLSeconds: 300,
 			State: "suspended", Orphaned: true, CreatedBy: "adt_boot", CreatedAt: t0, UpdatedAt: t0, Version: 5},
-		{ID: "agt_03", Name: "old-bot", SPIFFEID: "spiffe://example.org/agent/old-bot",
+		{ID: "agt_03", ClientID: "agt_03", Name: "old-bot", SPIFFEID: "spiffe://example.org/agent/old-bot",
 			Owners: []string{"own_alice"}, Purpose: "Legacy migration", MaxTTLSeconds: 900,
 			ExpiresAt: &exp, Expired: true, State: "active", CreatedBy: "adt_boot", CreatedAt: t0, UpdatedAt: t0, Version: 1},
 	}

@@ -66,6 +66,8 @@ type root struct {
 	Owner      ownerCmd      `cmd:"" help:"Manage the owners accountable for agents."`
 	AdminToken adminTokenCmd `cmd:"" name:"admin-token" help:"Manage admin API tokens."`
 	Audit      auditCmd      `cmd:"" help:"Read, export and verify the audit trail."`
+	Tokens     tokenCmd      `cmd:"" name:"token" help:"Revoke access tokens."`
+	Keys       keysCmd       `cmd:"" help:"List and rotate the token signing keys."`
 	Version    versionCmd    `cmd:"" help:"Print the version of this binary and of the server."`
 }
 

@@ -40,13 +40,17 @@ type fakeAPI struct {
 	export       []string // raw JSON lines of /v1/audit/export; nil: encode events
 	cps          []admin.AuditCheckpoint
 	keys         []admin.AuditKey
-	requests     []string          // "METHOD /path?query" of every request
-	outage       int               // answer this many more requests with outageStatus
-	outageStatus int               // 0: 503
-	bodies       map[string][]byte // last body per "METHOD /path"
+	requests     []string                        // "METHOD /path?query" of every request
+	outage       int                             // answer this many more requests with outageStatus
+	outageStatus int                             // 0: 503
+	bodies       map[string][]byte               // last body per "METHOD /path"
+	clientKeys   map[string][]admin.ClientKey    // by agent id
+	secrets      map[string][]admin.ClientSecret // by agent id
 }
 
-func newFakeAPI() *fakeAPI { return &fakeAPI{bodies: map[string][]byte{}} }
+func newFakeAPI() *fakeAPI {
+	return &fakeAPI{bodies: map[string][]byte{}, clientKeys: map[string][]admin.ClientKey{}, secrets: map[string][]admin.ClientSecret{}}
+}
 
 // serve starts the fake on an httptest.Server closed at the end of the test.
 func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
@@ -65,8 +69,9 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 				Detail: "name must be a lowercase DNS label", Field: "name"})
 			return
 		}
-		a := admin.Agent{ID: "agt_" + req.Name, Name: req.Name, SPIFFEID: "spiffe://example.org/agent/" + req.Name,
+		a := admin.Agent{ID: "agt_" + req.Name, ClientID: "agt_" + req.Name, Name: req.Name, SPIFFEID: "spiffe://example.org/agent/" + req.Name,
 			Owners: req.Owners, Purpose: req.Purpose, ActionClasses: req.ActionClasses, Audiences: req.Audiences,
+			Scopes: req.Scopes, Permissions: req.Permissions, RequireDPoP: req.RequireDPoP,
 			MaxTTLSeconds: req.MaxTTLSeconds, Labels: req.Labels, ExpiresAt: req.ExpiresAt, State: "active",
 			CreatedBy: "adt_test", CreatedAt: t0, UpdatedAt: t0, Version: 1}
 		if a.MaxTTLSeconds == 0 {
@@ -124,6 +129,7 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 		a.Version++
 		writeJSON(w, http.StatusOK, a)
 	})
+	f.serveClientCredentials(mux)
 	mux.HandleFunc("GET /v1/owners", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

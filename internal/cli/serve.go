@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,16 +32,19 @@ func (c *devCmd) Run(rc *runContext) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Listen first: with port 0 the issuer URL names the port picked.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	url := "http://" + ln.Addr().String()
+	cfg.Issuer = url
 	srv, _, err := rc.openServer(cfg)
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	defer srv.Close()
-	ln, err := srv.Listen()
-	if err != nil {
-		return err
-	}
-	url := "http://" + ln.Addr().String()
 	token, err := devToken(rc.ctx, srv, cfg.DataDir)
 	if err != nil {
 		_ = ln.Close()
@@ -197,7 +201,7 @@ func (c *initCmd) Run(rc *runContext) error {
 	if res.WroteConfig {
 		fmt.Fprintf(out, "wrote %s (edit it, then run init again or serve)\n", c.Config)
 	}
-	fmt.Fprintf(out, "store migrated (%s), root key and audit checkpoint key ready\n", cfg.Store.Driver)
+	fmt.Fprintf(out, "store migrated (%s), root key, audit checkpoint key and token signing key ready\n", cfg.Store.Driver)
 	if created {
 		fmt.Fprintf(out, "bootstrap admin token (shown once, store it now): %s\n", secret)
 	} else {

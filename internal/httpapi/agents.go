@@ -18,20 +18,25 @@ const maxTTLSeconds = 366 * 24 * 3600
 func (h *handler) agentOut(a store.Agent) admin.Agent {
 	out := admin.Agent{
 		ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID,
-		Owners:        nonNil(a.Owners),
-		Purpose:       a.Purpose,
-		ActionClasses: nonNil(a.ActionClasses),
-		Audiences:     nonNil(a.Audiences),
-		MaxTTLSeconds: int64(a.MaxTTL / time.Second),
-		Labels:        a.Labels,
-		ExpiresAt:     optTime(a.ExpiresAt),
-		Expired:       !a.ExpiresAt.IsZero() && !h.p.Clock().Before(a.ExpiresAt),
-		State:         string(a.State),
-		Orphaned:      a.Orphaned,
-		CreatedBy:     a.CreatedBy,
-		CreatedAt:     a.CreatedAt.UTC(),
-		UpdatedAt:     a.UpdatedAt.UTC(),
-		Version:       a.Version,
+		ClientID:        a.ID, // an agent's OAuth client_id is its id
+		Owners:          nonNil(a.Owners),
+		Purpose:         a.Purpose,
+		ActionClasses:   nonNil(a.ActionClasses),
+		Audiences:       nonNil(a.Audiences),
+		Scopes:          nonNil(a.Scopes),
+		Permissions:     nonNil(a.Permissions),
+		RequireDPoP:     a.RequireDPoP,
+		MaxTTLSeconds:   int64(a.MaxTTL / time.Second),
+		Labels:          a.Labels,
+		ExpiresAt:       optTime(a.ExpiresAt),
+		Expired:         h.expired(a.ExpiresAt),
+		TokensRevokedAt: optTime(a.TokensRevokedAt),
+		State:           string(a.State),
+		Orphaned:        a.Orphaned,
+		CreatedBy:       a.CreatedBy,
+		CreatedAt:       a.CreatedAt.UTC(),
+		UpdatedAt:       a.UpdatedAt.UTC(),
+		Version:         a.Version,
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
@@ -67,6 +72,7 @@ func (h *handler) createAgent(w http.ResponseWriter, r *http.Request, p *princip
 	params := identity.CreateAgentParams{
 		Name: in.Name, Purpose: in.Purpose, Owners: in.Owners,
 		ActionClasses: in.ActionClasses, Audiences: in.Audiences,
+		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
 		MaxTTL: ttl, Labels: in.Labels,
 	}
 	if in.ExpiresAt != nil {
@@ -145,6 +151,7 @@ func (h *handler) updateAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Ref: r.PathValue("ref"), IfVersion: v,
 		Purpose: in.Purpose, Owners: in.Owners, ActionClasses: in.ActionClasses,
 		Audiences: in.Audiences, Labels: in.Labels, ExpiresAt: in.ExpiresAt,
+		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
 	}
 	if in.MaxTTLSeconds != nil {
 		ttl, err := ttlParam("max_ttl_seconds", *in.MaxTTLSeconds)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/agentid/agentid/internal/adminauth"
 	"github.com/agentid/agentid/internal/identity"
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -30,6 +31,15 @@ const DefaultMaxBodyBytes = 1 << 20
 type Params struct {
 	Identity *identity.Service
 	Auth     *adminauth.Service
+	// OAuth serves the token, introspection and revocation endpoints;
+	// nil leaves them out.
+	OAuth *oauth.Server
+	// Keys publishes the JWKS and serves the signing-key admin endpoints;
+	// Issuer is the issuer URL the discovery documents name (required
+	// with Keys). Nil Keys leaves the discovery documents, the JWKS and
+	// /v1/keys out.
+	Keys   Keys
+	Issuer string
 	// Audit reads the trail for the audit endpoints.
 	Audit store.AuditReader
 	// Ready reports whether the server can serve (store reachable,
@@ -68,6 +78,8 @@ func New(p Params) (http.Handler, error) {
 		return nil, errors.New("httpapi: Registerer and Gatherer are required")
 	case p.Logger == nil, p.Clock == nil, p.Rand == nil:
 		return nil, errors.New("httpapi: Logger, Clock and Rand are required")
+	case p.Keys != nil && p.Issuer == "":
+		return nil, errors.New("httpapi: Issuer is required with Keys")
 	}
 	if p.MaxBodyBytes <= 0 {
 		p.MaxBodyBytes = DefaultMaxBodyBytes
@@ -107,6 +119,13 @@ func (h *handler) routes() {
 	handle("POST /v1/agents/{ref}/suspend", admin, h.suspendAgent)
 	handle("POST /v1/agents/{ref}/resume", admin, h.resumeAgent)
 	handle("POST /v1/agents/{ref}/deprovision", admin, h.deprovisionAgent)
+	handle("POST /v1/agents/{ref}/keys", admin, h.addClientKey)
+	handle("GET /v1/agents/{ref}/keys", admin, h.listClientKeys)
+	handle("DELETE /v1/agents/{ref}/keys/{kid}", admin, h.removeClientKey)
+	handle("POST /v1/agents/{ref}/secrets", admin, h.createClientSecret)
+	handle("GET /v1/agents/{ref}/secrets", admin, h.listClientSecrets)
+	handle("DELETE /v1/agents/{ref}/secrets/{id}", admin, h.removeClientSecret)
+	handle("POST /v1/tokens/revoke", admin, h.revokeTokens)
 
 	handle("POST /v1/owners", admin, h.createOwner)
 	handle("GET /v1/owners", admin, h.listOwners)
@@ -121,6 +140,13 @@ func (h *handler) routes() {
 	handle("GET /v1/audit/export", auditor, h.exportAudit)
 	handle("GET /v1/audit/checkpoints", auditor, h.listCheckpoints)
 	handle("GET /v1/audit/keys", auditor, h.listAuditKeys)
+
+	if h.p.Keys != nil {
+		handle("GET /v1/keys", admin, h.listSigningKeys)
+		handle("POST /v1/keys/rotate", admin, h.rotateSigningKey)
+	}
+	h.oauthMetaRoutes()
+	h.oauthRoutes()
 
 	// Anything else under /v1/ is a problem+json 405 or 404, not the mux's
 	// text.

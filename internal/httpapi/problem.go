@@ -76,6 +76,9 @@ func problemFor(err error) (p admin.Problem, internal bool) {
 	case errors.Is(err, identity.ErrIllegalTransition), errors.Is(err, adminauth.ErrIllegalTransition):
 		return admin.Problem{Type: admin.ProblemIllegalTransition, Title: "Illegal state transition", Status: http.StatusConflict,
 			Detail: clientDetail(err)}, false
+	case errors.Is(err, identity.ErrLimitExceeded):
+		return admin.Problem{Type: admin.ProblemLimitExceeded, Title: "Limit exceeded", Status: http.StatusConflict,
+			Detail: clientDetail(err)}, false
 	case errors.Is(err, store.ErrBadPageToken):
 		return admin.Problem{Type: admin.ProblemBadRequest, Title: "Bad request", Status: http.StatusBadRequest,
 			Detail: "page_token is not one this server issued", Field: "page_token"}, false

@@ -30,6 +30,9 @@ const (
 	FieldPurpose       = "purpose"
 	FieldActionClasses = "action_classes"
 	FieldAudiences     = "audiences"
+	FieldScopes        = "scopes"
+	FieldPermissions   = "permissions"
+	FieldRequireDPoP   = "require_dpop"
 	FieldMaxTTL        = "max_ttl_seconds"
 	FieldLabels        = "labels"
 	FieldExpiresAt     = "expires_at"
@@ -50,6 +53,15 @@ type CreateAgentParams struct {
 	// Audiences are the audiences credentials may name; see
 	// NormalizeAudiences.
 	Audiences []string
+	// Scopes are the OAuth scopes the agent may be granted; see
+	// NormalizeScopes.
+	Scopes []string
+	// Permissions are what the agent may do at agentid itself; see
+	// NormalizePermissions.
+	Permissions []string
+	// RequireDPoP makes the token endpoint issue the agent only
+	// DPoP-bound tokens (RFC 9449).
+	RequireDPoP bool
 	// MaxTTL is the credential max TTL: zero means the Service's default;
 	// otherwise a whole number of seconds from MinMaxTTL to the cap.
 	MaxTTL time.Duration
@@ -71,6 +83,9 @@ type UpdateAgentParams struct {
 	Purpose       *string
 	ActionClasses *[]string
 	Audiences     *[]string
+	Scopes        *[]string
+	Permissions   *[]string
+	RequireDPoP   *bool
 	MaxTTL        *time.Duration
 	Labels        *map[string]string
 	// ExpiresAt set to the zero time clears the expiry.
@@ -150,6 +165,14 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 	if err != nil {
 		return store.Agent{}, err
 	}
+	scopes, err := NormalizeScopes(p.Scopes)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	perms, err := NormalizePermissions(p.Permissions)
+	if err != nil {
+		return store.Agent{}, err
+	}
 	ttl := p.MaxTTL
 	if ttl == 0 {
 		ttl = s.defaultTTL
@@ -174,6 +197,9 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 		Purpose:       purpose,
 		ActionClasses: classes,
 		Audiences:     auds,
+		Scopes:        scopes,
+		Permissions:   perms,
+		RequireDPoP:   p.RequireDPoP,
 		MaxTTL:        ttl,
 		Labels:        cloneLabels(p.Labels),
 		ExpiresAt:     exp,
@@ -354,6 +380,9 @@ type agentUpdate struct {
 	Purpose       string
 	ActionClasses []string
 	Audiences     []string
+	Scopes        []string
+	Permissions   []string
+	RequireDPoP   bool
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time
@@ -391,6 +420,22 @@ func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdat
 			return u, err
 		}
 		u.set[FieldAudiences] = true
+	}
+	if p.Scopes != nil {
+		if u.Scopes, err = NormalizeScopes(*p.Scopes); err != nil {
+			return u, err
+		}
+		u.set[FieldScopes] = true
+	}
+	if p.Permissions != nil {
+		if u.Permissions, err = NormalizePermissions(*p.Permissions); err != nil {
+			return u, err
+		}
+		u.set[FieldPermissions] = true
+	}
+	if p.RequireDPoP != nil {
+		u.RequireDPoP = *p.RequireDPoP
+		u.set[FieldRequireDPoP] = true
 	}
 	if p.MaxTTL != nil {
 		if err := s.checkTTL(*p.MaxTTL); err != nil {
@@ -441,6 +486,15 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 	if mark(FieldAudiences, !slices.Equal(u.Audiences, a.Audiences)) {
 		a.Audiences = u.Audiences
 	}
+	if mark(FieldScopes, !slices.Equal(u.Scopes, a.Scopes)) {
+		a.Scopes = u.Scopes
+	}
+	if mark(FieldPermissions, !slices.Equal(u.Permissions, a.Permissions)) {
+		a.Permissions = u.Permissions
+	}
+	if mark(FieldRequireDPoP, u.RequireDPoP != a.RequireDPoP) {
+		a.RequireDPoP = u.RequireDPoP
+	}
 	if mark(FieldMaxTTL, u.MaxTTL != a.MaxTTL) {
 		a.MaxTTL = u.MaxTTL
 	}
@@ -456,7 +510,8 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 // allAgentFields returns the names of every changeable field, in the
 // order agent.updated lists them.
 func allAgentFields() []string {
-	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldScopes, FieldPermissions,
+		FieldRequireDPoP, FieldMaxTTL, FieldLabels, FieldExpiresAt}
 }
 
 // agentFieldValues returns the audit detail values of the named fields.
@@ -474,6 +529,12 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			d[f] = nonNil(a.ActionClasses)
 		case FieldAudiences:
 			d[f] = nonNil(a.Audiences)
+		case FieldScopes:
+			d[f] = nonNil(a.Scopes)
+		case FieldPermissions:
+			d[f] = nonNil(a.Permissions)
+		case FieldRequireDPoP:
+			d[f] = a.RequireDPoP
 		case FieldMaxTTL:
 			d[f] = int64(a.MaxTTL / time.Second)
 		case FieldLabels:
@@ -592,7 +653,8 @@ func versionErr(kind, name string, have, want int64) error {
 func mapUpdateErr(kind string, err error) error {
 	switch {
 	case errors.Is(err, errNoChange), errors.Is(err, ErrInvalid), errors.Is(err, ErrNotFound),
-		errors.Is(err, ErrVersionMismatch), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrAlreadyExists):
+		errors.Is(err, ErrVersionMismatch), errors.Is(err, ErrIllegalTransition), errors.Is(err, ErrAlreadyExists),
+		errors.Is(err, ErrLimitExceeded):
 		return err
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("identity: %s: %w", kind, ErrNotFound)

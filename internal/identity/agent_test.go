@@ -67,6 +67,9 @@ func TestCreateAgent(t *testing.T) {
 			Purpose:       "  Reconciles invoices for the finance team  ",
 			ActionClasses: []string{"payments:refund", "invoices.read", "invoices.read"},
 			Audiences:     []string{"https://api.example.com", "billing"},
+			Scopes:        []string{"invoices:write", "invoices:read"},
+			Permissions:   []string{PermissionIntrospect},
+			RequireDPoP:   true,
 			MaxTTL:        5 * time.Minute,
 			Labels:        map[string]string{"team": "billing", "example.com/env": "prod"},
 			ExpiresAt:     exp,
@@ -89,6 +92,9 @@ func TestCreateAgent(t *testing.T) {
 			Purpose:       "Reconciles invoices for the finance team",
 			ActionClasses: []string{"invoices.read", "payments:refund"},
 			Audiences:     []string{"billing", "https://api.example.com"},
+			Scopes:        []string{"invoices:read", "invoices:write"},
+			Permissions:   []string{"introspect"},
+			RequireDPoP:   true,
 			MaxTTL:        5 * time.Minute,
 			Labels:        map[string]string{"team": "billing", "example.com/env": "prod"},
 			ExpiresAt:     exp,
@@ -115,6 +121,9 @@ func TestCreateAgent(t *testing.T) {
 			"purpose":         want.Purpose,
 			"action_classes":  want.ActionClasses,
 			"audiences":       want.Audiences,
+			"scopes":          want.Scopes,
+			"permissions":     want.Permissions,
+			"require_dpop":    true,
 			"max_ttl_seconds": 300,
 			"labels":          want.Labels,
 			"expires_at":      exp.Format(time.RFC3339Nano),
@@ -128,7 +137,8 @@ func TestCreateAgent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if min.MaxTTL != DefaultMaxTTL || len(min.ActionClasses) != 0 || len(min.Audiences) != 0 || len(min.Labels) != 0 || !min.ExpiresAt.IsZero() {
+		if min.MaxTTL != DefaultMaxTTL || len(min.ActionClasses) != 0 || len(min.Audiences) != 0 || len(min.Labels) != 0 || !min.ExpiresAt.IsZero() ||
+			len(min.Scopes) != 0 || len(min.Permissions) != 0 || min.RequireDPoP || !min.TokensRevokedAt.IsZero() {
 			t.Errorf("defaults not applied: %+v", min)
 		}
 		e.verifyTrail()
@@ -188,6 +198,8 @@ func TestCreateAgentInvalid(t *testing.T) {
 			{"long purpose", with(func(p *CreateAgentParams) { p.Purpose = strings.Repeat("x", MaxPurposeLen+1) }), "purpose", nil},
 			{"bad action class", with(func(p *CreateAgentParams) { p.ActionClasses = []string{"read", "Write"} }), "action_classes[1]", nil},
 			{"empty audience", with(func(p *CreateAgentParams) { p.Audiences = []string{""} }), "audiences[0]", nil},
+			{"scope with space", with(func(p *CreateAgentParams) { p.Scopes = []string{"read", "a b"} }), "scopes[1]", nil},
+			{"unknown permission", with(func(p *CreateAgentParams) { p.Permissions = []string{"admin"} }), "permissions[0]", nil},
 			{"ttl too short", with(func(p *CreateAgentParams) { p.MaxTTL = 9 * time.Second }), FieldMaxTTL, nil},
 			{"negative ttl", with(func(p *CreateAgentParams) { p.MaxTTL = -time.Minute }), FieldMaxTTL, nil},
 			{"ttl above cap", with(func(p *CreateAgentParams) { p.MaxTTL = 2*time.Hour + time.Second }), FieldMaxTTL, nil},
@@ -258,10 +270,14 @@ func TestUpdateAgent(t *testing.T) {
 		labels := map[string]string{"tier": "gold"}
 		ttl := 30 * time.Minute
 		classes := []string{"b", "a"}
+		scopes := []string{"tickets:write", "tickets:read"}
+		perms := []string{PermissionIntrospect}
+		dpop := true
 		got, err := e.svc.UpdateAgent(e.ctx, testOrigin(), UpdateAgentParams{
 			Ref: a.Name, IfVersion: 1,
 			Purpose: &purpose, Labels: &labels, MaxTTL: &ttl, ActionClasses: &classes,
 			Owners: &[]string{alice.ID, "BOB@example.com"},
+			Scopes: &scopes, Permissions: &perms, RequireDPoP: &dpop,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -269,16 +285,21 @@ func TestUpdateAgent(t *testing.T) {
 		want := a
 		want.Purpose, want.Labels, want.MaxTTL, want.ActionClasses = purpose, labels, ttl, []string{"a", "b"}
 		want.Owners = []string{alice.ID, bob.ID}
+		want.Scopes, want.Permissions, want.RequireDPoP = []string{"tickets:read", "tickets:write"}, []string{"introspect"}, true
 		want.Version, want.UpdatedAt = 2, now
 		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 			t.Errorf("UpdateAgent (-want +got):\n%s", diff)
 		}
 		wantEv := wantEvent(audit.Issuance, EventAgentUpdated, &want, map[string]any{
-			"version":         2,
-			"changed":         []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldMaxTTL, FieldLabels},
+			"version": 2,
+			"changed": []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldScopes, FieldPermissions,
+				FieldRequireDPoP, FieldMaxTTL, FieldLabels},
 			"owners":          want.Owners,
 			"purpose":         purpose,
 			"action_classes":  []string{"a", "b"},
+			"scopes":          want.Scopes,
+			"permissions":     want.Permissions,
+			"require_dpop":    true,
 			"max_ttl_seconds": 1800,
 			"labels":          labels,
 		}, "")
@@ -289,7 +310,8 @@ func TestUpdateAgent(t *testing.T) {
 		// The same values again: nothing changes, nothing is recorded.
 		before = e.head()
 		snap := e.snapshot()
-		same, err := e.svc.UpdateAgent(e.ctx, testOrigin(), UpdateAgentParams{Ref: a.ID, Purpose: &purpose, Labels: &labels})
+		same, err := e.svc.UpdateAgent(e.ctx, testOrigin(), UpdateAgentParams{Ref: a.ID, Purpose: &purpose, Labels: &labels,
+			Scopes: &[]string{"tickets:read", "tickets:write", "tickets:read"}, RequireDPoP: &dpop})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,6 +377,8 @@ func TestUpdateAgentInvalid(t *testing.T) {
 			{"short ttl", UpdateAgentParams{Ref: a.ID, MaxTTL: &short}, FieldMaxTTL, nil},
 			{"past expiry", UpdateAgentParams{Ref: a.ID, ExpiresAt: &past}, FieldExpiresAt, nil},
 			{"bad labels", UpdateAgentParams{Ref: a.ID, Labels: &none}, "labels", nil},
+			{"bad scope", UpdateAgentParams{Ref: a.ID, Scopes: &[]string{`"quoted"`}}, "scopes[0]", nil},
+			{"bad permission", UpdateAgentParams{Ref: a.ID, Permissions: &[]string{"root"}}, "permissions[0]", nil},
 			{"empty owners", UpdateAgentParams{Ref: a.ID, Owners: &[]string{}}, "owners", nil},
 			{"add deactivated owner", UpdateAgentParams{Ref: dead.ID, Owners: &[]string{gone.ID}}, "", ErrIllegalTransition},
 			{"add deactivated owner to live agent", UpdateAgentParams{Ref: e.agent("other", bob.ID).ID, Owners: &[]string{bob.ID, gone.ID}}, "owners[1]", nil},

@@ -26,6 +26,7 @@ func (e *sentinel) Unwrap() error { return e.base }
 //	ErrAlreadyExists     → 409 (store.ErrAlreadyExists)
 //	ErrVersionMismatch   → 409 or 412 (store.ErrConflict)
 //	ErrIllegalTransition → 409 (store.ErrConflict)
+//	ErrLimitExceeded     → 409 (store.ErrConflict)
 var (
 	// ErrInvalid means the request itself is malformed; the error is a
 	// *ValidationError naming the field.
@@ -42,6 +43,10 @@ var (
 	// the record's current state (for example resuming an active agent, or
 	// any change to a deprovisioned one).
 	ErrIllegalTransition error = &sentinel{"identity: illegal state transition", store.ErrConflict}
+	// ErrLimitExceeded means the change would take a record past a bound
+	// on how many it may have (for example a third unexpired client
+	// secret); removing one first makes room.
+	ErrLimitExceeded error = &sentinel{"identity: limit exceeded", store.ErrConflict}
 )
 
 // ValidationError says which input field is wrong and why. It wraps

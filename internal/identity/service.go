@@ -1,5 +1,7 @@
 // Package identity is the agent registry: agents and their owners, their
-// lifecycle, and the SPIFFE ID rules that name them. It validates every
+// lifecycle, the SPIFFE ID rules that name them, the client credentials
+// agents authenticate with (public keys, client secrets) and the
+// administrator's revocation of their tokens. It validates every
 // input, enforces the lifecycle (agents active ⇄ suspended → deprovisioned,
 // owners active → deactivated) and records every change as an audit event
 // in the same store transaction as the change, so the two commit together

@@ -33,6 +33,10 @@ const (
 	MaxAudiences = 32
 	// MaxAudienceLen is the longest audience string or URI.
 	MaxAudienceLen = 512
+	// MaxScopes is the most OAuth scopes one agent may be granted.
+	MaxScopes = 64
+	// MaxScopeLen is the longest scope token.
+	MaxScopeLen = 128
 	// MaxLabels is the most labels one agent may carry.
 	MaxLabels = 64
 	// MaxLabelKeyLen is the longest label key: a DNS-subdomain prefix of at
@@ -221,6 +225,61 @@ func NormalizeActionClasses(classes []string) ([]string, error) {
 // "audiences[i]" or "audiences".
 func NormalizeAudiences(audiences []string) ([]string, error) {
 	return normalizeSet("audiences", audiences, MaxAudiences, validateAudience)
+}
+
+// NormalizeScopes validates the OAuth scopes an agent may be granted and
+// returns them deduplicated and sorted (never nil). Each is a scope-token
+// of RFC 6749 §3.3, 1*( %x21 / %x23-5B / %x5D-7E ): printable ASCII
+// without space, '"' and '\', of at most MaxScopeLen bytes. At most
+// MaxScopes distinct scopes. It returns a *ValidationError for field
+// "scopes[i]" or "scopes".
+func NormalizeScopes(scopes []string) ([]string, error) {
+	return normalizeSet("scopes", scopes, MaxScopes, validateScope)
+}
+
+// Permissions an agent may hold at agentid itself.
+const (
+	// PermissionIntrospect lets the agent call the token introspection
+	// endpoint (RFC 7662) with its own client credentials.
+	PermissionIntrospect = "introspect"
+)
+
+// Permissions returns every permission an agent may hold, sorted.
+func Permissions() []string { return []string{PermissionIntrospect} }
+
+// NormalizePermissions validates an agent's permissions, each one of
+// Permissions(), and returns them deduplicated and sorted (never nil). It
+// returns a *ValidationError for field "permissions[i]" or "permissions".
+func NormalizePermissions(perms []string) ([]string, error) {
+	return normalizeSet("permissions", perms, len(Permissions()), validatePermission)
+}
+
+func validateScope(s string) error {
+	if s == "" {
+		return invalid("", "must not be empty")
+	}
+	if len(s) > MaxScopeLen {
+		return invalid("", "must be at most %d bytes", MaxScopeLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if !isScopeChar(s[i]) {
+			return invalid("", "must be an OAuth scope token (RFC 6749 §3.3): printable ASCII without space, '\"' or '\\'")
+		}
+	}
+	return nil
+}
+
+// isScopeChar reports whether c may appear in an RFC 6749 §3.3
+// scope-token: %x21 / %x23-5B / %x5D-7E.
+func isScopeChar(c byte) bool {
+	return c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E)
+}
+
+func validatePermission(p string) error {
+	if !slices.Contains(Permissions(), p) {
+		return invalid("", "must be one of %s", strings.Join(Permissions(), ", "))
+	}
+	return nil
 }
 
 func normalizeSet(field string, in []string, maxN int, check func(string) error) ([]string, error) {

@@ -258,6 +258,86 @@ func TestNormalizeAudiences(t *testing.T) {
 	}
 }
 
+func TestNormalizeScopes(t *testing.T) {
+	many := make([]string, MaxScopes+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%d", i)
+	}
+	tests := []struct {
+		in    []string
+		want  []string
+		field string
+	}{
+		{nil, []string{}, ""},
+		{[]string{"tickets:write", "tickets:read", "tickets:read", "https://graph.example.com/.default", "openid", "a!#[]~"},
+			[]string{"a!#[]~", "https://graph.example.com/.default", "openid", "tickets:read", "tickets:write"}, ""},
+		{many[:MaxScopes], nil, ""},
+		{many, nil, "scopes"},
+		{[]string{"read", ""}, nil, "scopes[1]"},
+		{[]string{"read write"}, nil, "scopes[0]"},
+		{[]string{`say"hi"`}, nil, "scopes[0]"},
+		{[]string{`back\slash`}, nil, "scopes[0]"},
+		{[]string{"tab\t"}, nil, "scopes[0]"},
+		{[]string{"del\x7f"}, nil, "scopes[0]"},
+		{[]string{"caf\u00e9"}, nil, "scopes[0]"},
+		{[]string{strings.Repeat("s", MaxScopeLen)}, nil, ""},
+		{[]string{strings.Repeat("s", MaxScopeLen+1)}, nil, "scopes[0]"},
+	}
+	for i, tt := range tests {
+		got, err := NormalizeScopes(tt.in)
+		if tt.field != "" {
+			checkValidation(t, err, tt.field)
+			continue
+		}
+		if err != nil {
+			t.Errorf("%d: NormalizeScopes: %v", i, err)
+			continue
+		}
+		if tt.want != nil {
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("%d: NormalizeScopes (-want +got):\n%s", i, diff)
+			}
+		}
+	}
+	// Every byte: exactly the RFC 6749 §3.3 scope-token characters pass.
+	for c := range 256 {
+		_, err := NormalizeScopes([]string{"a" + string(rune(c)) + "b"})
+		want := c == 0x21 || (c >= 0x23 && c <= 0x5B) || (c >= 0x5D && c <= 0x7E)
+		if (err == nil) != want {
+			t.Errorf("byte %#x: error %v, want ok=%v", c, err, want)
+		}
+	}
+}
+
+func TestNormalizePermissions(t *testing.T) {
+	tests := []struct {
+		in    []string
+		want  []string
+		field string
+	}{
+		{nil, []string{}, ""},
+		{[]string{"introspect", "introspect"}, []string{"introspect"}, ""},
+		{[]string{"introspect", "admin"}, nil, "permissions[1]"},
+		{[]string{""}, nil, "permissions[0]"},
+		{[]string{"Introspect"}, nil, "permissions[0]"},
+		{[]string{"introspect", "introspect", "introspect", "introspect", "introspect"}, nil, "permissions"},
+	}
+	for i, tt := range tests {
+		got, err := NormalizePermissions(tt.in)
+		if tt.field != "" {
+			checkValidation(t, err, tt.field)
+			continue
+		}
+		if err != nil {
+			t.Errorf("%d: NormalizePermissions: %v", i, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("%d: NormalizePermissions (-want +got):\n%s", i, diff)
+		}
+	}
+}
+
 func TestValidateLabels(t *testing.T) {
 	tooMany := map[string]string{}
 	for i := range MaxLabels + 1 {
@@ -354,6 +434,7 @@ func TestSentinelsMatchStore(t *testing.T) {
 		{ErrAlreadyExists, store.ErrAlreadyExists},
 		{ErrVersionMismatch, store.ErrConflict},
 		{ErrIllegalTransition, store.ErrConflict},
+		{ErrLimitExceeded, store.ErrConflict},
 	}
 	for _, tt := range tests {
 		if !errors.Is(tt.err, tt.base) {

@@ -1,5 +1,7 @@
 // Package keys holds agentid's key material: the root key that encrypts
-// every other key at rest and, in later releases, the signing keys and CA.
+// every other key at rest and the token signing keys (Manager), which it
+// generates, seals under the root key, publishes as a JWKS and rotates with
+// overlap (see Manager). The CA comes in a later release.
 //
 // The root key is 32 random bytes kept in a file readable only by its owner
 // (mode 0600) or supplied by configuration as base64. It seals other keys

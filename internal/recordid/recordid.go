@@ -21,6 +21,10 @@ const (
 	AdminToken = "adm"
 	Event      = "evt"
 	AuditKey   = "ack"
+	// ClientSecret is an agent's OAuth client secret (its record, never
+	// the secret itself).
+	ClientSecret = "sec"
+	Token        = "tok" // access token jti
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,12 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// TrustDomain is the SPIFFE trust domain agents' ids live in.
 	TrustDomain string `yaml:"trust_domain"`
+	// Issuer is the OAuth issuer identifier (RFC 8414 §2): the URL clients
+	// and resource servers reach this server at, https unless the host is
+	// loopback, without query or fragment; a trailing slash is dropped.
+	// Default: http://<listen> on loopback without TLS, https://<listen>
+	// with TLS (required when listen names no host, e.g. 0.0.0.0).
+	Issuer string `yaml:"issuer"`
 	// DataDir holds the SQLite database and the root key file by default.
 	DataDir string `yaml:"data_dir"`
 	// RootKeyFile is the 0600 file of the root key that encrypts keys at
@@ -37,6 +44,7 @@ type Config struct {
 	TLS         TLSConfig         `yaml:"tls"`
 	Credentials CredentialsConfig `yaml:"credentials"`
 	Audit       AuditConfig       `yaml:"audit"`
+	Keys        KeysConfig        `yaml:"keys"`
 	Log         LogConfig         `yaml:"log"`
 
 	// Dev marks the development server: plain HTTP is allowed (on
@@ -66,6 +74,13 @@ type CredentialsConfig struct {
 	DefaultTTL time.Duration `yaml:"default_ttl"`
 	// MaxTTL caps every agent's credential max TTL.
 	MaxTTL time.Duration `yaml:"max_ttl"`
+	// TokenTTL is an access token's lifetime when the request asks for
+	// none; an agent's max TTL caps it. Default 5m: an offline verifier
+	// sees a revocation only at expiry.
+	TokenTTL time.Duration `yaml:"token_ttl"`
+	// DPoPNonce makes the token endpoint require a server nonce in DPoP
+	// proofs (RFC 9449 §8). Default false.
+	DPoPNonce bool `yaml:"dpop_nonce"`
 }
 
 // AuditConfig configures the audit trail's checkpoints.
@@ -75,6 +90,18 @@ type AuditConfig struct {
 	// CheckpointInterval signs a checkpoint of the head this often if it
 	// advanced since the last one.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+}
+
+// KeysConfig configures the token signing keys.
+type KeysConfig struct {
+	// Algorithm of new signing keys: ES256 (default) or EdDSA. A change
+	// takes effect at the next rotation.
+	Algorithm string `yaml:"algorithm"`
+	// RotationPeriod is how long a key signs before its successor does.
+	RotationPeriod time.Duration `yaml:"rotation_period"`
+	// JWKSMaxAge is the Cache-Control max-age of the JWKS; a new key is
+	// published this long (plus two refresh intervals) before it signs.
+	JWKSMaxAge time.Duration `yaml:"jwks_max_age"`
 }
 
 // LogConfig configures the structured log on stderr.
@@ -90,8 +117,15 @@ const (
 	DefaultDataDir            = "./agentid-data"
 	DefaultCredentialTTL      = 15 * time.Minute
 	DefaultCredentialMaxTTL   = time.Hour
+	DefaultTokenTTL           = 5 * time.Minute
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 10 * time.Second
+	DefaultKeyAlgorithm       = "ES256"
+	DefaultKeyRotation        = 24 * time.Hour
+	DefaultJWKSMaxAge         = 5 * time.Minute
+	// KeyRefreshInterval is how often every replica reloads the signing
+	// keys from the store (and rotates them when due).
+	KeyRefreshInterval = 30 * time.Second
 )
 
 // maxConfigBytes bounds a config file.
@@ -175,11 +209,27 @@ func (c *Config) setDefaults() {
 	if c.Credentials.MaxTTL == 0 {
 		c.Credentials.MaxTTL = DefaultCredentialMaxTTL
 	}
+	if c.Credentials.TokenTTL == 0 {
+		c.Credentials.TokenTTL = min(DefaultTokenTTL, c.Credentials.MaxTTL)
+	}
 	if c.Audit.CheckpointEvery == 0 {
 		c.Audit.CheckpointEvery = DefaultCheckpointEvery
 	}
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = DefaultCheckpointInterval
+	}
+	if c.Issuer == "" {
+		c.Issuer = defaultIssuer(c.Listen, c.TLS.CertFile != "")
+	}
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	if c.Keys.Algorithm == "" {
+		c.Keys.Algorithm = DefaultKeyAlgorithm
+	}
+	if c.Keys.RotationPeriod == 0 {
+		c.Keys.RotationPeriod = DefaultKeyRotation
+	}
+	if c.Keys.JWKSMaxAge == 0 {
+		c.Keys.JWKSMaxAge = DefaultJWKSMaxAge
 	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -214,6 +264,9 @@ func (c *Config) Validate() error {
 	if c.Credentials.DefaultTTL < 0 || c.Credentials.MaxTTL < 0 || c.Credentials.DefaultTTL > c.Credentials.MaxTTL {
 		return bad("credentials", "default_ttl (%s) must be positive and at most max_ttl (%s)", c.Credentials.DefaultTTL, c.Credentials.MaxTTL)
 	}
+	if c.Credentials.TokenTTL < time.Second || c.Credentials.TokenTTL > c.Credentials.MaxTTL {
+		return bad("credentials.token_ttl", "%s must be at least 1s and at most max_ttl (%s)", c.Credentials.TokenTTL, c.Credentials.MaxTTL)
+	}
 	if c.Credentials.MaxTTL > 24*time.Hour {
 		return bad("credentials.max_ttl", "%s is longer than 24h; credentials are short-lived", c.Credentials.MaxTTL)
 	}
@@ -225,6 +278,12 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.Proxies(); err != nil {
 		return bad("trusted_proxies", "%v", err)
+	}
+	if err := validateIssuer(c.Issuer); err != nil {
+		return bad("issuer", "%v", err)
+	}
+	if err := c.Keys.validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -257,6 +316,71 @@ func (c *Config) Proxies() ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// defaultIssuer is http://<listen> (https:// with TLS), or "" when listen
+// names no host (all interfaces), which Validate then rejects: the operator
+// must say which URL clients use.
+func defaultIssuer(listen string, tls bool) string {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil || host == "" {
+		return ""
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return ""
+	}
+	if tls {
+		return "https://" + listen
+	}
+	return "http://" + listen
+}
+
+// validateIssuer applies RFC 8414 §2 (a URL with scheme https, no query or
+// fragment), allowing http for a loopback host only (development).
+func validateIssuer(s string) error {
+	if s == "" {
+		return errors.New("is required when listen names no host: set it to the https URL clients reach this server at")
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.Opaque != "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	switch {
+	case u.User != nil:
+		return fmt.Errorf("%q must not contain user information", s)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Errorf("%q must not have a query or fragment (RFC 8414 §2)", s)
+	case strings.HasSuffix(u.Path, "/"):
+		return fmt.Errorf("%q must not end with a slash", s)
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http":
+		return fmt.Errorf("%q must use https unless its host is loopback", s)
+	default:
+		return fmt.Errorf("%q must be an https URL", s)
+	}
+	return nil
+}
+
+func (k KeysConfig) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: keys.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	}
+	if k.Algorithm != "ES256" && k.Algorithm != "EdDSA" {
+		return bad("algorithm", "%q is not ES256 or EdDSA", k.Algorithm)
+	}
+	if k.JWKSMaxAge < time.Minute || k.JWKSMaxAge > time.Hour {
+		return bad("jwks_max_age", "%s must be between 1m and 1h", k.JWKSMaxAge)
+	}
+	if k.RotationPeriod > 90*24*time.Hour {
+		return bad("rotation_period", "%s is longer than 90 days (2160h)", k.RotationPeriod)
+	}
+	// A new key is published jwks_max_age + 2 refresh intervals before it
+	// signs; a rotation period must leave room for two such delays.
+	if minimum := max(time.Hour, 2*(k.JWKSMaxAge+2*KeyRefreshInterval)); k.RotationPeriod < minimum {
+		return bad("rotation_period", "%s must be at least %s (1h, and twice jwks_max_age + 1m)", k.RotationPeriod, minimum)
+	}
+	return nil
+}
+
 // isLoopback reports whether host names only loopback interfaces. An empty
 // host (all interfaces) is not loopback.
 func isLoopback(host string) bool {
@@ -273,6 +397,7 @@ const SampleConfig = `# agentid server configuration. Unknown keys are rejected.
 
 listen: 127.0.0.1:8080        # a non-loopback address requires tls below
 trust_domain: example.org     # SPIFFE trust domain: spiffe://example.org/agent/<name>
+# issuer: https://agentid.example.org   # OAuth issuer URL clients reach; default http(s)://<listen>
 data_dir: ./agentid-data      # SQLite database and root key live here by default
 # root_key_file: ./agentid-data/root.key   # or env AGENTID_ROOT_KEY (base64, 32 bytes)
 # trusted_proxies: [10.0.0.0/8]            # load balancers whose X-Forwarded-For names the client
@@ -289,10 +414,17 @@ store:
 credentials:
   default_ttl: 15m            # an agent's credential max TTL unless it sets one
   max_ttl: 1h                 # the cap on every agent's credential max TTL
+  token_ttl: 5m               # an access token's lifetime unless the request asks for less
+  dpop_nonce: false           # require a server nonce in DPoP proofs (RFC 9449 §8)
 
 audit:
   checkpoint_every: 1000      # sign a checkpoint every N events
   checkpoint_interval: 10s    # and the head this often if it moved
+
+keys:                         # token signing keys, sealed under the root key
+  algorithm: ES256            # ES256 or EdDSA (takes effect at the next rotation)
+  rotation_period: 24h        # a new key signs this often
+  jwks_max_age: 5m            # JWKS Cache-Control max-age; new keys are published this long (+1m) before they sign
 
 log:
   level: info                 # debug, info, warn, error

@@ -20,8 +20,10 @@ func TestParseConfigDefaultsAndPaths(t *testing.T) {
 		Listen: DefaultListen, TrustDomain: "acme.test", DataDir: "/etc/agentid/data",
 		RootKeyFile: "/etc/agentid/data/root.key",
 		Store:       StoreConfig{Driver: "sqlite", Path: "/etc/agentid/data/agentid.db"},
-		Credentials: CredentialsConfig{DefaultTTL: 15 * time.Minute, MaxTTL: 2 * time.Hour},
+		Credentials: CredentialsConfig{DefaultTTL: 15 * time.Minute, MaxTTL: 2 * time.Hour, TokenTTL: 5 * time.Minute},
 		Audit:       AuditConfig{CheckpointEvery: 1000, CheckpointInterval: 10 * time.Second},
+		Issuer:      "http://127.0.0.1:8080",
+		Keys:        KeysConfig{Algorithm: "ES256", RotationPeriod: 24 * time.Hour, JWKSMaxAge: 5 * time.Minute},
 		Log:         LogConfig{Level: "info", Format: "text"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -42,10 +44,25 @@ func TestParseConfigRejects(t *testing.T) {
 		{"bad duration", "credentials:\n  max_ttl: forever\n", "forever"},
 		{"default over max", "credentials:\n  default_ttl: 2h\n  max_ttl: 1h\n", "default_ttl"},
 		{"max ttl too long", "credentials:\n  default_ttl: 1h\n  max_ttl: 48h\n", "max_ttl"},
+		{"token ttl over max", "credentials:\n  max_ttl: 1h\n  token_ttl: 2h\n", "token_ttl"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "exactly one"},
 		{"bad listen", "listen: nowhere\n", "host:port"},
 		{"bad trusted proxy", "trusted_proxies: [10.0.0.0/8, lb.internal]\n", "lb.internal"},
+		{"issuer over plain HTTP", "issuer: http://agentid.example.org\n", "https unless its host is loopback"},
+		{"issuer with a query", "issuer: https://agentid.example.org/?x=1\n", "query or fragment"},
+		{"issuer with a fragment", "issuer: https://agentid.example.org#x\n", "query or fragment"},
+		{"issuer with an empty fragment", "issuer: https://agentid.example.org/a#\n", "query or fragment"},
+		{"issuer with user info", "issuer: https://me@agentid.example.org\n", "user information"},
+		{"issuer not absolute", "issuer: /agentid\n", "absolute URL"},
+		{"issuer not http", "issuer: ftp://agentid.example.org\n", "https URL"},
+		{"no issuer on all interfaces", "listen: 0.0.0.0:8443\ntls: {cert_file: a.crt, key_file: a.key}\n", "issuer: is required"},
+		{"bad key algorithm", "keys:\n  algorithm: RS256\n", "keys.algorithm"},
+		{"jwks max age too short", "keys:\n  jwks_max_age: 10s\n", "keys.jwks_max_age"},
+		{"jwks max age too long", "keys:\n  jwks_max_age: 2h\n", "keys.jwks_max_age"},
+		{"rotation too short", "keys:\n  rotation_period: 30m\n", "keys.rotation_period"},
+		{"rotation too short for max age", "keys:\n  rotation_period: 1h\n  jwks_max_age: 40m\n", "twice jwks_max_age"},
+		{"rotation too long", "keys:\n  rotation_period: 2400h\n", "90 days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,7 +75,7 @@ func TestParseConfigRejects(t *testing.T) {
 }
 
 func TestTLSAllowsNetworkListen(t *testing.T) {
-	if _, err := ParseConfig([]byte("listen: 0.0.0.0:8443\ntls:\n  cert_file: a.crt\n  key_file: a.key\n"), "/x"); err != nil {
+	if _, err := ParseConfig([]byte("listen: 0.0.0.0:8443\nissuer: https://id.example.org\ntls:\n  cert_file: a.crt\n  key_file: a.key\n"), "/x"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -106,5 +123,29 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.0.0.0/8"}, s); diff != "" {
 		t.Fatalf("proxies (-want +got):\n%s", diff)
+	}
+}
+
+func TestIssuer(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"default on loopback", "listen: 127.0.0.1:9000\n", "http://127.0.0.1:9000"},
+		{"default with tls", "listen: agentid.internal:8443\ntls: {cert_file: a.crt, key_file: a.key}\n", "https://agentid.internal:8443"},
+		{"explicit, trailing slash dropped", "issuer: https://id.example.org/agentid/\n", "https://id.example.org/agentid"},
+		{"http on localhost", "issuer: http://localhost:8080\n", "http://localhost:8080"},
+		{"explicit behind a load balancer", "listen: 0.0.0.0:8443\nissuer: https://id.example.org\ntls: {cert_file: a.crt, key_file: a.key}\n", "https://id.example.org"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tt.yaml), "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Issuer != tt.want {
+				t.Fatalf("issuer = %q, want %q", c.Issuer, tt.want)
+			}
+		})
+	}
+	if c := DevConfig("/tmp/d", "127.0.0.1:8181"); c.Issuer != "http://127.0.0.1:8181" {
+		t.Fatalf("dev issuer = %q", c.Issuer)
 	}
 }

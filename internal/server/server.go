@@ -1,6 +1,6 @@
 // Package server is agentid's composition root: it turns a Config into a
 // running control plane (store, root key, audit recorder and checkpointer,
-// registry, admin authentication, HTTP API) and owns the start and stop
+// signing keys, registry, admin authentication, HTTP API) and owns the start and stop
 // order.
 package server
 
@@ -27,6 +27,7 @@ import (
 	"github.com/agentid/agentid/internal/httpapi"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/keys"
+	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/postgres"
 	"github.com/agentid/agentid/internal/store/sqlite"
@@ -39,6 +40,8 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	checkpts *audit.Checkpointer
+	keys     *keys.Manager
+	oauth    *oauth.Server
 	auth     *adminauth.Service
 	handler  http.Handler
 }
@@ -134,6 +137,12 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err != nil {
 		return fmt.Errorf("server: audit recorder: %w", err)
 	}
+	if s.keys, err = s.newKeyManager(ctx, root, rec, clock); err != nil {
+		return err
+	}
+	if s.oauth, err = s.newOAuth(root, rec, clock); err != nil {
+		return err
+	}
 	reg, err := identity.New(identity.Params{
 		Store: s.store, Recorder: rec, TrustDomain: s.cfg.TrustDomain,
 		DefaultTTL: s.cfg.Credentials.DefaultTTL, MaxTTLCap: s.cfg.Credentials.MaxTTL,
@@ -154,6 +163,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler, err = httpapi.New(httpapi.Params{
 		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
+		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth,
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
 		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
@@ -165,8 +175,13 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 }
 
 // Handler is the server's HTTP handler (for tests that serve it
-// themselves).
+// themselves). Serve also runs the signing-key refresh; a caller serving
+// Handler for longer than the keys' prepublication delay (about 6 min)
+// must run Keys().Run too, or token signing stops with keys.ErrStale.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Keys is the manager of the OAuth token signing keys.
+func (s *Server) Keys() *keys.Manager { return s.keys }
 
 // Auth is the admin authentication service (dev mode mints tokens with it).
 func (s *Server) Auth() *adminauth.Service { return s.auth }
@@ -190,8 +205,8 @@ func (s *Server) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves HTTP(S) on ln and runs the periodic checkpointer until ctx
-// is cancelled, then shuts down gracefully (in-flight requests finish, up
+// Serve serves HTTP(S) on ln and runs the periodic checkpointer and the
+// signing-key refresh (and scheduled rotation) until ctx is cancelled, then shuts down gracefully (in-flight requests finish, up
 // to 10 s) and signs a final checkpoint.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
@@ -221,6 +236,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.log.Error("audit checkpointer stopped", "err", err)
 		}
 	}()
+	wg.Go(func() { s.keys.Run(cpCtx) })
+	wg.Go(func() { s.runCollector(cpCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

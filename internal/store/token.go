@@ -9,7 +9,7 @@ import (
 // It is kept until ExpiresAt, after which the token is dead anyway.
 type RevokedToken struct {
 	JTI       string
-	AgentID   string
+	AgentID   string // "" when the revoker could not tell
 	RevokedAt time.Time
 	ExpiresAt time.Time
 	RevokedBy string // actor id

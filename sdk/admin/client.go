@@ -269,10 +269,16 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 }
 
 // send sends the request and returns a 2xx response; any other status
-// becomes a *Problem.
+// becomes a *Problem. path is escaped (its segments through
+// url.PathEscape), so a segment may hold '/', '%' or '?'.
 func (c *Client) send(ctx context.Context, method, path string, q url.Values, in any) (*http.Response, error) {
 	u := *c.base
-	u.Path += path
+	unescaped, err := url.PathUnescape(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin: %s %s: %w", method, path, err)
+	}
+	u.RawPath = u.EscapedPath() + path
+	u.Path += unescaped
 	u.RawQuery = q.Encode()
 	var body io.Reader
 	if in != nil {

@@ -1,5 +1,6 @@
-// Package admin is the Go client of agentid's admin API (/v1/…): agents,
-// owners, admin tokens and the audit trail. It defines the API's wire types,
+// Package admin is the Go client of agentid's admin API (/v1/…): agents
+// and their client credentials, owners, admin tokens, token revocation and
+// the audit trail. It defines the API's wire types,
 // which the server uses too, so client and server cannot drift apart.
 //
 // The package imports nothing from agentid's internal packages and no
@@ -13,24 +14,31 @@ import (
 )
 
 // Agent is a registered agent identity as the admin API returns it.
+// ClientID is its OAuth client_id, which is its id. TokensRevokedAt, when
+// set, revokes every token issued to it at or before that second.
 type Agent struct {
-	ID            string            `json:"id"`
-	Name          string            `json:"name"`
-	SPIFFEID      string            `json:"spiffe_id"`
-	Owners        []string          `json:"owners"`
-	Purpose       string            `json:"purpose"`
-	ActionClasses []string          `json:"action_classes"`
-	Audiences     []string          `json:"audiences"`
-	MaxTTLSeconds int64             `json:"max_ttl_seconds"`
-	Labels        map[string]string `json:"labels"`
-	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
-	Expired       bool              `json:"expired"`
-	State         string            `json:"state"`
-	Orphaned      bool              `json:"orphaned"`
-	CreatedBy     string            `json:"created_by"`
-	CreatedAt     time.Time         `json:"created_at"`
-	UpdatedAt     time.Time         `json:"updated_at"`
-	Version       int64             `json:"version"`
+	ID              string            `json:"id"`
+	ClientID        string            `json:"client_id"`
+	Name            string            `json:"name"`
+	SPIFFEID        string            `json:"spiffe_id"`
+	Owners          []string          `json:"owners"`
+	Purpose         string            `json:"purpose"`
+	ActionClasses   []string          `json:"action_classes"`
+	Audiences       []string          `json:"audiences"`
+	Scopes          []string          `json:"scopes"`
+	Permissions     []string          `json:"permissions"`
+	RequireDPoP     bool              `json:"require_dpop"`
+	MaxTTLSeconds   int64             `json:"max_ttl_seconds"`
+	Labels          map[string]string `json:"labels"`
+	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
+	Expired         bool              `json:"expired"`
+	TokensRevokedAt *time.Time        `json:"tokens_revoked_at,omitempty"`
+	State           string            `json:"state"`
+	Orphaned        bool              `json:"orphaned"`
+	CreatedBy       string            `json:"created_by"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	Version         int64             `json:"version"`
 }
 
 // CreateAgentRequest is the body of POST /v1/agents. Owners are owner ids or
@@ -41,6 +49,9 @@ type CreateAgentRequest struct {
 	Owners        []string          `json:"owners"`
 	ActionClasses []string          `json:"action_classes,omitempty"`
 	Audiences     []string          `json:"audiences,omitempty"`
+	Scopes        []string          `json:"scopes,omitempty"`
+	Permissions   []string          `json:"permissions,omitempty"`
+	RequireDPoP   bool              `json:"require_dpop,omitempty"`
 	MaxTTLSeconds int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
@@ -56,6 +67,9 @@ type UpdateAgentRequest struct {
 	Owners        *[]string          `json:"owners,omitempty"`
 	ActionClasses *[]string          `json:"action_classes,omitempty"`
 	Audiences     *[]string          `json:"audiences,omitempty"`
+	Scopes        *[]string          `json:"scopes,omitempty"`
+	Permissions   *[]string          `json:"permissions,omitempty"`
+	RequireDPoP   *bool              `json:"require_dpop,omitempty"`
 	MaxTTLSeconds *int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        *map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time         `json:"expires_at,omitempty"`
@@ -241,6 +255,7 @@ const (
 	ProblemAlreadyExists        = "urn:agentid:problem:already-exists"
 	ProblemVersionMismatch      = "urn:agentid:problem:version-mismatch"
 	ProblemIllegalTransition    = "urn:agentid:problem:illegal-transition"
+	ProblemLimitExceeded        = "urn:agentid:problem:limit-exceeded"
 	ProblemBodyTooLarge         = "urn:agentid:problem:body-too-large"
 	ProblemUnsupportedMediaType = "urn:agentid:problem:unsupported-media-type"
 	ProblemMethodNotAllowed     = "urn:agentid:problem:method-not-allowed"

@@ -57,12 +57,12 @@ func (t *txn) UseOnce(ctx context.Context, ns, id string, now, expiresAt time.Ti
 	return nil
 }
 
-// RevokeToken implements store.TokenWriter. JTI, agent id and expiry are
-// required.
+// RevokeToken implements store.TokenWriter. JTI and expiry are required;
+// the agent id may be empty (an admin revoking a jti it cannot attribute).
 func (t *txn) RevokeToken(ctx context.Context, r store.RevokedToken) error {
 	err := t.write(ctx, true, func(ctx context.Context) error {
-		if r.JTI == "" || r.AgentID == "" || r.ExpiresAt.IsZero() {
-			return fmt.Errorf("%w: revoked token jti, agent id and expiry are required", store.ErrInvalid)
+		if r.JTI == "" || r.ExpiresAt.IsZero() {
+			return fmt.Errorf("%w: revoked token jti and expiry are required", store.ErrInvalid)
 		}
 		_, err := t.q.ExecContext(ctx, `INSERT INTO revoked_tokens (jti, agent_id, revoked_at,
 			expires_at, revoked_by) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (jti) DO NOTHING`,

@@ -466,7 +466,6 @@ func testRevocations(t *testing.T, s store.Store) {
 
 	for name, edit := range map[string]func(*store.RevokedToken){
 		"no jti":    func(r *store.RevokedToken) { r.JTI = "" },
-		"no agent":  func(r *store.RevokedToken) { r.AgentID = "" },
 		"no expiry": func(r *store.RevokedToken) { r.ExpiresAt = time.Time{} },
 	} {
 		r := r1

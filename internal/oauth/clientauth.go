@@ -1,0 +1,331 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/identity"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// Client authentication methods (RFC 8414 §2 names).
+const (
+	MethodPrivateKeyJWT     = "private_key_jwt"
+	MethodClientSecretBasic = "client_secret_basic"
+	MethodClientSecretPost  = "client_secret_post"
+)
+
+// AssertionType is the client_assertion_type of RFC 7523 §2.2.
+const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+// AssertionAlgorithms are the JWS algorithms a client assertion may use:
+// asymmetric only, never "none" or HMAC.
+var AssertionAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256} //nolint:gochecknoglobals // read-only allow-list
+
+// client is an authenticated client.
+type client struct {
+	agent  store.Agent
+	method string
+	keyID  string // private_key_jwt: the registered key that verified
+	// jti and jtiExp are the assertion's one-time id, recorded with the
+	// outcome of the request (so that a failed commit does not burn it).
+	jti    string
+	jtiExp time.Time
+}
+
+// authAttempt is what client authentication found out, for the audit event
+// whatever the outcome.
+type authAttempt struct {
+	method   string
+	clientID string
+	agent    *store.Agent
+	keyID    string
+}
+
+// authenticate runs client authentication (RFC 6749 §2.3, RFC 7523 §3) on
+// r. Exactly one method must be used.
+func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*client, authAttempt, *Error) {
+	f := r.Form
+	hasAssertion := param(f, "client_assertion") != "" || param(f, "client_assertion_type") != ""
+	hasPost := param(f, "client_secret") != ""
+	n := 0
+	for _, b := range []bool{r.Basic != nil, hasAssertion, hasPost} {
+		if b {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return nil, authAttempt{clientID: param(f, "client_id")}, clientFailed(false, "no client authentication")
+	case n > 1:
+		return nil, authAttempt{}, errf(CodeInvalidRequest, "use exactly one client authentication method")
+	case hasAssertion:
+		return s.authAssertion(ctx, f, now)
+	case r.Basic != nil:
+		id, err1 := url.QueryUnescape(r.Basic.User)
+		secret, err2 := url.QueryUnescape(r.Basic.Password)
+		at := authAttempt{method: MethodClientSecretBasic, clientID: printable(id)}
+		if err1 != nil || err2 != nil {
+			return nil, at, clientFailed(true, "basic credentials are not form-encoded")
+		}
+		if cid := param(f, "client_id"); cid != "" && cid != id {
+			return nil, at, clientFailed(true, "client_id does not match the basic credentials")
+		}
+		return s.authSecret(ctx, at, id, secret, true, now)
+	default:
+		id := param(f, "client_id")
+		at := authAttempt{method: MethodClientSecretPost, clientID: printable(id)}
+		return s.authSecret(ctx, at, id, param(f, "client_secret"), false, now)
+	}
+}
+
+// lookupClient finds the agent whose client_id is id.
+func (s *Server) lookupClient(ctx context.Context, id string) (store.Agent, *Error, bool) {
+	if id == "" || len(id) > 64 {
+		return store.Agent{}, nil, false
+	}
+	a, err := s.store.GetAgent(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Agent{}, nil, false
+	}
+	if err != nil {
+		return store.Agent{}, serverError(err), false
+	}
+	return a, nil, true
+}
+
+func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret string, basic bool, now time.Time) (*client, authAttempt, *Error) {
+	a, oerr, ok := s.lookupClient(ctx, id)
+	if oerr != nil {
+		return nil, at, oerr
+	}
+	if !ok {
+		return nil, at, clientFailed(basic, "unknown client")
+	}
+	at.agent = &a
+	secrets, err := s.store.ListClientSecrets(ctx, a.ID)
+	if err != nil {
+		return nil, at, serverError(err)
+	}
+	sec, ok := identity.MatchClientSecret(secrets, secret, now)
+	if !ok {
+		return nil, at, clientFailed(basic, "client secret does not match")
+	}
+	at.keyID = sec.ID
+	if why := usable(a, now); why != "" {
+		return nil, at, clientFailed(basic, "%s", why)
+	}
+	return &client{agent: a, method: at.method, keyID: sec.ID}, at, nil
+}
+
+// authAssertion verifies a private_key_jwt client assertion (RFC 7523 §3).
+// Keys come only from the agent's registered keys: jwk, jku, x5u and x5c
+// headers are never used.
+func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time) (*client, authAttempt, *Error) {
+	at := authAttempt{method: MethodPrivateKeyJWT, clientID: printable(param(f, "client_id"))}
+	if param(f, "client_assertion_type") != AssertionType {
+		return nil, at, clientFailed(false, "client_assertion_type is not %s", AssertionType)
+	}
+	raw := param(f, "client_assertion")
+	if raw == "" {
+		return nil, at, clientFailed(false, "client_assertion is missing")
+	}
+	tok, unverified, e := parseAssertion(raw)
+	if e != nil {
+		return nil, at, e
+	}
+	h := tok.Headers[0]
+	id := unverified.Issuer
+	if cid := param(f, "client_id"); cid != "" && cid != id {
+		return nil, at, clientFailed(false, "client_id does not match the assertion issuer")
+	}
+	at.clientID = printable(id)
+	a, oerr, ok := s.lookupClient(ctx, id)
+	if oerr != nil {
+		return nil, at, oerr
+	}
+	if !ok {
+		return nil, at, clientFailed(false, "unknown client")
+	}
+	at.agent = &a
+	keys, oerr := s.assertionKeys(ctx, a.ID, h.KeyID, h.Algorithm, now)
+	if oerr != nil {
+		return nil, at, oerr
+	}
+	var claims jwt.Claims
+	verified := false
+	for _, k := range keys {
+		if err := tok.Claims(k.key, &claims); err == nil {
+			verified, at.keyID = true, k.id
+			break
+		}
+	}
+	if !verified {
+		return nil, at, clientFailed(false, "client assertion signature does not verify with a registered key")
+	}
+	if e := s.checkAssertionClaims(claims, a.ID, now); e != nil {
+		return nil, at, e
+	}
+	if why := usable(a, now); why != "" {
+		return nil, at, clientFailed(false, "%s", why)
+	}
+	return &client{agent: a, method: MethodPrivateKeyJWT, keyID: at.keyID, jti: claims.ID,
+		jtiExp: claims.Expiry.Time().Add(Leeway)}, at, nil
+}
+
+// parseAssertion parses a client assertion without verifying it: a JWS
+// with one signature and an allowed algorithm, and its claims (to find the
+// client and its keys).
+func parseAssertion(raw string) (*jwt.JSONWebToken, jwt.Claims, *Error) {
+	var unverified jwt.Claims
+	if len(raw) > MaxAssertionBytes {
+		return nil, unverified, clientFailed(false, "client assertion is longer than %d bytes", MaxAssertionBytes)
+	}
+	tok, err := jwt.ParseSigned(raw, AssertionAlgorithms)
+	if err != nil {
+		return nil, unverified, clientFailed(false, "client assertion is not a JWS with an allowed algorithm")
+	}
+	if len(tok.Headers) != 1 {
+		return nil, unverified, clientFailed(false, "client assertion must have one signature")
+	}
+	if err := tok.UnsafeClaimsWithoutVerification(&unverified); err != nil {
+		return nil, unverified, clientFailed(false, "client assertion claims are malformed")
+	}
+	return tok, unverified, nil
+}
+
+type verifyKey struct {
+	id  string
+	key any
+}
+
+// assertionKeys returns the agent's unexpired registered keys that may
+// verify a JWS with the header's kid and alg: the one key named by kid, or
+// every key when the header has none.
+func (s *Server) assertionKeys(ctx context.Context, agentID, kid, alg string, now time.Time) ([]verifyKey, *Error) {
+	var cands []store.ClientKey
+	if kid != "" {
+		k, err := s.store.GetClientKey(ctx, agentID, kid)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return nil, clientFailed(false, "unknown key id")
+		case err != nil:
+			return nil, serverError(err)
+		}
+		cands = []store.ClientKey{k}
+	} else {
+		ks, err := s.store.ListClientKeys(ctx, agentID)
+		if err != nil {
+			return nil, serverError(err)
+		}
+		cands = ks
+	}
+	var out []verifyKey
+	for _, k := range cands {
+		if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
+			continue
+		}
+		if k.Algorithm != alg {
+			continue
+		}
+		var jwk jose.JSONWebKey
+		if err := jwk.UnmarshalJSON(k.JWK); err != nil || !jwk.IsPublic() {
+			s.log.Error("oauth: stored client key is unusable", "agent", agentID, "kid", k.KeyID)
+			continue
+		}
+		out = append(out, verifyKey{id: k.KeyID, key: jwk.Key})
+	}
+	if len(out) == 0 {
+		return nil, clientFailed(false, "no unexpired registered key for algorithm %s", printable(alg))
+	}
+	return out, nil
+}
+
+// checkAssertionClaims applies RFC 7523 §3 to a verified assertion.
+func (s *Server) checkAssertionClaims(c jwt.Claims, clientID string, now time.Time) *Error {
+	switch {
+	case c.Issuer != clientID || c.Subject != clientID:
+		return clientFailed(false, "assertion iss and sub must both be the client_id")
+	case !slices.Contains(c.Audience, s.issuer) && !slices.Contains(c.Audience, s.tokenURL):
+		return clientFailed(false, "assertion aud must contain the issuer or the token endpoint")
+	case c.Expiry == nil:
+		return clientFailed(false, "assertion has no exp")
+	case c.Expiry.Time().Add(Leeway).Before(now):
+		return clientFailed(false, "assertion expired")
+	case c.Expiry.Time().After(now.Add(MaxAssertionLifetime + Leeway)):
+		return clientFailed(false, "assertion exp is more than %s ahead", MaxAssertionLifetime)
+	case c.NotBefore != nil && c.NotBefore.Time().After(now.Add(Leeway)):
+		return clientFailed(false, "assertion is not yet valid")
+	case c.IssuedAt != nil && c.IssuedAt.Time().After(now.Add(Leeway)):
+		return clientFailed(false, "assertion iat is in the future")
+	case c.ID == "":
+		return clientFailed(false, "assertion has no jti")
+	case len(c.ID) > MaxJTILen:
+		return clientFailed(false, "assertion jti is longer than %d bytes", MaxJTILen)
+	}
+	return nil
+}
+
+// useAssertion records the assertion's jti as used inside tx (RFC 7523
+// §3 item 7); ErrAlreadyExists from the store means a replay.
+func (c *client) useAssertion(ctx context.Context, tx store.Tx, now time.Time) *Error {
+	if c.jti == "" {
+		return nil
+	}
+	err := tx.UseOnce(ctx, "assertion:"+c.agent.ID, c.jti, now, c.jtiExp)
+	switch {
+	case errors.Is(err, store.ErrAlreadyExists):
+		return clientFailed(false, "assertion jti was already used")
+	case err != nil:
+		return serverError(err)
+	}
+	return nil
+}
+
+// authEvent is the audit event of one client authentication attempt.
+func (s *Server) authEvent(o audit.Origin, at authAttempt, e *Error, now time.Time) audit.Event {
+	ev := o.Event(audit.Authentication, "client.authenticated")
+	ev.Time = now
+	if at.agent != nil {
+		ev.Agent = agentAxis(*at.agent)
+		ev.Actor = &audit.Actor{Type: audit.ActorAgent, ID: at.agent.ID}
+	}
+	ev.Details = map[string]any{}
+	if at.method != "" {
+		ev.Details["method"] = at.method
+	}
+	if at.clientID != "" && at.agent == nil {
+		ev.Details["client_id"] = at.clientID
+	}
+	if at.keyID != "" {
+		ev.Details["key_id"] = at.keyID
+	}
+	if e != nil {
+		ev.Outcome = audit.Failure
+		ev.Reason = e.Reason
+	}
+	return ev
+}
+
+// printable bounds a client-supplied identifier for the audit trail: at
+// most 64 bytes of printable ASCII, else its SHA-256 prefix.
+func printable(s string) string {
+	ok := len(s) <= 64
+	for i := 0; ok && i < len(s); i++ {
+		ok = s[i] >= 0x21 && s[i] <= 0x7e
+	}
+	if ok {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}

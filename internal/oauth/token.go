@@ -1,0 +1,316 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/credential"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/sdk/dpop"
+)
+
+// GrantClientCredentials is the only grant type of this release.
+const GrantClientCredentials = "client_credentials"
+
+// Token types of a token response.
+const (
+	TokenTypeBearer = "Bearer"
+	TokenTypeDPoP   = "DPoP"
+)
+
+// TokenResponse is a successful token response (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// tokenParams are the grant's validated parameters.
+type tokenParams struct {
+	scopes       []string
+	resources    []string
+	ttl          time.Duration
+	reasoningRef string
+}
+
+// Token handles a token request (RFC 6749 §4.4.2).
+func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) {
+	if e := checkRepeated(r.Form, "resource"); e != nil {
+		return TokenResponse{}, e
+	}
+	switch gt := param(r.Form, "grant_type"); gt {
+	case "":
+		return TokenResponse{}, errf(CodeInvalidRequest, "grant_type is required")
+	case GrantClientCredentials:
+	default:
+		return TokenResponse{}, errf(CodeUnsupportedGrantType, "grant_type %s is not supported", safeName(gt))
+	}
+	now := s.now()
+	o := r.Origin
+	if ref := param(r.Form, "reasoning_ref"); ref != "" {
+		if !validReasoningRef(ref) {
+			return TokenResponse{}, errf(CodeInvalidRequest, "reasoning_ref must be at most %d printable ASCII characters", MaxReasoningRefLen)
+		}
+		o.ReasoningRef = ref
+	}
+
+	c, at, e := s.authenticate(ctx, r, now)
+	if e != nil {
+		return TokenResponse{}, s.fail(ctx, o, at, e, now)
+	}
+	authOK := s.authEvent(o, at, nil, now)
+
+	tp, e := s.tokenParams(r.Form, c.agent)
+	if e == nil {
+		tp.reasoningRef = o.ReasoningRef
+	}
+	var proof dpop.Proof
+	if e == nil {
+		proof, e = s.checkDPoP(r, c.agent, now)
+	}
+	if e != nil {
+		// The client authenticated, but gets no token: both facts are
+		// recorded, and the assertion's jti stays unused.
+		return TokenResponse{}, s.fail(ctx, o, at, e, now, authOK, s.deniedEvent(o, c, e, now))
+	}
+
+	tok, err := s.tokens.IssueAccessToken(credential.AccessTokenParams{
+		Agent: c.agent, Audience: tp.resources, Scopes: tp.scopes,
+		IssuedAt: now, TTL: tp.ttl, TraceID: o.TraceID, ReasoningRef: tp.reasoningRef, JKT: proof.Thumbprint,
+	})
+	if err != nil {
+		return TokenResponse{}, s.fail(ctx, o, at, serverError(err), now)
+	}
+	tokenType := TokenTypeBearer
+	if proof.Thumbprint != "" {
+		tokenType = TokenTypeDPoP
+	}
+	issued := s.issuedEvent(o, c, tok, tokenType, now)
+	var replay *Error
+	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		if replay = c.useAssertion(ctx, tx, now); replay != nil {
+			return replay
+		}
+		if replay = useProof(ctx, tx, proof, now); replay != nil {
+			return replay
+		}
+		for _, ev := range []audit.Event{authOK, issued} {
+			if _, err := s.rec.Append(ctx, tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case replay != nil && errors.Is(err, replay):
+		return TokenResponse{}, s.fail(ctx, o, at, replay, now)
+	case err != nil:
+		s.log.ErrorContext(ctx, "oauth: token not issued: audit trail not written", "agent", c.agent.ID, "err", err)
+		return TokenResponse{}, serverError(err)
+	}
+	return TokenResponse{
+		AccessToken: tok.Raw,
+		TokenType:   tokenType,
+		ExpiresIn:   tok.Claims.Expiry - tok.Claims.IssuedAt,
+		Scope:       tok.Claims.Scope,
+	}, nil
+}
+
+// fail records a failed request's events (by default the failed
+// authentication) and returns e, or a server error when the trail cannot
+// be written: a response is never sent for an attempt that is not recorded.
+func (s *Server) fail(ctx context.Context, o audit.Origin, at authAttempt, e *Error, now time.Time, evs ...audit.Event) *Error {
+	if e.Code == CodeServerError {
+		return e
+	}
+	if len(evs) == 0 {
+		evs = []audit.Event{s.authEvent(o, at, e, now)}
+	}
+	if err := s.record(ctx, evs...); err != nil {
+		s.log.ErrorContext(ctx, "oauth: audit trail not written", "err", err)
+		return serverError(err)
+	}
+	return e
+}
+
+// tokenParams validates scope (RFC 6749 §3.3), resource (RFC 8707 §2) and
+// expires_in against the agent's grants.
+func (s *Server) tokenParams(f url.Values, a store.Agent) (tokenParams, *Error) {
+	var tp tokenParams
+	asked, ok := splitScope(param(f, "scope"))
+	switch {
+	case !ok:
+		return tp, errf(CodeInvalidScope, "scope is malformed")
+	case len(asked) > MaxScopes:
+		return tp, errf(CodeInvalidScope, "more than %d scopes", MaxScopes)
+	case len(asked) == 0:
+		tp.scopes = slices.Clone(a.Scopes)
+	default:
+		for _, sc := range asked {
+			if slices.Contains(a.Scopes, sc) {
+				tp.scopes = append(tp.scopes, sc)
+			}
+		}
+		if len(tp.scopes) == 0 {
+			return tp, errf(CodeInvalidScope, "none of the requested scopes is granted to the agent")
+		}
+	}
+
+	var resources []string
+	for _, r := range f["resource"] {
+		if r != "" {
+			resources = append(resources, r)
+		}
+	}
+	switch {
+	case len(resources) > MaxResources:
+		return tp, errf(CodeInvalidTarget, "more than %d resources", MaxResources)
+	case len(resources) == 0 && len(a.Audiences) == 0:
+		return tp, errf(CodeInvalidTarget, "the agent has no audiences")
+	case len(resources) == 0:
+		tp.resources = slices.Clone(a.Audiences)
+	}
+	for _, r := range resources {
+		if !validResource(r) {
+			return tp, errf(CodeInvalidTarget, "resource must be an absolute URI without a fragment")
+		}
+		if !slices.Contains(a.Audiences, r) {
+			return tp, errf(CodeInvalidTarget, "the agent may not ask for resource %s", safeName(r))
+		}
+		if !slices.Contains(tp.resources, r) {
+			tp.resources = append(tp.resources, r)
+		}
+	}
+
+	tp.ttl = min(s.ttl, a.MaxTTL)
+	if v := param(f, "expires_in"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 || strings.HasPrefix(v, "+") {
+			return tp, errf(CodeInvalidRequest, "expires_in must be a positive number of seconds")
+		}
+		if n < int64(a.MaxTTL/time.Second) {
+			tp.ttl = time.Duration(n) * time.Second
+		} else {
+			tp.ttl = a.MaxTTL
+		}
+	}
+	tp.ttl = tp.ttl.Truncate(time.Second)
+	if tp.ttl < time.Second {
+		tp.ttl = time.Second
+	}
+	return tp, nil
+}
+
+// validResource applies RFC 8707 §2: an absolute URI without a fragment.
+func validResource(r string) bool {
+	if len(r) > 512 {
+		return false
+	}
+	u, err := url.Parse(r)
+	return err == nil && u.IsAbs() && u.Fragment == "" && !strings.Contains(r, "#")
+}
+
+func validReasoningRef(s string) bool {
+	if len(s) > MaxReasoningRefLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// checkDPoP validates the DPoP header of a token request (RFC 9449 §4.3,
+// §5). It returns a zero Proof when there is none and the agent does not
+// require one.
+func (s *Server) checkDPoP(r *Request, a store.Agent, now time.Time) (dpop.Proof, *Error) {
+	switch {
+	case len(r.DPoP) == 0 && a.RequireDPoP:
+		return dpop.Proof{}, errf(CodeInvalidDPoPProof, "the agent must present a DPoP proof")
+	case len(r.DPoP) == 0:
+		return dpop.Proof{}, nil
+	case len(r.DPoP) > 1:
+		return dpop.Proof{}, errf(CodeInvalidDPoPProof, "more than one DPoP header")
+	}
+	p, err := dpop.Verify(r.DPoP[0], dpop.VerifyParams{
+		Method: http.MethodPost, URL: s.tokenURL, Now: now, MaxAge: DPoPProofMaxAge, Leeway: Leeway,
+	})
+	if err != nil {
+		return dpop.Proof{}, errf(CodeInvalidDPoPProof, "%s", dpopReason(err))
+	}
+	if s.nonces != nil && !s.nonces.Valid(p.Nonce, now) {
+		e := errf(CodeUseDPoPNonce, "a DPoP nonce is required")
+		e.Nonce = s.nonces.Nonce(now)
+		return dpop.Proof{}, e
+	}
+	return p, nil
+}
+
+// dpopReason is the client-safe text of a proof error.
+func dpopReason(err error) string {
+	return strings.TrimPrefix(err.Error(), "dpop: ")
+}
+
+// useProof records a DPoP proof's jti as used inside tx (RFC 9449 §11.1).
+func useProof(ctx context.Context, tx store.Tx, p dpop.Proof, now time.Time) *Error {
+	if p.JTI == "" {
+		return nil
+	}
+	err := tx.UseOnce(ctx, "dpop:"+p.Thumbprint, p.JTI, now, p.IssuedAt.Add(DPoPProofMaxAge+Leeway))
+	switch {
+	case errors.Is(err, store.ErrAlreadyExists):
+		return errf(CodeInvalidDPoPProof, "DPoP proof jti was already used")
+	case err != nil:
+		return serverError(err)
+	}
+	return nil
+}
+
+// issuedEvent is the audit event of an issued token.
+func (s *Server) issuedEvent(o audit.Origin, c *client, tok credential.AccessToken, tokenType string, now time.Time) audit.Event {
+	ev := o.Event(audit.Issuance, "credential.issued")
+	ev.Time = now
+	ev.Actor = &audit.Actor{Type: audit.ActorAgent, ID: c.agent.ID}
+	ev.Agent = agentAxis(c.agent)
+	if ev.Task == nil {
+		ev.Task = &audit.Task{}
+	}
+	ev.Task.Scope = tok.Claims.Scope
+	ev.Details = map[string]any{
+		"kind":       "access_token",
+		"jti":        tok.Claims.JTI,
+		"key_id":     tok.KeyID,
+		"ttl_s":      tok.Claims.Expiry - tok.Claims.IssuedAt,
+		"expires_at": tok.ExpiresAt().Format(time.RFC3339),
+		"audience":   []string(tok.Claims.Audience),
+		"token_type": tokenType,
+		"grant_type": GrantClientCredentials,
+	}
+	if tok.Claims.Cnf != nil {
+		ev.Details["cnf_jkt"] = tok.Claims.Cnf.JKT
+	}
+	return ev
+}
+
+// deniedEvent is the audit event of a token request refused after the
+// client authenticated.
+func (s *Server) deniedEvent(o audit.Origin, c *client, e *Error, now time.Time) audit.Event {
+	ev := o.Event(audit.Issuance, "credential.issued")
+	ev.Time = now
+	ev.Actor = &audit.Actor{Type: audit.ActorAgent, ID: c.agent.ID}
+	ev.Agent = agentAxis(c.agent)
+	ev.Outcome = audit.Failure
+	ev.Reason = e.Reason
+	ev.Details = map[string]any{"kind": "access_token", "grant_type": GrantClientCredentials, "error": e.Code}
+	return ev
+}

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/credential"
+	"github.com/agentid/agentid/internal/keys"
+	"github.com/agentid/agentid/internal/oauth"
+)
+
+// Token state collection and DPoP nonces.
+const (
+	// CollectInterval is how often expired one-time ids and revocations
+	// are deleted (by one replica at a time).
+	CollectInterval = time.Minute
+	// DPoPNonceWindow is how long a DPoP server nonce is current; it is
+	// accepted for one more window.
+	DPoPNonceWindow = 5 * time.Minute
+)
+
+// newOAuth builds the authorization server: tokens signed by the key
+// manager, nonces (when configured) derived from the root key so that
+// every replica accepts every other's.
+func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() time.Time) (*oauth.Server, error) {
+	iss, err := credential.NewIssuer(s.cfg.Issuer, s.keys, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("server: token issuer: %w", err)
+	}
+	p := oauth.Params{
+		Store: s.store, Recorder: rec, Tokens: iss, TokenTTL: s.cfg.Credentials.TokenTTL,
+		Clock: clock, Rand: rand.Reader, Logger: s.log,
+	}
+	if s.cfg.Credentials.DPoPNonce {
+		secret, err := root.Derive("dpop-nonce", 32)
+		if err != nil {
+			return nil, fmt.Errorf("server: dpop nonces: %w", err)
+		}
+		if p.Nonces, err = oauth.NewNonces(secret, DPoPNonceWindow); err != nil {
+			return nil, fmt.Errorf("server: dpop nonces: %w", err)
+		}
+	}
+	o, err := oauth.New(p)
+	if err != nil {
+		return nil, fmt.Errorf("server: oauth: %w", err)
+	}
+	return o, nil
+}
+
+// runCollector deletes expired token state until ctx ends.
+func (s *Server) runCollector(ctx context.Context) {
+	holder, err := replicaID()
+	if err != nil {
+		s.log.Error("token state collector not started", "err", err)
+		return
+	}
+	s.oauth.RunCollector(ctx, holder, CollectInterval)
+}
