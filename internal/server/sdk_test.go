@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/agentid/agentid/sdk/agent"
+	"github.com/agentid/agentid/sdk/dpop"
+	"github.com/agentid/agentid/sdk/resource"
+)
+
+// TestSDKEndToEnd is the whole path with the public SDK on both sides: an
+// agent's TokenSource gets tokens from the real server with
+// private_key_jwt (bearer and DPoP-bound), its Transport calls a resource
+// server, and the resource server's middleware verifies them offline.
+func TestSDKEndToEnd(t *testing.T) {
+	ls := startServer(t)
+	ctx := t.Context()
+	v, err := resource.NewVerifier(ctx, resource.VerifierParams{Issuer: ls.url, Audience: apiAudience})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(resource.Middleware(v, resource.RequireScopes("tickets:read"))(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, _ := resource.ClaimsFromContext(r.Context())
+			_ = json.NewEncoder(w).Encode(map[string]string{
+				"agent": c.Agent.Name, "jkt": c.CnfJKT, "trace": c.TraceID,
+			})
+		})))
+	t.Cleanup(api.Close)
+
+	dk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dpop.NewSigner(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, signer := range map[string]*dpop.Signer{"bearer": nil, "dpop": ds} {
+		t.Run(name, func(t *testing.T) {
+			src, err := agent.NewTokenSource(agent.TokenSourceParams{
+				Issuer: ls.url, ClientID: ls.agent.ClientID, Key: ls.key, KeyID: ls.kid,
+				Scopes: []string{"tickets:read"}, Resources: []string{apiAudience}, DPoP: signer,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			hc := &http.Client{Transport: agent.NewTransport(src, nil)}
+			for range 3 { // the second and third calls reuse the cached token
+				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, api.URL+"/tickets", nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					t.Fatalf("resource answered %d: %s (%s)", resp.StatusCode, b, resp.Header.Get("WWW-Authenticate"))
+				}
+				var got map[string]string
+				if err := json.Unmarshal(b, &got); err != nil {
+					t.Fatal(err)
+				}
+				if got["agent"] != "bot" || len(got["trace"]) != 32 {
+					t.Errorf("claims seen by the resource: %v", got)
+				}
+				if signer != nil && got["jkt"] != signer.Thumbprint() {
+					t.Errorf("jkt = %q, want the DPoP key's", got["jkt"])
+				}
+			}
+		})
+	}
+}
