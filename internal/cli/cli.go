@@ -69,6 +69,7 @@ type root struct {
 	Tokens     tokenCmd      `cmd:"" name:"token" help:"Revoke access tokens."`
 	Keys       keysCmd       `cmd:"" help:"List and rotate the token signing keys."`
 	Version    versionCmd    `cmd:"" help:"Print the version of this binary and of the server."`
+	Bench      benchCmd      `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
 }
 
 // runContext is what every command's Run receives.
