@@ -71,12 +71,12 @@ func Dialect() sqlstore.Dialect {
 		Name:                "postgres",
 		Begin:               "BEGIN ISOLATION LEVEL READ COMMITTED",
 		TxOptions:           &sql.TxOptions{Isolation: sql.LevelReadCommitted},
-		ReadTxOptions:       &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 		ForUpdate:           " FOR UPDATE",
 		AuditLock:           fmt.Sprintf("SELECT pg_advisory_xact_lock(%d, hashtext(current_schema()))", lockClassAudit),
 		MigrationLock:       fmt.Sprintf("SELECT pg_advisory_lock(%d, hashtext(current_schema()))", lockClassMigrate),
 		MigrationUnlock:     fmt.Sprintf("SELECT pg_advisory_unlock(%d, hashtext(current_schema()))", lockClassMigrate),
 		StatementSavepoints: true,
+		OwnerIDs:            `(SELECT string_agg(owner_id, ',') FROM agent_owners WHERE agent_id = a.id)`,
 		Classify:            classify,
 	}
 }

@@ -59,9 +59,9 @@ func Dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:            "sqlite",
 		Begin:           "BEGIN IMMEDIATE",
-		ReadTxOptions:   &sql.TxOptions{ReadOnly: true},
 		TimeMicros:      true,
 		CacheStatements: true,
+		OwnerIDs:        `(SELECT group_concat(owner_id, ',') FROM agent_owners WHERE agent_id = a.id)`,
 		Classify:        classify,
 	}
 }

@@ -12,12 +12,16 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// agentCols are the columns scanAgent reads, orphaned derived last.
-const agentCols = `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
+// agentCols are the columns scanAgent reads: orphaned derived, then the
+// owner ids aggregated by the dialect, last.
+func (d *Dialect) agentCols() string {
+	return `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
 	a.max_ttl, a.labels, a.expires_at, a.state, a.created_by, a.created_at,
 	a.updated_at, a.version, a.scopes, a.permissions, a.require_dpop, a.tokens_revoked_at,
 	NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
-		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned`
+		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned,
+	` + d.OwnerIDs + ` AS owner_ids`
+}
 
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -25,6 +29,7 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 	var (
 		a                          store.Agent
 		actions, audiences, labels string
+		ownerIDs                   sql.NullString
 		scopes, permissions        string
 		maxTTL                     int64
 		state                      string
@@ -32,9 +37,13 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 	err := s.Scan(&a.ID, &a.Name, &a.SPIFFEID, &a.Purpose, &actions, &audiences,
 		&maxTTL, &labels, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
 		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version,
-		&scopes, &permissions, &a.RequireDPoP, timeCol{&a.TokensRevokedAt}, &a.Orphaned)
+		&scopes, &permissions, &a.RequireDPoP, timeCol{&a.TokensRevokedAt}, &a.Orphaned, &ownerIDs)
 	if err != nil {
 		return store.Agent{}, err
+	}
+	if ownerIDs.String != "" {
+		a.Owners = strings.Split(ownerIDs.String, ",")
+		slices.Sort(a.Owners)
 	}
 	a.State = store.AgentState(state)
 	a.MaxTTL = time.Duration(maxTTL)
@@ -58,11 +67,7 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 
 // GetAgent implements store.AgentReader.
 func (r *reader) GetAgent(ctx context.Context, id string) (store.Agent, error) {
-	var a store.Agent
-	err := r.snapshot(ctx, func(r *reader) (err error) {
-		a, err = r.getAgent(ctx, "a.id", id, "")
-		return err
-	})
+	a, err := r.getAgent(ctx, "a.id", id, "")
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("store: get agent %q: %w", id, err)
 	}
@@ -71,11 +76,7 @@ func (r *reader) GetAgent(ctx context.Context, id string) (store.Agent, error) {
 
 // GetAgentByName implements store.AgentReader.
 func (r *reader) GetAgentByName(ctx context.Context, name string) (store.Agent, error) {
-	var a store.Agent
-	err := r.snapshot(ctx, func(r *reader) (err error) {
-		a, err = r.getAgent(ctx, "a.name", name, "")
-		return err
-	})
+	a, err := r.getAgent(ctx, "a.name", name, "")
 	if err != nil {
 		return store.Agent{}, fmt.Errorf("store: get agent by name %q: %w", name, err)
 	}
@@ -88,42 +89,11 @@ func (r *reader) getAgent(ctx context.Context, col, key, suffix string) (store.A
 		return store.Agent{}, err
 	}
 	a, err := scanAgent(r.q.QueryRowContext(ctx,
-		`SELECT `+agentCols+` FROM agents a WHERE `+col+` = $1`+suffix, key))
+		`SELECT `+r.d.agentCols()+` FROM agents a WHERE `+col+` = $1`+suffix, key))
 	if err != nil {
 		return store.Agent{}, r.d.classify(err)
 	}
-	owners, err := r.agentOwners(ctx, []string{a.ID})
-	if err != nil {
-		return store.Agent{}, err
-	}
-	a.Owners = owners[a.ID]
 	return a, nil
-}
-
-// agentOwners returns the sorted owner ids of each agent.
-func (r *reader) agentOwners(ctx context.Context, ids []string) (map[string][]string, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT agent_id, owner_id FROM agent_owners
-		WHERE agent_id IN (`+placeholders(1, len(ids))+`) ORDER BY agent_id, owner_id`, args...)
-	if err != nil {
-		return nil, r.d.classify(err)
-	}
-	defer rows.Close()
-	m := make(map[string][]string, len(ids))
-	for rows.Next() {
-		var a, o string
-		if err := rows.Scan(&a, &o); err != nil {
-			return nil, err
-		}
-		m[a] = append(m[a], o)
-	}
-	return m, rows.Err()
 }
 
 // ListAgents implements store.AgentReader.
@@ -132,14 +102,7 @@ func (r *reader) ListAgents(ctx context.Context, f store.AgentFilter, p store.Pa
 	if err != nil {
 		return nil, "", err
 	}
-	var (
-		out  []store.Agent
-		next string
-	)
-	err = r.snapshot(ctx, func(r *reader) (err error) {
-		out, next, err = r.listAgents(ctx, f, p.Size(), after)
-		return err
-	})
+	out, next, err := r.listAgents(ctx, f, p.Size(), after)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list agents: %w", err)
 	}
@@ -172,7 +135,7 @@ func (r *reader) listAgents(ctx context.Context, f store.AgentFilter, size int, 
 		where = append(where, `NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
 			WHERE ao.agent_id = a.id AND o.state <> 'deactivated')`)
 	}
-	q := `SELECT ` + agentCols + ` FROM agents a`
+	q := `SELECT ` + r.d.agentCols() + ` FROM agents a`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -198,17 +161,6 @@ func (r *reader) listAgents(ctx context.Context, f store.AgentFilter, size int, 
 	if len(out) > size {
 		out = out[:size]
 		next = encodeToken("agents", out[size-1].ID)
-	}
-	ids := make([]string, len(out))
-	for i, a := range out {
-		ids[i] = a.ID
-	}
-	owners, err := r.agentOwners(ctx, ids)
-	if err != nil {
-		return nil, "", err
-	}
-	for i := range out {
-		out[i].Owners = owners[out[i].ID]
 	}
 	return out, next, nil
 }

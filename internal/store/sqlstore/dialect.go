@@ -13,9 +13,6 @@ type Dialect struct {
 	// write pool must begin transactions that exclude other writers where
 	// the database needs it (SQLite: _txlock=immediate).
 	TxOptions *sql.TxOptions
-	// ReadTxOptions begin the read-only transaction in which a read of
-	// several statements (an agent and its owners) sees one snapshot.
-	ReadTxOptions *sql.TxOptions
 	// ForUpdate is appended to the SELECT that reads a row an Update* method
 	// is about to change (" FOR UPDATE"), or empty.
 	ForUpdate string
@@ -35,6 +32,11 @@ type Dialect struct {
 	// savepoint, for databases where a failed statement aborts the whole
 	// transaction (PostgreSQL). Writes of several statements always get one.
 	StatementSavepoints bool
+	// OwnerIDs is an SQL expression aggregating the owner ids of the agent
+	// a.id into one comma-separated string (in any order), so that an agent
+	// and its owners are one statement. SQLite: group_concat; PostgreSQL:
+	// string_agg.
+	OwnerIDs string
 	// CacheStatements prepares each distinct statement once per batch
 	// (SQLite, whose driver has no statement cache; pgx has its own).
 	CacheStatements bool

@@ -42,8 +42,10 @@
 // the transaction usable (writes of several statements run in a savepoint;
 // on PostgreSQL, where a failed statement aborts the transaction, every
 // write does), so fn may handle, for example, ErrAlreadyExists and go on.
-// Reads of several statements outside Update (an agent and its owners) run
-// in a read-only transaction, so they see one snapshot.
+// Every read outside Update is one statement (an agent's owners are
+// aggregated into its row), so it sees one snapshot without a read
+// transaction; on SQLite the read pool's statements are prepared once and
+// reused.
 //
 // On PostgreSQL, replicas that update the same rows in different orders
 // within their batches can deadlock; the database then fails one statement,

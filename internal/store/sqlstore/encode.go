@@ -191,16 +191,3 @@ func (d *Dialect) classify(err error) error {
 	}
 	return err
 }
-
-// placeholders returns "$from, $from+1, …" for n arguments.
-func placeholders(from, n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("$")
-		b.WriteString(strconv.Itoa(from + i))
-	}
-	return b.String()
-}

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"sync/atomic"
 
 	"github.com/agentid/agentid/internal/store"
@@ -13,8 +12,8 @@ import (
 type reader struct {
 	d  *Dialect
 	q  querier
-	db *sql.DB  // the read pool, for snapshot; nil inside Update
-	tx *txState // nil outside Update
+	tx *txState   // nil outside Update
+	rs *readStmts // statements prepared on the read pool; nil: none
 }
 
 // txState is shared by the methods of one fn's transaction.
@@ -53,20 +52,6 @@ func (r *reader) begin(ctx context.Context) (context.Context, error) {
 		return nil, err
 	}
 	return context.WithoutCancel(ctx), nil
-}
-
-// snapshot runs f, which makes several queries, on one consistent view: in
-// a read-only transaction outside Update, directly inside it.
-func (r *reader) snapshot(ctx context.Context, f func(r *reader) error) error {
-	if r.tx != nil || r.db == nil {
-		return f(r)
-	}
-	tx, err := r.db.BeginTx(ctx, r.d.ReadTxOptions)
-	if err != nil {
-		return r.d.classify(err)
-	}
-	defer func() { _ = tx.Rollback() }()
-	return f(&reader{d: r.d, q: tx})
 }
 
 var _ store.Reader = (*reader)(nil)

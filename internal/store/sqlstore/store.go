@@ -79,7 +79,11 @@ func New(p Params) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.reader = reader{d: &s.d, q: s.read, db: s.read}
+	s.reader = reader{d: &s.d, q: s.read}
+	if s.d.CacheStatements {
+		s.rs = newReadStmts(s.read)
+		s.q = pooledReads{s.rs}
+	}
 	s.wg.Add(1)
 	go s.commitLoop()
 	return s, nil
@@ -138,6 +142,9 @@ func (s *Store) Close() error {
 		var errs []error
 		for _, st := range s.prepared {
 			errs = append(errs, st.Close())
+		}
+		if s.rs != nil {
+			errs = append(errs, s.rs.close())
 		}
 		errs = append(errs, s.write.Close())
 		if s.read != s.write {
