@@ -4,41 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentid/agentid/internal/golden"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentid/agentid/internal/store"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got); run go test -update if the change is intended:\n%s", path, diff)
-	}
-}
 
 // goldenRecords seals fixed events into a chain without a store.
 func goldenRecords(t testing.TB) []store.AuditRecord {
@@ -96,7 +71,7 @@ func TestExportGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	golden(t, "export.jsonl", buf.Bytes())
+	golden.File(t, "export.jsonl", buf.Bytes())
 
 	// Every line parses back to the record, and the stream verifies.
 	v := NewVerifier(VerifierParams{})

@@ -4,25 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	goldenfile "github.com/agentid/agentid/internal/golden"
 
 	"github.com/agentid/agentid/sdk/admin"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const testToken = "test-admin-token"
 
@@ -320,23 +315,7 @@ func runCtx(t *testing.T, ctx context.Context, url string, args ...string) resul
 // golden compares got with testdata/<name>.golden, rewriting it with -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
+	goldenfile.Check(t, name, []byte(got))
 }
 
 // wantCode fails the test when r did not exit with code.

@@ -19,7 +19,13 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // -update.
 func Check(t testing.TB, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
+	File(t, name+".golden", got)
+}
+
+// File compares got with testdata/<file>, or writes it there under -update.
+func File(t testing.TB, file string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", file)
 	if *update {
 		if err := os.MkdirAll("testdata", 0o750); err != nil {
 			t.Fatal(err)

@@ -69,11 +69,7 @@ func (h *handler) listClientKeys(w http.ResponseWriter, r *http.Request, _ *prin
 		h.problem(w, r, err)
 		return
 	}
-	out := admin.List[admin.ClientKey]{Items: make([]admin.ClientKey, 0, len(keys))}
-	for _, k := range keys {
-		out.Items = append(out.Items, h.clientKeyOut(k))
-	}
-	h.reply(w, http.StatusOK, out)
+	h.reply(w, http.StatusOK, listOf(keys, h.clientKeyOut))
 }
 
 func (h *handler) removeClientKey(w http.ResponseWriter, r *http.Request, p *principal) {
@@ -110,11 +106,7 @@ func (h *handler) listClientSecrets(w http.ResponseWriter, r *http.Request, _ *p
 		h.problem(w, r, err)
 		return
 	}
-	out := admin.List[admin.ClientSecret]{Items: make([]admin.ClientSecret, 0, len(secrets))}
-	for _, s := range secrets {
-		out.Items = append(out.Items, h.clientSecretOut(s))
-	}
-	h.reply(w, http.StatusOK, out)
+	h.reply(w, http.StatusOK, listOf(secrets, h.clientSecretOut))
 }
 
 func (h *handler) removeClientSecret(w http.ResponseWriter, r *http.Request, p *principal) {

@@ -154,3 +154,12 @@ func optTime(t time.Time) *time.Time {
 	u := t.UTC()
 	return &u
 }
+
+// listOf is a one-page wire list of records.
+func listOf[R, W any](records []R, out func(R) W) admin.List[W] {
+	l := admin.List[W]{Items: make([]W, 0, len(records))}
+	for _, r := range records {
+		l.Items = append(l.Items, out(r))
+	}
+	return l
+}

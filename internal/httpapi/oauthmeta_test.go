@@ -5,19 +5,19 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"flag"
 	"io"
 	"log/slog"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"testing/cryptotest"
 	"time"
+
+	"github.com/agentid/agentid/internal/golden"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
@@ -34,8 +34,6 @@ import (
 	"github.com/agentid/agentid/internal/store/sqlite"
 	"github.com/agentid/agentid/sdk/admin"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // keyClock is the settable clock of the signing keys in these tests.
 type keyClock struct {
@@ -161,27 +159,6 @@ func (e *metaEnv) serve(method, path string, hdr map[string]string) *httptest.Re
 	return w
 }
 
-func goldenFile(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
-}
-
 func indent(t *testing.T, b []byte) []byte {
 	t.Helper()
 	var out bytes.Buffer
@@ -219,7 +196,7 @@ func TestDiscoveryDocuments(t *testing.T) {
 					t.Errorf("%s = %q, want %q", k, got, v)
 				}
 			}
-			goldenFile(t, tt.golden, indent(t, w.Body.Bytes()))
+			golden.Check(t, tt.golden, indent(t, w.Body.Bytes()))
 
 			// Revalidation: the ETag answers 304 without a body.
 			tag := h.Get("ETag")

@@ -9,18 +9,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"testing/cryptotest"
 	"time"
+
+	"github.com/agentid/agentid/internal/golden"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/google/go-cmp/cmp"
@@ -30,8 +29,6 @@ import (
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/storetest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // clock is a settable test clock.
 type clock struct {
@@ -710,7 +707,7 @@ func TestJWKSGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	pretty.WriteByte('\n')
-	golden(t, "jwks", pretty.Bytes())
+	golden.Check(t, "jwks", pretty.Bytes())
 	if got, want := m.SigningAlgorithms(), []string{"ES256", "EdDSA"}; !slices.Equal(got, want) {
 		t.Errorf("SigningAlgorithms = %v, want %v", got, want)
 	}
@@ -735,27 +732,6 @@ func TestJWKSGolden(t *testing.T) {
 		t.Fatalf("after the overlap %v signs", k)
 	}
 	verifyJWS(t, k, set.Key(k.ID)[0])
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got; go test -update rewrites it):\n%s", path, diff)
-	}
 }
 
 func TestManagerParamsRejected(t *testing.T) {
