@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentid/agentid/internal/store"
@@ -110,6 +112,7 @@ func TestParseSPIFFEID(t *testing.T) {
 			t.Errorf("ParseSPIFFEID(%q) error = %v, want ok=%v", tt.id, err, tt.ok)
 			continue
 		}
+		agreeWithGoSPIFFE(t, tt.id, td, path, err)
 		if err != nil {
 			checkValidation(t, err, "spiffe_id")
 			continue
@@ -478,6 +481,7 @@ func FuzzParseSPIFFEID(f *testing.F) {
 	segRe := regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)
 	f.Fuzz(func(t *testing.T, id string) {
 		td, path, err := ParseSPIFFEID(id)
+		agreeWithGoSPIFFE(t, id, td, path, err)
 		if err != nil {
 			checkValidation(t, err, "spiffe_id")
 			return
@@ -528,4 +532,22 @@ func FuzzNormalizeEmail(f *testing.F) {
 			t.Fatalf("NormalizeEmail(%q) = %q", s, got)
 		}
 	})
+}
+
+// agreeWithGoSPIFFE checks ParseSPIFFEID's verdict on id against
+// go-spiffe's spiffeid.FromString, the reference implementation: both
+// accept it with the same trust domain and path, or both refuse it. The
+// one deliberate difference is the 2048-byte limit of SPIFFE ID §2.3,
+// which go-spiffe does not enforce.
+func agreeWithGoSPIFFE(t *testing.T, id, td, path string, err error) {
+	t.Helper()
+	ref, refErr := spiffeid.FromString(id)
+	switch {
+	case err == nil && refErr != nil:
+		t.Errorf("ParseSPIFFEID accepts %q, go-spiffe refuses it: %v", id, refErr)
+	case err != nil && refErr == nil && len(id) <= MaxSPIFFEIDLen:
+		t.Errorf("ParseSPIFFEID refuses %q (%v), go-spiffe accepts it", id, err)
+	case err == nil && (ref.TrustDomain().Name() != td || ref.Path() != path):
+		t.Errorf("ParseSPIFFEID(%q) = %q %q, go-spiffe %q %q", id, td, path, ref.TrustDomain().Name(), ref.Path())
+	}
 }
