@@ -163,6 +163,9 @@ func (s *Service) RemoveClientKey(ctx context.Context, o audit.Origin, ref, kid 
 			}
 			return fmt.Errorf("identity: delete client key: %w", err)
 		}
+		if err := bumpVersion(ctx, tx, a.ID, now); err != nil {
+			return err
+		}
 		return s.appendCredentialEvent(ctx, tx, o, EventClientKeyRemoved, a, now, keyDetails(k, ClientKeyThumbprint(k)))
 	})
 }
@@ -297,6 +300,9 @@ func (s *Service) RemoveClientSecret(ctx context.Context, o audit.Origin, ref, i
 		case err != nil:
 			return fmt.Errorf("identity: delete client secret: %w", err)
 		}
+		if err := bumpVersion(ctx, tx, a.ID, now); err != nil {
+			return err
+		}
 		return s.appendCredentialEvent(ctx, tx, o, EventClientSecretRemoved, a, now, map[string]any{"secret_id": id})
 	})
 }
@@ -363,6 +369,21 @@ func (s *Service) touchForCredentials(ctx context.Context, tx store.Tx, ref stri
 		return store.Agent{}, mapUpdateErr("agent", err)
 	}
 	return a, nil
+}
+
+// bumpVersion increments the agent's version in tx, whatever its state:
+// every change to what an agent authenticates with changes its version, so
+// that a cache of its credentials keyed by version (internal/oauth) sees
+// removals too.
+func bumpVersion(ctx context.Context, tx store.Tx, id string, now time.Time) error {
+	_, err := tx.UpdateAgent(ctx, id, func(a store.Agent) (store.Agent, error) {
+		a.UpdatedAt = now
+		return a, nil
+	})
+	if err != nil {
+		return mapUpdateErr("agent", err)
+	}
+	return nil
 }
 
 // appendCredentialEvent records an event about an agent's credentials.

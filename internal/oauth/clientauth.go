@@ -31,8 +31,8 @@ const AssertionType = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 // asymmetric only, never "none" or HMAC.
 var AssertionAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256, jose.PS256} //nolint:gochecknoglobals // read-only allow-list
 
-// client is an authenticated client.
-type client struct {
+// authClient is an authenticated client.
+type authClient struct {
 	agent  store.Agent
 	method string
 	keyID  string // private_key_jwt: the registered key that verified
@@ -53,7 +53,7 @@ type authAttempt struct {
 
 // authenticate runs client authentication (RFC 6749 §2.3, RFC 7523 §3) on
 // r. Exactly one method must be used.
-func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*client, authAttempt, *Error) {
+func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*authClient, authAttempt, *Error) {
 	f := r.Form
 	hasAssertion := param(f, "client_assertion") != "" || param(f, "client_assertion_type") != ""
 	hasPost := param(f, "client_secret") != ""
@@ -88,31 +88,17 @@ func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*
 	}
 }
 
-// lookupClient finds the agent whose client_id is id.
-func (s *Server) lookupClient(ctx context.Context, id string) (store.Agent, *Error, bool) {
-	if id == "" || len(id) > 64 {
-		return store.Agent{}, nil, false
-	}
-	a, err := s.store.GetAgent(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Agent{}, nil, false
-	}
-	if err != nil {
-		return store.Agent{}, serverError(err), false
-	}
-	return a, nil, true
-}
-
-func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret string, basic bool, now time.Time) (*client, authAttempt, *Error) {
-	a, oerr, ok := s.lookupClient(ctx, id)
+func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret string, basic bool, now time.Time) (*authClient, authAttempt, *Error) {
+	c, oerr, ok := s.lookupClient(ctx, id)
 	if oerr != nil {
 		return nil, at, oerr
 	}
 	if !ok {
 		return nil, at, clientFailed(basic, "unknown client")
 	}
+	a := c.agent
 	at.agent = &a
-	secrets, err := s.store.ListClientSecrets(ctx, a.ID)
+	secrets, err := c.clientSecrets(ctx, s.store)
 	if err != nil {
 		return nil, at, serverError(err)
 	}
@@ -124,13 +110,13 @@ func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret stri
 	if why := usable(a, now); why != "" {
 		return nil, at, clientFailed(basic, "%s", why)
 	}
-	return &client{agent: a, method: at.method, keyID: sec.ID}, at, nil
+	return &authClient{agent: a, method: at.method, keyID: sec.ID}, at, nil
 }
 
 // authAssertion verifies a private_key_jwt client assertion (RFC 7523 §3).
 // Keys come only from the agent's registered keys: jwk, jku, x5u and x5c
 // headers are never used.
-func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time) (*client, authAttempt, *Error) {
+func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time) (*authClient, authAttempt, *Error) {
 	at := authAttempt{method: MethodPrivateKeyJWT, clientID: printable(param(f, "client_id"))}
 	if param(f, "client_assertion_type") != AssertionType {
 		return nil, at, clientFailed(false, "client_assertion_type is not %s", AssertionType)
@@ -149,15 +135,16 @@ func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time)
 		return nil, at, clientFailed(false, "client_id does not match the assertion issuer")
 	}
 	at.clientID = printable(id)
-	a, oerr, ok := s.lookupClient(ctx, id)
+	c, oerr, ok := s.lookupClient(ctx, id)
 	if oerr != nil {
 		return nil, at, oerr
 	}
 	if !ok {
 		return nil, at, clientFailed(false, "unknown client")
 	}
+	a := c.agent
 	at.agent = &a
-	keys, oerr := s.assertionKeys(ctx, a.ID, h.KeyID, h.Algorithm, now)
+	keys, oerr := s.assertionKeys(ctx, c, h.KeyID, h.Algorithm, now)
 	if oerr != nil {
 		return nil, at, oerr
 	}
@@ -178,7 +165,7 @@ func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time)
 	if why := usable(a, now); why != "" {
 		return nil, at, clientFailed(false, "%s", why)
 	}
-	return &client{agent: a, method: MethodPrivateKeyJWT, keyID: at.keyID, jti: claims.ID,
+	return &authClient{agent: a, method: MethodPrivateKeyJWT, keyID: at.keyID, jti: claims.ID,
 		jtiExp: claims.Expiry.Time().Add(Leeway)}, at, nil
 }
 
@@ -211,40 +198,27 @@ type verifyKey struct {
 // assertionKeys returns the agent's unexpired registered keys that may
 // verify a JWS with the header's kid and alg: the one key named by kid, or
 // every key when the header has none.
-func (s *Server) assertionKeys(ctx context.Context, agentID, kid, alg string, now time.Time) ([]verifyKey, *Error) {
-	var cands []store.ClientKey
-	if kid != "" {
-		k, err := s.store.GetClientKey(ctx, agentID, kid)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return nil, clientFailed(false, "unknown key id")
-		case err != nil:
-			return nil, serverError(err)
-		}
-		cands = []store.ClientKey{k}
-	} else {
-		ks, err := s.store.ListClientKeys(ctx, agentID)
-		if err != nil {
-			return nil, serverError(err)
-		}
-		cands = ks
+func (s *Server) assertionKeys(ctx context.Context, c *client, kid, alg string, now time.Time) ([]verifyKey, *Error) {
+	keys, err := c.publicKeys(ctx, s.store)
+	if err != nil {
+		return nil, serverError(err)
 	}
 	var out []verifyKey
-	for _, k := range cands {
-		if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
+	known := kid == ""
+	for _, k := range keys {
+		if kid != "" && k.id != kid {
 			continue
 		}
-		if k.Algorithm != alg {
+		known = true
+		if (!k.expiresAt.IsZero() && !now.Before(k.expiresAt)) || k.alg != alg {
 			continue
 		}
-		var jwk jose.JSONWebKey
-		if err := jwk.UnmarshalJSON(k.JWK); err != nil || !jwk.IsPublic() {
-			s.log.Error("oauth: stored client key is unusable", "agent", agentID, "kid", k.KeyID)
-			continue
-		}
-		out = append(out, verifyKey{id: k.KeyID, key: jwk.Key})
+		out = append(out, verifyKey{id: k.id, key: k.key})
 	}
-	if len(out) == 0 {
+	switch {
+	case !known:
+		return nil, clientFailed(false, "unknown key id")
+	case len(out) == 0:
 		return nil, clientFailed(false, "no unexpired registered key for algorithm %s", printable(alg))
 	}
 	return out, nil
@@ -277,7 +251,7 @@ func (s *Server) checkAssertionClaims(c jwt.Claims, clientID string, now time.Ti
 
 // useAssertion records the assertion's jti as used inside tx (RFC 7523
 // §3 item 7); ErrAlreadyExists from the store means a replay.
-func (c *client) useAssertion(ctx context.Context, tx store.Tx, now time.Time) *Error {
+func (c *authClient) useAssertion(ctx context.Context, tx store.Tx, now time.Time) *Error {
 	if c.jti == "" {
 		return nil
 	}

@@ -88,13 +88,14 @@ func (s *Server) activeClaims(ctx context.Context, raw string, now time.Time) (c
 	case !errors.Is(err, store.ErrNotFound):
 		return c, false, err
 	}
-	a, err := s.store.GetAgent(ctx, c.ClientID)
+	cl, oerr, ok := s.lookupClient(ctx, c.ClientID)
 	switch {
-	case errors.Is(err, store.ErrNotFound):
+	case oerr != nil:
+		return c, false, oerr.Err
+	case !ok:
 		return c, false, nil
-	case err != nil:
-		return c, false, err
 	}
+	a := cl.agent
 	if usable(a, now) != "" || identity.TokensRevoked(a, time.Unix(c.IssuedAt, 0)) {
 		return c, false, nil
 	}
@@ -111,7 +112,7 @@ func (s *Server) authorizeCaller(ctx context.Context, r *Request, now time.Time,
 
 // caller is authorizeCaller returning the authenticated agent (nil for an
 // admin).
-func (s *Server) caller(ctx context.Context, r *Request, now time.Time, perm string) (*client, audit.Origin, *Error) {
+func (s *Server) caller(ctx context.Context, r *Request, now time.Time, perm string) (*authClient, audit.Origin, *Error) {
 	o := r.Origin
 	if r.Admin != nil {
 		o.Actor = *r.Admin

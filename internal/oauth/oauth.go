@@ -111,6 +111,7 @@ type Server struct {
 	clock    func() time.Time
 	rand     io.Reader
 	log      *slog.Logger
+	clients  clientCache
 }
 
 // New returns a Server.
@@ -132,6 +133,7 @@ func New(p Params) (*Server, error) {
 		clock:    p.Clock,
 		rand:     p.Rand,
 		log:      p.Logger,
+		clients:  clientCache{m: map[string]*client{}},
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTokenTTL

@@ -277,7 +277,7 @@ func useProof(ctx context.Context, tx store.Tx, p dpop.Proof, now time.Time) *Er
 }
 
 // issuedEvent is the audit event of an issued token.
-func (s *Server) issuedEvent(o audit.Origin, c *client, tok credential.AccessToken, tokenType string, now time.Time) audit.Event {
+func (s *Server) issuedEvent(o audit.Origin, c *authClient, tok credential.AccessToken, tokenType string, now time.Time) audit.Event {
 	ev := o.Event(audit.Issuance, "credential.issued")
 	ev.Time = now
 	ev.Actor = &audit.Actor{Type: audit.ActorAgent, ID: c.agent.ID}
@@ -304,7 +304,7 @@ func (s *Server) issuedEvent(o audit.Origin, c *client, tok credential.AccessTok
 
 // deniedEvent is the audit event of a token request refused after the
 // client authenticated.
-func (s *Server) deniedEvent(o audit.Origin, c *client, e *Error, now time.Time) audit.Event {
+func (s *Server) deniedEvent(o audit.Origin, c *authClient, e *Error, now time.Time) audit.Event {
 	ev := o.Event(audit.Issuance, "credential.issued")
 	ev.Time = now
 	ev.Actor = &audit.Actor{Type: audit.ActorAgent, ID: c.agent.ID}

@@ -56,6 +56,10 @@ type AgentFilter struct {
 type AgentReader interface {
 	// GetAgent returns ErrNotFound when no agent has the id.
 	GetAgent(ctx context.Context, id string) (Agent, error)
+	// GetAgentVersion returns the agent's Version, a cheap way to tell
+	// whether a copy of the agent (and of its client credentials, whose
+	// changes bump it) is current; ErrNotFound when no agent has the id.
+	GetAgentVersion(ctx context.Context, id string) (int64, error)
 	// GetAgentByName returns ErrNotFound when no agent has the name.
 	GetAgentByName(ctx context.Context, name string) (Agent, error)
 	// ListAgents returns agents in id order (creation order to the millisecond) and the

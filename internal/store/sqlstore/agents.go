@@ -74,6 +74,19 @@ func (r *reader) GetAgent(ctx context.Context, id string) (store.Agent, error) {
 	return a, nil
 }
 
+// GetAgentVersion implements store.AgentReader.
+func (r *reader) GetAgentVersion(ctx context.Context, id string) (int64, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	if err := r.q.QueryRowContext(ctx, `SELECT version FROM agents WHERE id = $1`, id).Scan(&v); err != nil {
+		return 0, fmt.Errorf("store: get agent version %q: %w", id, r.d.classify(err))
+	}
+	return v, nil
+}
+
 // GetAgentByName implements store.AgentReader.
 func (r *reader) GetAgentByName(ctx context.Context, name string) (store.Agent, error) {
 	a, err := r.getAgent(ctx, "a.name", name, "")

@@ -83,6 +83,9 @@ func testAgentCRUD(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(want2, updated); diff != "" {
 		t.Errorf("UpdateAgent returned (-want +got):\n%s", diff)
 	}
+	if v, err := s.GetAgentVersion(ctx, in.ID); err != nil || v != 2 {
+		t.Errorf("GetAgentVersion = %d, %v; want 2", v, err)
+	}
 	got, err = s.GetAgent(ctx, in.ID)
 	if err != nil {
 		t.Fatalf("GetAgent: %v", err)
@@ -407,9 +410,10 @@ func testAdminTokenUnique(t *testing.T, s store.Store) {
 func testNotFound(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	reads := map[string]func() error{
-		"GetAgent":       func() error { _, err := s.GetAgent(ctx, "agt_missing"); return err },
-		"GetAgentByName": func() error { _, err := s.GetAgentByName(ctx, "missing"); return err },
-		"GetOwner":       func() error { _, err := s.GetOwner(ctx, "own_missing"); return err },
+		"GetAgent":        func() error { _, err := s.GetAgent(ctx, "agt_missing"); return err },
+		"GetAgentByName":  func() error { _, err := s.GetAgentByName(ctx, "missing"); return err },
+		"GetAgentVersion": func() error { _, err := s.GetAgentVersion(ctx, "agt_missing"); return err },
+		"GetOwner":        func() error { _, err := s.GetOwner(ctx, "own_missing"); return err },
 		"GetOwnerByEmail": func() error {
 			_, err := s.GetOwnerByEmail(ctx, "missing@example.org")
 			return err
