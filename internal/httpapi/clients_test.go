@@ -146,10 +146,10 @@ func TestClientKeysThroughSDK(t *testing.T) {
 	if err != nil || len(keys) != 1 || keys[0].KeyID != k.KeyID {
 		t.Fatalf("keys after removal = %+v, %v", keys, err)
 	}
-	// The agent's version moved with each addition.
+	// The agent's version moved with each addition and the removal.
 	got, err := e.admin.GetAgent(ctx, a.ID)
-	if err != nil || got.Version != 3 {
-		t.Fatalf("agent after two keys: version %d, %v", got.Version, err)
+	if err != nil || got.Version != 4 {
+		t.Fatalf("agent after two keys and a removal: version %d, %v", got.Version, err)
 	}
 }
 
