@@ -13,6 +13,9 @@ import (
 // ActivateAt until a newer key activates (RetireAt, set when the successor is
 // created), and leaves the JWKS at RemoveAt, once every token it signed has
 // expired.
+//
+// A certificate authority's key (purpose "x509-ca") also has its
+// certificate chain; a key found compromised is tainted.
 type SigningKey struct {
 	ID         string // the JWS "kid"
 	Algorithm  string // JWS "alg": "ES256" or "EdDSA"
@@ -23,8 +26,15 @@ type SigningKey struct {
 	ActivateAt time.Time
 	RetireAt   time.Time // zero: still the newest key
 	RemoveAt   time.Time // zero: no removal scheduled
-	CreatedAt  time.Time
-	Version    int64
+	// CertChain is the key's X.509 certificate (DER) first, then any
+	// intermediates up to, not including, the root that verifies it; empty
+	// for keys without a certificate.
+	CertChain [][]byte
+	// TaintedAt marks the key compromised: whatever it signed must be
+	// re-issued at once. Zero: not tainted.
+	TaintedAt time.Time
+	CreatedAt time.Time
+	Version   int64
 }
 
 // SigningKeyReader reads signing keys.
@@ -41,7 +51,7 @@ type SigningKeyWriter interface {
 	// key or sealed key is missing.
 	CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey, error)
 	// UpdateSigningKey has the contract of AgentWriter.UpdateAgent. Only
-	// RetireAt and RemoveAt can change.
+	// RetireAt, RemoveAt and TaintedAt can change.
 	UpdateSigningKey(ctx context.Context, id string, fn func(SigningKey) (SigningKey, error)) (SigningKey, error)
 }
 

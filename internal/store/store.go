@@ -64,6 +64,7 @@ type Reader interface {
 	SigningKeyReader
 	ClientReader
 	TokenReader
+	CredentialReader
 }
 
 // Tx is a read-write transaction. Reads inside it see its own writes.
@@ -77,6 +78,7 @@ type Tx interface {
 	LeaseWriter
 	ClientWriter
 	TokenWriter
+	CredentialWriter
 }
 
 // Page asks for one page of a list. A zero PageSize means DefaultPageSize;

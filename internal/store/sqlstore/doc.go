@@ -24,7 +24,9 @@
 // time.Time is stored as NULL and read back as zero. Reads return UTC.
 // String lists and label maps are stored as JSON text; an empty list or map
 // is read back as nil. Agent owners live in a join table with a foreign key
-// to owners, and are returned sorted and de-duplicated.
+// to owners, and are returned sorted and de-duplicated. A signing key's
+// certificate chain is one blob: each DER certificate preceded by its
+// length as a 4-byte big-endian integer (empty: no chain).
 //
 // # One-time identifiers and leases
 //

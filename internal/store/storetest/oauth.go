@@ -31,7 +31,7 @@ func signingKey(id, purpose string, activate time.Duration) store.SigningKey {
 // storedKey is k as the store returns it after a create.
 func storedKey(k store.SigningKey) store.SigningKey {
 	k.PublishAt, k.ActivateAt, k.CreatedAt = stored(k.PublishAt), stored(k.ActivateAt), stored(k.CreatedAt)
-	k.RetireAt, k.RemoveAt = stored(k.RetireAt), stored(k.RemoveAt)
+	k.RetireAt, k.RemoveAt, k.TaintedAt = stored(k.RetireAt), stored(k.RemoveAt), stored(k.TaintedAt)
 	k.Version = 1
 	return k
 }
@@ -44,9 +44,13 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	k0 := signingKey("sk_0", "oauth", 0)
 	k0.ActivateAt = time.Time{} // not set: the earliest
 	other := signingKey("sk_9", "audit", 0)
+	// A CA key: a certificate chain of two, one of them a single byte.
+	ca := signingKey("sk_ca", "x509-ca", 0)
+	ca.CertChain = [][]byte{[]byte("sk_ca-cert-der"), {0}}
+	ca.TaintedAt = base().Add(time.Minute)
 	var created store.SigningKey
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, k := range []store.SigningKey{k3, k1, other, k2, k0} {
+		for _, k := range []store.SigningKey{k3, k1, other, ca, k2, k0} {
 			got, err := tx.CreateSigningKey(ctx, k)
 			if err != nil {
 				return err
@@ -75,6 +79,9 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	if diff := cmp.Diff([]store.SigningKey{storedKey(other)}, list("audit")); diff != "" {
 		t.Errorf("ListSigningKeys(audit) (-want +got):\n%s", diff)
 	}
+	if diff := cmp.Diff([]store.SigningKey{storedKey(ca)}, list("x509-ca")); diff != "" {
+		t.Errorf("ListSigningKeys(x509-ca) (-want +got):\n%s", diff)
+	}
 	if ks := list("none"); len(ks) != 0 {
 		t.Errorf("ListSigningKeys(none) = %d keys, want none", len(ks))
 	}
@@ -90,6 +97,7 @@ func testSigningKeys(t *testing.T, s store.Store) {
 		"no purpose":    func(k *store.SigningKey) { k.Purpose = "" },
 		"no public key": func(k *store.SigningKey) { k.PublicKey = nil },
 		"no sealed key": func(k *store.SigningKey) { k.Sealed = []byte{} },
+		"empty cert":    func(k *store.SigningKey) { k.CertChain = [][]byte{[]byte("cert"), {}} },
 	} {
 		k := signingKey("sk_new", "oauth", 0)
 		edit(&k)
@@ -100,8 +108,8 @@ func testSigningKeys(t *testing.T, s store.Store) {
 		wantErr(t, "CreateSigningKey "+name, err, store.ErrInvalid)
 	}
 
-	// Only RetireAt and RemoveAt change.
-	retire, remove := base().Add(3*time.Hour), base().Add(5*time.Hour)
+	// Only RetireAt, RemoveAt and TaintedAt change.
+	retire, remove, taint := base().Add(3*time.Hour), base().Add(5*time.Hour), base().Add(4*time.Hour)
 	var updated store.SigningKey
 	update(t, s, func(ctx context.Context, tx store.Tx) error {
 		var err error
@@ -109,9 +117,9 @@ func testSigningKeys(t *testing.T, s store.Store) {
 			if diff := cmp.Diff(storedKey(k1), k); diff != "" {
 				t.Errorf("UpdateSigningKey: updater got (-want +got):\n%s", diff)
 			}
-			k.RetireAt, k.RemoveAt = retire, remove
+			k.RetireAt, k.RemoveAt, k.TaintedAt = retire, remove, taint
 			k.ID, k.Algorithm, k.Purpose = "sk_other", "EdDSA", "audit"
-			k.PublicKey, k.Sealed = []byte("x"), []byte("y")
+			k.PublicKey, k.Sealed, k.CertChain = []byte("x"), []byte("y"), [][]byte{[]byte("z")}
 			k.PublishAt, k.ActivateAt, k.CreatedAt = time.Time{}, time.Time{}, time.Time{}
 			k.Version = 99
 			return k, nil
@@ -119,7 +127,7 @@ func testSigningKeys(t *testing.T, s store.Store) {
 		return err
 	})
 	want1 := storedKey(k1)
-	want1.RetireAt, want1.RemoveAt, want1.Version = stored(retire), stored(remove), 2
+	want1.RetireAt, want1.RemoveAt, want1.TaintedAt, want1.Version = stored(retire), stored(remove), stored(taint), 2
 	if diff := cmp.Diff(want1, updated); diff != "" {
 		t.Errorf("UpdateSigningKey returned (-want +got):\n%s", diff)
 	}
@@ -129,6 +137,24 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	}
 	if ks := list("audit"); len(ks) != 1 {
 		t.Errorf("ListSigningKeys(audit) after update = %d keys, want 1", len(ks))
+	}
+
+	// A CA key's chain survives an update; TaintedAt can be cleared.
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		updated, err = tx.UpdateSigningKey(ctx, ca.ID, func(k store.SigningKey) (store.SigningKey, error) {
+			k.TaintedAt, k.CertChain = time.Time{}, nil
+			return k, nil
+		})
+		return err
+	})
+	wantCA := storedKey(ca)
+	wantCA.TaintedAt, wantCA.Version = time.Time{}, 2
+	if diff := cmp.Diff(wantCA, updated); diff != "" {
+		t.Errorf("UpdateSigningKey(x509-ca) returned (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]store.SigningKey{wantCA}, list("x509-ca")); diff != "" {
+		t.Errorf("ListSigningKeys(x509-ca) after update (-want +got):\n%s", diff)
 	}
 
 	errBoom := errors.New("boom")

@@ -8,7 +8,8 @@
 // (order under concurrency, rollback with the state change, queries,
 // checkpoints and keys), and the OAuth records: signing keys, leases,
 // client credentials, one-time identifiers and revocations, with leases and
-// one-time identifiers raced by concurrent callers.
+// one-time identifiers raced by concurrent callers, and the record of issued
+// SVIDs (filters, keyset pages, collection, concurrent records of a serial).
 package storetest
 
 import (
@@ -72,6 +73,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UseOnceRace", testUseOnceRace},
 		{"Revocations", testRevocations},
 		{"AgentOAuthFields", testAgentOAuthFields},
+		{"Credentials", testCredentials},
+		{"CredentialPagination", testCredentialPagination},
+		{"CollectCredentials", testCollectCredentials},
+		{"RecordCredentialRace", testRecordCredentialRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
