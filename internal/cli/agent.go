@@ -20,6 +20,7 @@ type agentCmd struct {
 	Deprovision agentDeprovisionCmd `cmd:"" help:"End an agent for good. This is final: it cannot be resumed and its name stays reserved. No confirmation is asked."`
 	Key         agentKeyCmd         `cmd:"" help:"Manage the public keys an agent authenticates with (private_key_jwt)."`
 	Secret      agentSecretCmd      `cmd:"" help:"Manage an agent's client secrets (prefer keys)."`
+	SVID        agentSVIDCmd        `cmd:"" name:"svid" help:"Issue and list the agent's SPIFFE SVIDs (X.509 and JWT)."`
 }
 
 // agentRefArg is the positional argument naming one agent.

@@ -68,6 +68,8 @@ type root struct {
 	Audit      auditCmd      `cmd:"" help:"Read, export and verify the audit trail."`
 	Tokens     tokenCmd      `cmd:"" name:"token" help:"Revoke access tokens."`
 	Keys       keysCmd       `cmd:"" help:"List and rotate the token signing keys."`
+	CA         caCmd         `cmd:"" name:"ca" help:"Show, rotate and taint the X.509 certificate authority of the trust domain."`
+	Bundle     bundleCmd     `cmd:"" help:"Show the trust domain's SPIFFE trust bundle."`
 	Version    versionCmd    `cmd:"" help:"Print the version of this binary and of the server."`
 	Bench      benchCmd      `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
 }

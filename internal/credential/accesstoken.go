@@ -1,7 +1,9 @@
-// Package credential mints and reads the credentials agentid issues: today
-// JWT access tokens per RFC 9068 carrying the four axes of an agent identity
-// (agent, instance, delegation, task). It does no I/O: the signing key comes
-// from a KeySource, and callers record issuance in the audit trail.
+// Package credential mints and reads the credentials agentid issues: JWT
+// access tokens per RFC 9068 carrying the four axes of an agent identity
+// (agent, instance, delegation, task), and X.509-SVIDs and JWT-SVIDs per the
+// SPIFFE X509-SVID and JWT-SVID specifications (SVIDIssuer). It does no
+// I/O: signing keys come from a KeySource or a CA, and callers authorise
+// requests and record issuance in the store and the audit trail.
 package credential
 
 import (
@@ -189,21 +191,22 @@ func (i *Issuer) IssueAccessToken(p AccessTokenParams) (AccessToken, error) {
 	if p.JKT != "" {
 		c.Cnf = &Confirmation{JKT: p.JKT}
 	}
-	raw, err := sign(key, c)
+	raw, err := signJWS(key, TokenType, c)
 	if err != nil {
 		return AccessToken{}, err
 	}
 	return AccessToken{Raw: raw, KeyID: key.ID, Claims: c}, nil
 }
 
-// sign encodes the JWS compact serialisation (RFC 7515 §7.1) of claims with
-// the header {"alg", "kid", "typ": "at+jwt"}.
-func sign(key *keys.ActiveKey, claims Claims) (string, error) {
+// signJWS encodes the JWS compact serialisation (RFC 7515 §7.1) of claims,
+// a struct that encodes as a JSON object, with the header {"alg", "kid",
+// "typ"} signed by key.
+func signJWS(key *keys.ActiveKey, typ string, claims any) (string, error) {
 	header, err := json.Marshal(struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 		Typ string `json:"typ"`
-	}{key.Algorithm, key.ID, TokenType})
+	}{key.Algorithm, key.ID, typ})
 	if err != nil {
 		return "", fmt.Errorf("credential: encode header: %w", err)
 	}

@@ -1,8 +1,9 @@
 // Package httpapi is agentid's HTTP transport for the admin API (/v1/…),
-// health (/healthz, /readyz) and metrics (/metrics): routing, JSON in and
-// out, admin authentication, W3C trace context, and the mapping of domain
-// errors to RFC 9457 problem details. It holds no business rules; those
-// live in the domain packages it calls.
+// the SPIFFE bundle endpoint (/spiffe/bundle), health (/healthz, /readyz)
+// and metrics (/metrics): routing, JSON in and out, admin authentication,
+// W3C trace context, and the mapping of domain errors to RFC 9457 problem
+// details. It holds no business rules; those live in the domain packages
+// it calls.
 package httpapi
 
 import (
@@ -19,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agentid/agentid/internal/adminauth"
+	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/svid"
 )
 
 // DefaultMaxBodyBytes bounds a request body unless Params says otherwise.
@@ -40,6 +43,15 @@ type Params struct {
 	// /v1/keys out.
 	Keys   Keys
 	Issuer string
+	// CA serves the certificate authority's admin endpoints (/v1/ca);
+	// nil leaves them out.
+	CA CA
+	// SVIDs issues and lists agents' SVIDs (/v1/agents/{ref}/svids); nil
+	// leaves those endpoints out.
+	SVIDs *svid.Service
+	// Bundle is the trust domain's SPIFFE bundle, served at
+	// /spiffe/bundle; nil leaves the endpoint out.
+	Bundle *bundle.Bundle
 	// Audit reads the trail for the audit endpoints.
 	Audit store.AuditReader
 	// Ready reports whether the server can serve (store reachable,
@@ -126,6 +138,10 @@ func (h *handler) routes() {
 	handle("GET /v1/agents/{ref}/secrets", admin, h.listClientSecrets)
 	handle("DELETE /v1/agents/{ref}/secrets/{id}", admin, h.removeClientSecret)
 	handle("POST /v1/tokens/revoke", admin, h.revokeTokens)
+	if h.p.SVIDs != nil {
+		handle("POST /v1/agents/{ref}/svids", admin, h.issueSVID)
+		handle("GET /v1/agents/{ref}/svids", admin, h.listSVIDs)
+	}
 
 	handle("POST /v1/owners", admin, h.createOwner)
 	handle("GET /v1/owners", admin, h.listOwners)
@@ -145,8 +161,14 @@ func (h *handler) routes() {
 		handle("GET /v1/keys", admin, h.listSigningKeys)
 		handle("POST /v1/keys/rotate", admin, h.rotateSigningKey)
 	}
+	if h.p.CA != nil {
+		handle("GET /v1/ca", admin, h.getCA)
+		handle("POST /v1/ca/rotate", admin, h.rotateCA)
+		handle("POST /v1/ca/{kid}/taint", admin, h.taintCA)
+	}
 	h.oauthMetaRoutes()
 	h.oauthRoutes()
+	h.bundleRoutes()
 
 	// Anything else under /v1/ is a problem+json 405 or 404, not the mux's
 	// text.

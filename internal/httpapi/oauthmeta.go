@@ -148,9 +148,15 @@ func (h *handler) writeMetadata(w http.ResponseWriter, r *http.Request, openID b
 // ETag so caches can revalidate it (RFC 9110 §13.1.2).
 func (h *handler) publicDocument(w http.ResponseWriter, r *http.Request, contentType string, body []byte) {
 	sum := sha256.Sum256(body)
-	tag := `"` + hex.EncodeToString(sum[:16]) + `"`
+	servePublic(w, r, contentType, body, `"`+hex.EncodeToString(sum[:16])+`"`, h.p.Keys.MaxAge())
+}
+
+// servePublic writes a public, cacheable document with its entity tag:
+// Cache-Control max-age, CORS for browsers, 304 for a matching
+// If-None-Match, no body for HEAD.
+func servePublic(w http.ResponseWriter, r *http.Request, contentType string, body []byte, tag string, maxAge time.Duration) {
 	hd := w.Header()
-	hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(h.p.Keys.MaxAge()/time.Second)))
+	hd.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(maxAge/time.Second)))
 	hd.Set("ETag", tag)
 	hd.Set("Access-Control-Allow-Origin", "*")
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatches(inm, tag) {

@@ -247,6 +247,12 @@ func (s *Service) GetAgent(ctx context.Context, ref string) (store.Agent, error)
 	return getAgent(ctx, s.store, ref)
 }
 
+// ResolveAgent reads an agent by id (agt_…) or name. Errors:
+// *ValidationError for a ref that is neither; ErrNotFound.
+func ResolveAgent(ctx context.Context, r store.AgentReader, ref string) (store.Agent, error) {
+	return getAgent(ctx, r, ref)
+}
+
 func getAgent(ctx context.Context, r store.AgentReader, ref string) (store.Agent, error) {
 	var (
 		a   store.Agent

@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"crypto/x509"
 	"encoding/json"
 	"time"
 )
@@ -50,4 +51,30 @@ func (m *Manager) JWKS() ([]byte, time.Time) {
 	}
 	*c = jwksCache{state: st, body: body, built: now, until: until}
 	return body, now
+}
+
+// PublishedKey is a key published now, with its certificate chain.
+type PublishedKey struct {
+	ID    string
+	State KeyState
+	// TaintedAt is when the key was tainted; zero: not tainted.
+	TaintedAt time.Time
+	// Chain is the key's certificate first, then its intermediates; nil
+	// for keys without a certificate. Callers must not modify it.
+	Chain []*x509.Certificate
+}
+
+// Published returns the keys published now (pending, active, and retired
+// or tainted until their RemoveAt), in activation order, from memory: what
+// a trust bundle lists.
+func (m *Manager) Published() []PublishedKey {
+	st := m.state.Load()
+	now := m.clock()
+	var out []PublishedKey
+	for _, k := range st.keys {
+		if k.pub != nil && published(k.rec, now) {
+			out = append(out, PublishedKey{ID: k.rec.ID, State: StateAt(k.rec, now), TaintedAt: k.rec.TaintedAt, Chain: k.chain})
+		}
+	}
+	return out
 }

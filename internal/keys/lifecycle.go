@@ -2,6 +2,9 @@ package keys
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
@@ -47,14 +50,20 @@ type KeyInfo struct {
 	ActivateAt time.Time
 	RetireAt   time.Time // zero: the newest key
 	RemoveAt   time.Time // zero: no removal scheduled
-	CreatedAt  time.Time
+	// TaintedAt is when the key was found compromised (Manager.Taint);
+	// zero: not tainted.
+	TaintedAt time.Time
+	// CertChain is the key's certificate chain (DER, its own first) when
+	// the Manager has a Certifier; certificates are public.
+	CertChain [][]byte
+	CreatedAt time.Time
 }
 
 func infoOf(k store.SigningKey, now time.Time) KeyInfo {
 	return KeyInfo{
 		ID: k.ID, Algorithm: k.Algorithm, Purpose: k.Purpose, State: StateAt(k, now),
 		PublishAt: k.PublishAt, ActivateAt: k.ActivateAt, RetireAt: k.RetireAt, RemoveAt: k.RemoveAt,
-		CreatedAt: k.CreatedAt,
+		TaintedAt: k.TaintedAt, CertChain: k.CertChain, CreatedAt: k.CreatedAt,
 	}
 }
 
@@ -72,6 +81,7 @@ type Origin struct {
 const (
 	EventKeyCreated = "key.created" // the first key of a purpose
 	EventKeyRotated = "key.rotated" // a successor key was created
+	EventKeyTainted = "key.tainted" // a key was marked compromised
 )
 
 // Rotation triggers, recorded in the "trigger" detail.
@@ -79,26 +89,41 @@ const (
 	TriggerInitial   = "initial"
 	TriggerScheduled = "scheduled"
 	TriggerManual    = "manual"
+	// TriggerTaint: a successor created because the key that signed, or
+	// would have, was tainted.
+	TriggerTaint = "taint"
 )
 
 // Event is a key change to record in the audit trail.
 type Event struct {
-	Type     string // EventKeyCreated or EventKeyRotated
+	Type     string // EventKeyCreated, EventKeyRotated or EventKeyTainted
 	Origin   Origin
 	Trigger  string
 	Holder   string   // the replica that made the change
-	Key      KeyInfo  // the new key
+	Key      KeyInfo  // the new key (the tainted key for key.tainted)
 	Previous *KeyInfo // the key it retires (key.rotated)
 }
 
 // Details returns the event's facts for the audit "details" object: ids,
-// algorithm and times, never key material.
+// algorithm and times, and for a key with a certificate its SHA-256
+// fingerprint and validity; never key material.
 func (e Event) Details() map[string]any {
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 	d := map[string]any{
 		"kid": e.Key.ID, "alg": e.Key.Algorithm, "purpose": e.Key.Purpose,
 		"publish_at": ts(e.Key.PublishAt), "activate_at": ts(e.Key.ActivateAt),
 		"trigger": e.Trigger, "replica": e.Holder,
+	}
+	if !e.Key.TaintedAt.IsZero() {
+		d["tainted_at"] = ts(e.Key.TaintedAt)
+		d["state"] = string(e.Key.State)
+	}
+	if len(e.Key.CertChain) > 0 {
+		sum := sha256.Sum256(e.Key.CertChain[0])
+		d["cert_sha256"] = hex.EncodeToString(sum[:])
+		if c, err := x509.ParseCertificate(e.Key.CertChain[0]); err == nil {
+			d["cert_not_before"], d["cert_not_after"] = ts(c.NotBefore), ts(c.NotAfter)
+		}
 	}
 	if e.Previous != nil {
 		d["retired_kid"] = e.Previous.ID

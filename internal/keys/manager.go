@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -66,9 +67,19 @@ type ManagerParams struct {
 	// effect at the next rotation.
 	Algorithm string
 	// RotationPeriod is how long a key signs before its successor takes
-	// over; default DefaultRotationPeriod. It must be at least twice the
-	// prepublication delay (JWKSMaxAge + 2×RefreshInterval).
+	// over (its active period); default DefaultRotationPeriod. It must be
+	// at least twice the minimum prepublication delay (JWKSMaxAge +
+	// 2×RefreshInterval) and longer than PrepublishDelay.
 	RotationPeriod time.Duration
+	// PrepublishDelay is how long a new key is published before it signs;
+	// default, and minimum, JWKSMaxAge + 2×RefreshInterval. A certificate
+	// authority sets it longer, so that its next certificate reaches every
+	// trust bundle well before it signs.
+	PrepublishDelay time.Duration
+	// Certifier, when set, issues the certificate chain of every new key
+	// (a CA's certificate), stored with the key and handed out with it
+	// (ActiveKey.Chain). Nil: keys have no certificate.
+	Certifier Certifier
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS: how long a
 	// verifier may use a copy; default DefaultJWKSMaxAge.
 	JWKSMaxAge time.Duration
@@ -100,23 +111,30 @@ type ManagerParams struct {
 // ever meets an unknown kid and no token outlives its key's publication:
 //
 //   - a new key is published (PublishAt = now) and starts signing
-//     (ActivateAt) only after the prepublication delay JWKSMaxAge +
-//     2×RefreshInterval, by which time every replica has reloaded it and
-//     every verifier's cached JWKS has expired;
+//     (ActivateAt) only after the prepublication delay (by default
+//     JWKSMaxAge + 2×RefreshInterval), by which time every replica has
+//     reloaded it and every verifier's cached JWKS has expired;
 //   - its predecessor retires at that instant (RetireAt) and stays
 //     published until RemoveAt = RetireAt + MaxTokenTTL + RemovalLeeway;
-//   - the first key of a purpose signs at once.
+//   - the first key of a purpose signs at once, and so does the successor
+//     of a tainted key (Taint).
+//
+// With a Certifier, every key also has a certificate chain (a CA's keys);
+// a key whose certificate has expired never signs.
 //
 // Keys are created only inside a store transaction holding the lease
 // "keys/<purpose>", which re-reads the keys before deciding, so replicas
-// sharing a database never rotate twice. Current, JWKS, PublicKey and
-// MaxAge read memory only. A Manager is safe for concurrent use.
+// sharing a database never rotate twice. Current, JWKS, Published,
+// PublicKey and MaxAge read memory only. A Manager is safe for concurrent
+// use.
 type Manager struct {
 	store    store.Store
 	root     *RootKey
 	purpose  string
 	alg      string
 	period   time.Duration
+	delay    time.Duration // the prepublication delay
+	certify  Certifier
 	maxAge   time.Duration
 	refresh  time.Duration
 	maxTTL   time.Duration
@@ -142,8 +160,9 @@ type loadedKey struct {
 	rec    store.SigningKey // Sealed is dropped
 	pub    crypto.PublicKey // nil: the stored public key is unusable
 	jwk    JWK
-	active *ActiveKey // nil: not needed (retired) or cannot be unsealed
-	err    error      // why active is nil for a key that may sign
+	chain  []*x509.Certificate // parsed rec.CertChain; nil: none
+	active *ActiveKey          // nil: not needed (retired) or cannot be unsealed
+	err    error               // why active is nil for a key that may sign
 }
 
 // validPurpose reports whether s is 1 to 32 lowercase letters, digits or
@@ -195,7 +214,8 @@ func NewManager(ctx context.Context, p ManagerParams) (*Manager, error) {
 func newManager(p ManagerParams) (*Manager, error) {
 	m := &Manager{
 		store: p.Store, root: p.Root, purpose: p.Purpose, alg: p.Algorithm,
-		period: p.RotationPeriod, maxAge: p.JWKSMaxAge, refresh: p.RefreshInterval, maxTTL: p.MaxTokenTTL,
+		period: p.RotationPeriod, delay: p.PrepublishDelay, certify: p.Certifier,
+		maxAge: p.JWKSMaxAge, refresh: p.RefreshInterval, maxTTL: p.MaxTokenTTL,
 		holder: p.Holder, rec: p.Recorder, clock: p.Clock, rand: p.Rand, log: p.Logger,
 		unsealed: map[string]*ActiveKey{},
 	}
@@ -221,14 +241,21 @@ func newManager(p ManagerParams) (*Manager, error) {
 		m.refresh = DefaultRefreshInterval
 	}
 	switch {
-	case m.maxAge < time.Second || m.refresh < 0 || m.maxTTL < 0:
+	case m.maxAge < time.Second || m.refresh < 0 || m.maxTTL < 0 || m.delay < 0:
 		return nil, errors.New("keys: durations must be positive (JWKSMaxAge at least 1s)")
 	case m.refresh >= m.maxAge:
 		return nil, fmt.Errorf("keys: RefreshInterval %s must be shorter than JWKSMaxAge %s", m.refresh, m.maxAge)
 	case m.maxTTL == 0:
 		return nil, errors.New("keys: ManagerParams.MaxTokenTTL is required")
-	case m.period < 2*m.prepublish():
-		return nil, fmt.Errorf("keys: RotationPeriod %s must be at least twice the prepublication delay %s", m.period, m.prepublish())
+	case m.delay != 0 && m.delay < m.minDelay():
+		return nil, fmt.Errorf("keys: PrepublishDelay %s must be at least JWKSMaxAge + 2×RefreshInterval (%s)", m.delay, m.minDelay())
+	case m.period < 2*m.minDelay():
+		return nil, fmt.Errorf("keys: RotationPeriod %s must be at least twice the prepublication delay %s", m.period, m.minDelay())
+	case m.period <= m.delay:
+		return nil, fmt.Errorf("keys: RotationPeriod %s must be longer than PrepublishDelay %s", m.period, m.delay)
+	}
+	if m.delay == 0 {
+		m.delay = m.minDelay()
 	}
 	if m.clock == nil {
 		m.clock = time.Now
@@ -257,10 +284,15 @@ func (m *Manager) String() string { return "keys.Manager(" + m.purpose + ")" }
 // the private keys it holds.
 func (m *Manager) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, m.String()) }
 
-// prepublish is how long a new key is published before it signs: one JWKS
-// cache lifetime plus two reload intervals (one for every replica to load
-// it, one as margin for a slow reload).
-func (m *Manager) prepublish() time.Duration { return m.maxAge + 2*m.refresh }
+// minDelay is the shortest prepublication delay: one JWKS cache lifetime
+// plus two reload intervals (one for every replica to load a new key, one
+// as margin for a slow reload). Keys loaded longer ago than this are
+// stale.
+func (m *Manager) minDelay() time.Duration { return m.maxAge + 2*m.refresh }
+
+// prepublish is how long a new key is published before it signs:
+// PrepublishDelay, by default minDelay.
+func (m *Manager) prepublish() time.Duration { return m.delay }
 
 // now is the clock in the store's precision.
 func (m *Manager) now() time.Time { return m.clock().UTC().Truncate(time.Microsecond) }
@@ -275,25 +307,29 @@ func (m *Manager) Algorithm() string { return m.alg }
 func (m *Manager) MaxAge() time.Duration { return m.maxAge }
 
 // Current returns the key that signs now, from memory. It fails with
-// ErrNoKey when there is none or it cannot be unsealed, and with ErrStale
-// when the keys were last reloaded longer ago than the prepublication
-// delay.
+// ErrNoKey when there is none, it cannot be unsealed or its certificate has
+// expired, and with ErrStale when the keys were last reloaded longer ago
+// than JWKSMaxAge + 2×RefreshInterval.
 func (m *Manager) Current() (*ActiveKey, error) {
 	st := m.state.Load()
 	now := m.clock()
 	if len(st.keys) == 0 {
 		return nil, ErrNoKey
 	}
-	if now.Sub(st.loadedAt) > m.prepublish() {
+	if now.Sub(st.loadedAt) > m.minDelay() {
 		return nil, fmt.Errorf("%w: last reload %s ago", ErrStale, now.Sub(st.loadedAt).Round(time.Second))
 	}
 	for i := len(st.keys) - 1; i >= 0; i-- {
 		k := &st.keys[i]
-		if now.Before(k.rec.ActivateAt) {
+		if now.Before(k.rec.ActivateAt) || withdrawn(k.rec) {
 			continue
 		}
 		if k.active == nil {
 			return nil, fmt.Errorf("%w: key %s: %w", ErrNoKey, k.rec.ID, k.err)
+		}
+		if len(k.chain) > 0 && !now.Before(k.chain[0].NotAfter) {
+			return nil, fmt.Errorf("%w: the certificate of key %s expired at %s", ErrNoKey, k.rec.ID,
+				k.chain[0].NotAfter.UTC().Format(time.RFC3339))
 		}
 		return k.active, nil
 	}
@@ -417,114 +453,15 @@ func (st *keyState) records() []store.SigningKey {
 	return out
 }
 
-// due reports whether a key must be created: there is none, or the newest
-// one activates a rotation period before the prepublication delay from
-// now.
+// due reports whether a key must be created: there is none that may
+// sign, or the newest one activates a rotation period before the
+// prepublication delay from now.
 func (m *Manager) due(ks []store.SigningKey, now time.Time) bool {
-	if len(ks) == 0 {
+	newest := newestLive(ks)
+	if newest < 0 {
 		return true
 	}
-	newest := ks[len(ks)-1]
-	return !now.Before(newest.ActivateAt.Add(m.period - m.prepublish()))
-}
-
-// rotate creates a key in one transaction under the lease: the first key
-// (signing at once) when there is none, otherwise a successor of the
-// newest key, whose RetireAt and RemoveAt it sets. A scheduled rotation
-// that is no longer due once the lease is held (another replica did it)
-// creates nothing and returns a zero key.
-func (m *Manager) rotate(ctx context.Context, o Origin, trigger string) (store.SigningKey, error) {
-	now := m.now()
-	id, err := recordid.New(KeyIDPrefix, now, m.rand)
-	if err != nil {
-		return store.SigningKey{}, fmt.Errorf("keys: %w", err)
-	}
-	priv, err := generateSigner(m.alg, m.rand)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	pub, err := x509MarshalPublic(priv)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	sealed, err := sealSigner(m.root, priv, m.purpose, id, m.alg)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	lease := LeasePrefix + m.purpose
-	var created store.SigningKey
-	err = m.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		created = store.SigningKey{}
-		ok, err := tx.AcquireLease(ctx, lease, m.holder, now, now.Add(leaseTTL))
-		if err != nil {
-			return fmt.Errorf("keys: acquire lease %s: %w", lease, err)
-		}
-		if !ok {
-			return ErrBusy
-		}
-		ks, err := tx.ListSigningKeys(ctx, m.purpose)
-		if err != nil {
-			return fmt.Errorf("keys: list signing keys: %w", err)
-		}
-		sortKeys(ks)
-		if trigger == TriggerScheduled && !m.due(ks, now) {
-			return m.release(ctx, tx, lease, now)
-		}
-		k := store.SigningKey{
-			ID: id, Algorithm: m.alg, Purpose: m.purpose, PublicKey: pub, Sealed: sealed,
-			PublishAt: now, ActivateAt: now.Add(m.prepublish()), CreatedAt: now,
-		}
-		ev := Event{Type: EventKeyRotated, Origin: o, Trigger: trigger, Holder: m.holder}
-		switch {
-		case len(ks) == 0:
-			k.ActivateAt = now
-			ev.Type, ev.Trigger = EventKeyCreated, TriggerInitial
-		case !k.ActivateAt.After(ks[len(ks)-1].ActivateAt):
-			// Activation instants are strictly increasing, so the newest key
-			// is always the one activating last (rotations in one
-			// microsecond, or a shorter delay after a config change).
-			k.ActivateAt = ks[len(ks)-1].ActivateAt.Add(time.Microsecond)
-		}
-		if k, err = tx.CreateSigningKey(ctx, k); err != nil {
-			return fmt.Errorf("keys: create signing key: %w", err)
-		}
-		if len(ks) > 0 {
-			prev, err := tx.UpdateSigningKey(ctx, ks[len(ks)-1].ID, func(p store.SigningKey) (store.SigningKey, error) {
-				p.RetireAt = k.ActivateAt
-				p.RemoveAt = k.ActivateAt.Add(m.maxTTL + RemovalLeeway)
-				return p, nil
-			})
-			if err != nil {
-				return fmt.Errorf("keys: retire signing key %s: %w", ks[len(ks)-1].ID, err)
-			}
-			pi := infoOf(prev, now)
-			ev.Previous = &pi
-		}
-		ev.Key = infoOf(k, now)
-		if m.rec != nil {
-			if err := m.rec.RecordKeyEvent(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		if err := m.release(ctx, tx, lease, now); err != nil {
-			return err
-		}
-		created = k
-		return nil
-	})
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	return created, nil
-}
-
-// release gives the lease up in the transaction that took it, so that the
-// next replica to ask gets it once this transaction commits.
-func (m *Manager) release(ctx context.Context, tx store.Tx, lease string, now time.Time) error {
-	if _, err := tx.AcquireLease(ctx, lease, m.holder, now, now); err != nil {
-		return fmt.Errorf("keys: release lease %s: %w", lease, err)
-	}
-	return nil
+	return !now.Before(ks[newest].ActivateAt.Add(m.period - m.prepublish()))
 }
 
 // reload reads the keys from the store and replaces the in-memory view.
@@ -552,17 +489,20 @@ func (m *Manager) reload(ctx context.Context) error {
 		if lk.err == nil {
 			lk.jwk, lk.err = publicJWK(k.ID, k.Algorithm, lk.pub)
 		}
+		if lk.err == nil {
+			lk.chain, lk.err = parseChain(k.ID, k.CertChain, lk.pub)
+		}
 		if lk.err != nil {
-			lk.pub = nil
+			lk.pub, lk.chain = nil, nil
 			m.log.ErrorContext(ctx, "unusable signing key", "kid", k.ID, "err", lk.err)
-		} else if k.RetireAt.IsZero() || now.Before(k.RetireAt) {
+		} else if (k.RetireAt.IsZero() || now.Before(k.RetireAt)) && !withdrawn(k) {
 			if ak := m.unsealed[k.ID]; ak != nil {
 				lk.active = ak
 			} else if priv, err := openSigner(m.root, k.Purpose, k.ID, k.Algorithm, sealed, lk.pub); err != nil {
 				lk.err = err
 				m.log.ErrorContext(ctx, "cannot unseal signing key", "kid", k.ID, "err", err)
 			} else {
-				lk.active = &ActiveKey{ID: k.ID, Algorithm: k.Algorithm, signer: priv}
+				lk.active = &ActiveKey{ID: k.ID, Algorithm: k.Algorithm, Chain: lk.chain, signer: priv}
 			}
 			if lk.active != nil {
 				unsealed[k.ID] = lk.active

@@ -35,7 +35,11 @@ type ActiveKey struct {
 	ID string
 	// Algorithm is the JWS "alg": ES256 or EdDSA.
 	Algorithm string
-	signer    crypto.Signer
+	// Chain is the key's certificate first, then any intermediates up to,
+	// not including, the trust anchor; nil for keys without a certificate
+	// (ManagerParams.Certifier). Callers must not modify it.
+	Chain  []*x509.Certificate
+	signer crypto.Signer
 }
 
 // Signer returns the private key: an *ecdsa.PrivateKey (ES256) or an

@@ -71,21 +71,3 @@ func (s *Server) Collect(ctx context.Context, holder string) (int64, error) {
 	})
 	return n, err
 }
-
-// RunCollector calls Collect every interval until ctx ends.
-func (s *Server) RunCollector(ctx context.Context, holder string, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.Collect(ctx, holder); err != nil {
-				s.log.WarnContext(ctx, "oauth: collecting expired token records failed", "err", err)
-			} else if n > 0 {
-				s.log.DebugContext(ctx, "oauth: collected expired token records", "rows", n)
-			}
-		}
-	}
-}

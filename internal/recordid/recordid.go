@@ -25,6 +25,8 @@ const (
 	// the secret itself).
 	ClientSecret = "sec"
 	Token        = "tok" // access token jti
+	// Instance is one attested run of an agent.
+	Instance = "ins"
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"

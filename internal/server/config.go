@@ -45,6 +45,8 @@ type Config struct {
 	Credentials CredentialsConfig `yaml:"credentials"`
 	Audit       AuditConfig       `yaml:"audit"`
 	Keys        KeysConfig        `yaml:"keys"`
+	CA          CAConfig          `yaml:"ca"`
+	Bundle      BundleConfig      `yaml:"bundle"`
 	Log         LogConfig         `yaml:"log"`
 
 	// Dev marks the development server: plain HTTP is allowed (on
@@ -104,6 +106,66 @@ type KeysConfig struct {
 	JWKSMaxAge time.Duration `yaml:"jwks_max_age"`
 }
 
+// CAConfig configures the X.509 certificate authority of the trust domain
+// (docs/spiffe.md).
+type CAConfig struct {
+	// TTL is a CA certificate's lifetime: each CA signs for half of it;
+	// its successor is published at half and signs at five sixths.
+	TTL time.Duration `yaml:"ttl"`
+	// UpstreamCertFile, UpstreamKeyFile and UpstreamBundleFile are PEM
+	// files of the deployment's CA that signs agentid's CA (agentid is
+	// then an intermediate): its certificate followed by any intermediates
+	// toward the root, its private key, and the root certificates trust
+	// bundles list. All three, or none (self-signed roots).
+	UpstreamCertFile   string `yaml:"upstream_cert_file"`
+	UpstreamKeyFile    string `yaml:"upstream_key_file"`
+	UpstreamBundleFile string `yaml:"upstream_bundle_file"`
+}
+
+// Upstream reports whether an upstream CA is configured.
+func (c CAConfig) Upstream() bool { return c.UpstreamCertFile != "" }
+
+func (c CAConfig) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: ca.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	}
+	if c.TTL < time.Hour || c.TTL > 365*24*time.Hour {
+		return bad("ttl", "%s must be between 1h and 8760h", c.TTL)
+	}
+	n := 0
+	for _, f := range []string{c.UpstreamCertFile, c.UpstreamKeyFile, c.UpstreamBundleFile} {
+		if f != "" {
+			n++
+		}
+	}
+	if n != 0 && n != 3 {
+		return bad("upstream_cert_file", "upstream_cert_file, upstream_key_file and upstream_bundle_file go together")
+	}
+	return nil
+}
+
+// BundleConfig configures the SPIFFE trust bundle served at /spiffe/bundle
+// (docs/spiffe.md).
+type BundleConfig struct {
+	// RefreshHint is the bundle's spiffe_refresh_hint and Cache-Control
+	// max-age: how often consumers fetch it again. JWT-SVID keys are
+	// published twice this long (+1m) before they sign.
+	RefreshHint time.Duration `yaml:"refresh_hint"`
+}
+
+// validate checks the hint, and that JWT-SVID keys, rotating every
+// rotation (keys.rotation_period), can be published their
+// 2×refresh_hint + 2×KeyRefreshInterval ahead with room to spare.
+func (c BundleConfig) validate(rotation time.Duration) error {
+	if c.RefreshHint < 10*time.Second || c.RefreshHint > time.Hour || c.RefreshHint%time.Second != 0 {
+		return fmt.Errorf("%w: bundle.refresh_hint: %s must be whole seconds from 10s to 1h", ErrConfig, c.RefreshHint)
+	}
+	if prepublish := 2*c.RefreshHint + 2*KeyRefreshInterval; rotation < 2*prepublish {
+		return fmt.Errorf("%w: bundle.refresh_hint: %s needs keys.rotation_period of at least %s", ErrConfig, c.RefreshHint, 2*prepublish)
+	}
+	return nil
+}
+
 // LogConfig configures the structured log on stderr.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
@@ -123,6 +185,8 @@ const (
 	DefaultKeyAlgorithm       = "ES256"
 	DefaultKeyRotation        = 24 * time.Hour
 	DefaultJWKSMaxAge         = 5 * time.Minute
+	DefaultCATTL              = 24 * time.Hour
+	DefaultBundleRefreshHint  = 5 * time.Minute
 	// KeyRefreshInterval is how often every replica reloads the signing
 	// keys from the store (and rotates them when due).
 	KeyRefreshInterval = 30 * time.Second
@@ -165,7 +229,8 @@ func ParseConfig(b []byte, baseDir string) (Config, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return Config{}, fmt.Errorf("%w: the file must hold exactly one YAML document", ErrConfig)
 	}
-	for _, p := range []*string{&c.DataDir, &c.RootKeyFile, &c.Store.Path, &c.TLS.CertFile, &c.TLS.KeyFile} {
+	for _, p := range []*string{&c.DataDir, &c.RootKeyFile, &c.Store.Path, &c.TLS.CertFile, &c.TLS.KeyFile,
+		&c.CA.UpstreamCertFile, &c.CA.UpstreamKeyFile, &c.CA.UpstreamBundleFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(baseDir, *p)
 		}
@@ -231,6 +296,12 @@ func (c *Config) setDefaults() {
 	if c.Keys.JWKSMaxAge == 0 {
 		c.Keys.JWKSMaxAge = DefaultJWKSMaxAge
 	}
+	if c.CA.TTL == 0 {
+		c.CA.TTL = DefaultCATTL
+	}
+	if c.Bundle.RefreshHint == 0 {
+		c.Bundle.RefreshHint = DefaultBundleRefreshHint
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -283,6 +354,12 @@ func (c *Config) Validate() error {
 		return bad("issuer", "%v", err)
 	}
 	if err := c.Keys.validate(); err != nil {
+		return err
+	}
+	if err := c.CA.validate(); err != nil {
+		return err
+	}
+	if err := c.Bundle.validate(c.Keys.RotationPeriod); err != nil {
 		return err
 	}
 	switch c.Log.Level {
@@ -425,6 +502,15 @@ keys:                         # token signing keys, sealed under the root key
   algorithm: ES256            # ES256 or EdDSA (takes effect at the next rotation)
   rotation_period: 24h        # a new key signs this often
   jwks_max_age: 5m            # JWKS Cache-Control max-age; new keys are published this long (+1m) before they sign
+
+ca:                           # the X.509 CA that signs X.509-SVIDs, its keys sealed under the root key
+  ttl: 24h                    # CA certificate lifetime: the next CA is published at 1/2, signs at 5/6
+  # upstream_cert_file: /etc/agentid/upstream-ca.crt     # sign as an intermediate of your PKI: its CA
+  # upstream_key_file: /etc/agentid/upstream-ca.key      #   certificate (+ intermediates), its key,
+  # upstream_bundle_file: /etc/agentid/upstream-roots.crt #   and the roots bundles list
+
+bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
+  refresh_hint: 5m            # spiffe_refresh_hint and Cache-Control max-age
 
 log:
   level: info                 # debug, info, warn, error

@@ -24,6 +24,8 @@ func TestParseConfigDefaultsAndPaths(t *testing.T) {
 		Audit:       AuditConfig{CheckpointEvery: 1000, CheckpointInterval: 10 * time.Second},
 		Issuer:      "http://127.0.0.1:8080",
 		Keys:        KeysConfig{Algorithm: "ES256", RotationPeriod: 24 * time.Hour, JWKSMaxAge: 5 * time.Minute},
+		CA:          CAConfig{TTL: 24 * time.Hour},
+		Bundle:      BundleConfig{RefreshHint: 5 * time.Minute},
 		Log:         LogConfig{Level: "info", Format: "text"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -63,6 +65,12 @@ func TestParseConfigRejects(t *testing.T) {
 		{"rotation too short", "keys:\n  rotation_period: 30m\n", "keys.rotation_period"},
 		{"rotation too short for max age", "keys:\n  rotation_period: 1h\n  jwks_max_age: 40m\n", "twice jwks_max_age"},
 		{"rotation too long", "keys:\n  rotation_period: 2400h\n", "90 days"},
+		{"ca ttl too short", "ca:\n  ttl: 30m\n", "ca.ttl"},
+		{"ca ttl too long", "ca:\n  ttl: 9000h\n", "ca.ttl"},
+		{"half an upstream CA", "ca:\n  upstream_cert_file: up.crt\n  upstream_key_file: up.key\n", "go together"},
+		{"bundle refresh hint too short", "bundle:\n  refresh_hint: 1s\n", "bundle.refresh_hint"},
+		{"bundle refresh hint fractional", "bundle:\n  refresh_hint: 90500ms\n", "whole seconds"},
+		{"bundle refresh hint too long for rotation", "keys:\n  rotation_period: 1h\nbundle:\n  refresh_hint: 30m\n", "keys.rotation_period of at least"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

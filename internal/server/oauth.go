@@ -50,12 +50,37 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 	return o, nil
 }
 
-// runCollector deletes expired token state until ctx ends.
-func (s *Server) runCollector(ctx context.Context) {
+// runCollectors deletes expired token state (one-time ids, revocations)
+// and long-expired SVID records every CollectInterval until ctx ends. Each
+// collection runs under its own store lease, so one replica of several
+// does it.
+func (s *Server) runCollectors(ctx context.Context) {
 	holder, err := replicaID()
 	if err != nil {
-		s.log.Error("token state collector not started", "err", err)
+		s.log.Error("collectors not started", "err", err)
 		return
 	}
-	s.oauth.RunCollector(ctx, holder, CollectInterval)
+	jobs := []struct {
+		what    string
+		collect func(context.Context, string) (int64, error)
+	}{
+		{"expired token records", s.oauth.Collect},
+		{"expired SVID records", s.svids.Collect},
+	}
+	t := time.NewTicker(CollectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, j := range jobs {
+			if n, err := j.collect(ctx, holder); err != nil {
+				s.log.WarnContext(ctx, "collecting "+j.what+" failed", "err", err)
+			} else if n > 0 {
+				s.log.DebugContext(ctx, "collected "+j.what, "rows", n)
+			}
+		}
+	}
 }

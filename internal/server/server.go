@@ -1,7 +1,7 @@
 // Package server is agentid's composition root: it turns a Config into a
 // running control plane (store, root key, audit recorder and checkpointer,
-// signing keys, registry, admin authentication, HTTP API) and owns the start and stop
-// order.
+// signing keys, X.509 CA, SVIDs and the trust bundle, registry, admin
+// authentication, HTTP API) and owns the start and stop order.
 package server
 
 import (
@@ -24,6 +24,8 @@ import (
 	"github.com/agentid/agentid/internal/adminauth"
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/buildinfo"
+	"github.com/agentid/agentid/internal/bundle"
+	"github.com/agentid/agentid/internal/ca"
 	"github.com/agentid/agentid/internal/httpapi"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/keys"
@@ -31,6 +33,7 @@ import (
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/postgres"
 	"github.com/agentid/agentid/internal/store/sqlite"
+	"github.com/agentid/agentid/internal/svid"
 )
 
 // Server is one control-plane process. Construct it with New, then Serve;
@@ -41,9 +44,16 @@ type Server struct {
 	store    store.Store
 	checkpts *audit.Checkpointer
 	keys     *keys.Manager
+	ca       *ca.Manager
 	oauth    *oauth.Server
 	auth     *adminauth.Service
 	handler  http.Handler
+
+	// jwtSVIDKeys, svids and bundle issue SVIDs and publish the trust
+	// bundle (svid.go).
+	jwtSVIDKeys *keys.Manager
+	svids       *svid.Service
+	bundle      *bundle.Bundle
 }
 
 // Params are what New needs besides the config.
@@ -140,7 +150,13 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if s.keys, err = s.newKeyManager(ctx, root, rec, clock); err != nil {
 		return err
 	}
+	if s.ca, err = s.newCA(ctx, root, rec, clock); err != nil {
+		return err
+	}
 	if s.oauth, err = s.newOAuth(root, rec, clock); err != nil {
+		return err
+	}
+	if err := s.newSVIDs(ctx, root, rec, clock); err != nil {
 		return err
 	}
 	reg, err := identity.New(identity.Params{
@@ -163,7 +179,8 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler, err = httpapi.New(httpapi.Params{
 		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
-		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth,
+		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth, CA: s.ca,
+		SVIDs: s.svids, Bundle: s.bundle,
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
 		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
@@ -177,7 +194,8 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 // Handler is the server's HTTP handler (for tests that serve it
 // themselves). Serve also runs the signing-key refresh; a caller serving
 // Handler for longer than the keys' prepublication delay (about 6 min)
-// must run Keys().Run too, or token signing stops with keys.ErrStale.
+// must run Keys().Run (and CA().Run and JWTSVIDKeys().Run) too, or
+// signing stops with keys.ErrStale.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Keys is the manager of the OAuth token signing keys.
@@ -237,7 +255,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	wg.Go(func() { s.keys.Run(cpCtx) })
-	wg.Go(func() { s.runCollector(cpCtx) })
+	wg.Go(func() { s.ca.Run(cpCtx) })
+	wg.Go(func() { s.jwtSVIDKeys.Run(cpCtx) })
+	wg.Go(func() { s.runCollectors(cpCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
