@@ -28,6 +28,9 @@ type Agent struct {
 	Scopes        []string // OAuth scopes the agent may be granted
 	Permissions   []string // what the agent may do at agentid itself, e.g. "introspect"
 	RequireDPoP   bool     // tokens only with a DPoP proof (RFC 9449)
+	// FederatesWith names the foreign trust domains whose bundles the
+	// agent's workloads receive as federated bundles, sorted.
+	FederatesWith []string
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time // zero: never

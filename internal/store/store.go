@@ -65,6 +65,9 @@ type Reader interface {
 	ClientReader
 	TokenReader
 	CredentialReader
+	FederationReader
+	JoinTokenReader
+	NodeReader
 }
 
 // Tx is a read-write transaction. Reads inside it see its own writes.
@@ -79,6 +82,9 @@ type Tx interface {
 	ClientWriter
 	TokenWriter
 	CredentialWriter
+	FederationWriter
+	JoinTokenWriter
+	NodeWriter
 }
 
 // Page asks for one page of a list. A zero PageSize means DefaultPageSize;

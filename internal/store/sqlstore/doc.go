@@ -35,6 +35,10 @@
 // there is no read-then-write window, so they are atomic in one process and
 // across processes sharing the database (on PostgreSQL a racer waits for the
 // first writer's batch to commit, then sees its row).
+// ConsumeJoinToken is likewise one UPDATE … WHERE used_at IS NULL AND
+// expires_at > now whose affected-row count is the answer; on PostgreSQL
+// a racer blocks on the winner's row lock and then re-evaluates the clause
+// against the committed row.
 //
 // # Transactions and cancellation
 //

@@ -9,7 +9,10 @@
 // checkpoints and keys), and the OAuth records: signing keys, leases,
 // client credentials, one-time identifiers and revocations, with leases and
 // one-time identifiers raced by concurrent callers, and the record of issued
-// SVIDs (filters, keyset pages, collection, concurrent records of a serial).
+// SVIDs (filters, keyset pages, collection, concurrent records of a serial),
+// and the bundles of federated trust domains and the trust domains an agent
+// federates with, and nodes and their single-use join tokens (consumption
+// raced by concurrent callers).
 package storetest
 
 import (
@@ -77,6 +80,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CredentialPagination", testCredentialPagination},
 		{"CollectCredentials", testCollectCredentials},
 		{"RecordCredentialRace", testRecordCredentialRace},
+		{"FederatedBundles", testFederatedBundles},
+		{"FederatedBundleConcurrentCAS", testFederatedBundleConcurrentCAS},
+		{"AgentFederatesWith", testAgentFederatesWith},
+		{"JoinTokens", testJoinTokens},
+		{"JoinTokenRace", testJoinTokenRace},
+		{"Nodes", testNodes},
+		{"NodeList", testNodeList},
+		{"NodeConcurrentCAS", testNodeConcurrentCAS},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
