@@ -13,13 +13,12 @@ package adminauth
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
+
+	"github.com/agentid/agentid/internal/secret"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/recordid"
@@ -32,9 +31,7 @@ import (
 const (
 	SecretPrefix = "aida_"
 	// SecretLen is the length of a whole secret.
-	SecretLen = len(SecretPrefix) + 43
-	// secretBytes is the entropy of a secret.
-	secretBytes = 32
+	SecretLen = len(SecretPrefix) + 43 // secret.Len(SecretPrefix)
 )
 
 // Token rules.
@@ -190,7 +187,7 @@ func (s *Service) create(ctx context.Context, o audit.Origin, p CreateParams, pr
 	if err != nil {
 		return store.AdminToken{}, "", fmt.Errorf("adminauth: %w", err)
 	}
-	secret, err := newSecret(s.rand)
+	plain, err := secret.New(SecretPrefix, s.rand)
 	if err != nil {
 		return store.AdminToken{}, "", err
 	}
@@ -198,7 +195,7 @@ func (s *Service) create(ctx context.Context, o audit.Origin, p CreateParams, pr
 		ID:        id,
 		Name:      p.Name,
 		Role:      p.Role,
-		Hash:      hashSecret(secret),
+		Hash:      secret.Hash(plain),
 		CreatedBy: o.Actor.ID,
 		CreatedAt: now,
 	}
@@ -229,7 +226,7 @@ func (s *Service) create(ctx context.Context, o audit.Origin, p CreateParams, pr
 		return store.AdminToken{}, "", err
 	}
 	out.Hash = nil
-	return out, secret, nil
+	return out, plain, nil
 }
 
 // List returns one page of tokens in creation order, without their hashes,
@@ -374,10 +371,10 @@ func (s *Service) appendTokenEvent(ctx context.Context, tx store.Tx, o audit.Ori
 // token has no hash. Store errors other than not-found are returned
 // wrapped, without an event.
 func (s *Service) Authenticate(ctx context.Context, o audit.Origin, bearer string) (store.AdminToken, error) {
-	if !wellFormed(bearer) {
+	if !secret.WellFormed(SecretPrefix, bearer) {
 		return store.AdminToken{}, s.fail(ctx, o, ReasonMalformed, nil)
 	}
-	tok, err := s.store.GetAdminTokenByHash(ctx, hashSecret(bearer))
+	tok, err := s.store.GetAdminTokenByHash(ctx, secret.Hash(bearer))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return store.AdminToken{}, s.fail(ctx, o, ReasonUnknown, nil)
@@ -473,29 +470,4 @@ func ValidateName(name string) error {
 		}
 	}
 	return nil
-}
-
-// newSecret returns a fresh secret.
-func newSecret(r io.Reader) (string, error) {
-	var b [secretBytes]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("adminauth: read random: %w", err)
-	}
-	return SecretPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// wellFormed reports whether s has the shape of a secret.
-func wellFormed(s string) bool {
-	rest, ok := strings.CutPrefix(s, SecretPrefix)
-	if !ok || len(s) != SecretLen {
-		return false
-	}
-	b, err := base64.RawURLEncoding.Strict().DecodeString(rest)
-	return err == nil && len(b) == secretBytes
-}
-
-// hashSecret is what the store keeps of a secret.
-func hashSecret(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
 }

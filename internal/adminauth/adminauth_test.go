@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	secretpkg "github.com/agentid/agentid/internal/secret"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -154,7 +156,7 @@ func TestBootstrap(t *testing.T) {
 		if err != nil || !created {
 			t.Fatalf("Bootstrap = %v, %v", created, err)
 		}
-		if !wellFormed(secret) || !strings.HasPrefix(secret, "aida_") || len(secret) != 48 {
+		if !secretpkg.WellFormed(SecretPrefix, secret) || !strings.HasPrefix(secret, "aida_") || len(secret) != 48 {
 			t.Errorf("secret %q is not well formed", secret)
 		}
 		toks := e.tokens()
@@ -256,7 +258,7 @@ func TestCreateListRevoke(t *testing.T) {
 		if diff := cmp.Diff(want, tok); diff != "" {
 			t.Errorf("Create (-want +got):\n%s", diff)
 		}
-		if recordid.Valid(recordid.AdminToken, tok.ID) != nil || !wellFormed(secret) {
+		if recordid.Valid(recordid.AdminToken, tok.ID) != nil || !secretpkg.WellFormed(SecretPrefix, secret) {
 			t.Errorf("id %q / secret malformed", tok.ID)
 		}
 		evs, bodies := e.events(before)
@@ -411,7 +413,7 @@ func TestAuthenticateFailures(t *testing.T) {
 		}
 		e.clk.Advance(time.Microsecond)
 
-		unknown, err := newSecret(strings.NewReader(strings.Repeat("z", 32)))
+		unknown, err := secretpkg.New(SecretPrefix, strings.NewReader(strings.Repeat("z", 32)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -506,37 +508,37 @@ func TestAuthorize(t *testing.T) {
 func TestSecretFormat(t *testing.T) {
 	seen := map[string]bool{}
 	for i := range 100 {
-		s, err := newSecret(bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 32)))
+		s, err := secretpkg.New(SecretPrefix, bytes.NewReader(bytes.Repeat([]byte{byte(i)}, 32)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(s) != SecretLen || !wellFormed(s) || seen[s] {
+		if len(s) != SecretLen || !secretpkg.WellFormed(SecretPrefix, s) || seen[s] {
 			t.Fatalf("secret %q", s)
 		}
 		seen[s] = true
 	}
-	if _, err := newSecret(strings.NewReader("short")); err == nil {
+	if _, err := secretpkg.New(SecretPrefix, strings.NewReader("short")); err == nil {
 		t.Error("newSecret accepted a short random read")
 	}
 }
 
 func FuzzWellFormed(f *testing.F) {
-	s, _ := newSecret(bytes.NewReader(make([]byte, 32)))
+	s, _ := secretpkg.New(SecretPrefix, bytes.NewReader(make([]byte, 32)))
 	f.Add(s)
 	f.Add("aida_")
 	f.Add("")
 	f.Fuzz(func(t *testing.T, in string) {
-		if !wellFormed(in) {
+		if !secretpkg.WellFormed(SecretPrefix, in) {
 			return
 		}
 		if len(in) != SecretLen || !strings.HasPrefix(in, SecretPrefix) {
-			t.Fatalf("wellFormed(%q) accepted", in)
+			t.Fatalf("secretpkg.WellFormed(SecretPrefix, %q) accepted", in)
 		}
 		raw, err := base64.RawURLEncoding.DecodeString(in[len(SecretPrefix):])
 		if err != nil || len(raw) != 32 {
-			t.Fatalf("wellFormed(%q) accepted undecodable", in)
+			t.Fatalf("secretpkg.WellFormed(SecretPrefix, %q) accepted undecodable", in)
 		}
-		again, _ := newSecret(bytes.NewReader(raw))
+		again, _ := secretpkg.New(SecretPrefix, bytes.NewReader(raw))
 		if again != in {
 			t.Fatalf("not canonical: %q vs %q", in, again)
 		}

@@ -30,11 +30,12 @@ type agentRefArg struct {
 
 // agentSpecFlags are the registration fields create and update share.
 type agentSpecFlags struct {
-	ActionClass []string `name:"action-class" help:"Action class granted to the agent (e.g. read:tickets). Repeat the flag or separate with commas." placeholder:"CLASS"`
-	Audience    []string `help:"Audience (resource) its credentials may name. Repeat the flag or separate with commas." placeholder:"AUD"`
-	Scope       []string `help:"OAuth scope the agent may be granted (RFC 6749 scope token, e.g. tickets:read). Repeat the flag or separate with commas." placeholder:"SCOPE"`
-	Permission  []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint). Repeat the flag or separate with commas." placeholder:"PERM"`
-	Label       []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`
+	ActionClass   []string `name:"action-class" help:"Action class granted to the agent (e.g. read:tickets). Repeat the flag or separate with commas." placeholder:"CLASS"`
+	Audience      []string `help:"Audience (resource) its credentials may name. Repeat the flag or separate with commas." placeholder:"AUD"`
+	Scope         []string `help:"OAuth scope the agent may be granted (RFC 6749 scope token, e.g. tickets:read). Repeat the flag or separate with commas." placeholder:"SCOPE"`
+	Permission    []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint). Repeat the flag or separate with commas." placeholder:"PERM"`
+	FederatesWith []string `name:"federates-with" help:"Foreign SPIFFE trust domain whose bundle the agent's workloads get as a federated bundle (see agentid federation list). Repeat the flag or separate with commas." placeholder:"TD"`
+	Label         []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`
 }
 
 type agentCreateCmd struct {
@@ -58,6 +59,7 @@ func (c *agentCreateCmd) Run(rc *runContext) error {
 		Scopes:        c.Scope,
 		Permissions:   c.Permission,
 		RequireDPoP:   c.RequireDPoP,
+		FederatesWith: c.FederatesWith,
 	}
 	var err error
 	if req.MaxTTLSeconds, err = ttlSeconds("--max-ttl", c.MaxTTL); err != nil {
@@ -143,6 +145,7 @@ type agentUpdateCmd struct {
 	ClearAudiences     bool           `name:"clear-audiences" help:"Remove every audience."`
 	ClearScopes        bool           `name:"clear-scopes" help:"Remove every scope."`
 	ClearPermissions   bool           `name:"clear-permissions" help:"Remove every permission."`
+	ClearFederatesWith bool           `name:"clear-federates-with" help:"Federate with no foreign trust domain."`
 	RequireDPoP        *bool          `name:"require-dpop" negatable:"" help:"Require DPoP-bound tokens (--no-require-dpop: no longer require them)."`
 	ClearLabels        bool           `name:"clear-labels" help:"Remove every label."`
 	MaxTTL             *time.Duration `name:"max-ttl" help:"New longest credential lifetime, in whole seconds." placeholder:"DURATION"`
@@ -153,7 +156,7 @@ type agentUpdateCmd struct {
 
 // Help adds the update semantics to the command's help.
 func (c *agentUpdateCmd) Help() string {
-	return "List flags (--owner, --action-class, --audience, --scope, --permission, --label) replace the whole list or map; " +
+	return "List flags (--owner, --action-class, --audience, --scope, --permission, --federates-with, --label) replace the whole list or map; " +
 		"flags not given leave the field unchanged."
 }
 
@@ -166,6 +169,7 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	req.Audiences = replaceList(c.Audience, c.ClearAudiences)
 	req.Scopes = replaceList(c.Scope, c.ClearScopes)
 	req.Permissions = replaceList(c.Permission, c.ClearPermissions)
+	req.FederatesWith = replaceList(c.FederatesWith, c.ClearFederatesWith)
 	req.RequireDPoP = c.RequireDPoP
 	if c.Label != nil || c.ClearLabels {
 		m, err := parseLabels(c.Label)
@@ -189,7 +193,7 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 		return err
 	}
 	if req.Purpose == nil && req.Owners == nil && req.ActionClasses == nil && req.Audiences == nil &&
-		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil &&
+		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil && req.FederatesWith == nil &&
 		req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
 		return &exitError{code: ExitUsage, msg: "agent update: nothing to change; give at least one of the field flags (see --help)"}
 	}
@@ -284,6 +288,7 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Scopes", strings.Join(a.Scopes, " ")},
 		{"Permissions", strings.Join(a.Permissions, ", ")},
 		{"Require DPoP", yesNo(a.RequireDPoP)},
+		{"Federates with", strings.Join(a.FederatesWith, ", ")},
 		{"Max TTL", fmtSeconds(a.MaxTTLSeconds)},
 		{"Labels", fmtLabels(a.Labels)},
 		{"Expires", agentExpiry(a)},

@@ -13,17 +13,20 @@ import (
 )
 
 type bundleCmd struct {
-	Show bundleShowCmd `cmd:"" help:"Show the trust domain's SPIFFE trust bundle as the bundle endpoint (/spiffe/bundle) serves it."`
+	Show bundleShowCmd `cmd:"" help:"Show the trust domain's SPIFFE trust bundle as the bundle endpoint (/spiffe/bundle) serves it, or a federated trust domain's."`
 }
 
-type bundleShowCmd struct{}
+type bundleShowCmd struct {
+	TrustDomain string `name:"trust-domain" help:"Show the stored bundle of this federated (foreign) trust domain instead, as last fetched from its bundle endpoint." placeholder:"TD"`
+}
 
 // Help says what comes out.
 func (c *bundleShowCmd) Help() string {
 	return "Prints the bundle's sequence number and refresh hint and a table of its authorities: " +
 		"the CA certificates that verify X.509-SVIDs (x509-svid) and the keys that verify JWT-SVIDs (jwt-svid). " +
 		"With -o json it prints the bundle document itself (SPIFFE Trust Domain and Bundle §4), " +
-		"which SPIFFE implementations import (e.g. `spire-server bundle set -format spiffe`)."
+		"which SPIFFE implementations import (e.g. `spire-server bundle set -format spiffe`). " +
+		"With --trust-domain it shows a federated trust domain's bundle as agentid last fetched it (agentid federation list names them)."
 }
 
 // bundleDoc is what the table view reads of a bundle document.
@@ -44,7 +47,12 @@ func (c *bundleShowCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
-	raw, err := cl.TrustBundle(rc.ctx)
+	var raw []byte
+	if c.TrustDomain != "" {
+		raw, err = cl.FederatedBundle(rc.ctx, c.TrustDomain)
+	} else {
+		raw, err = cl.TrustBundle(rc.ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("show bundle: %w", err)
 	}
@@ -61,7 +69,11 @@ func (c *bundleShowCmd) Run(rc *runContext) error {
 	if err != nil {
 		return fmt.Errorf("show bundle: %w", err)
 	}
-	if err := rc.printFields([]field{{"Sequence", sum.sequence}, {"Refresh hint", sum.refreshHint}}); err != nil {
+	fields := []field{{"Sequence", sum.sequence}, {"Refresh hint", sum.refreshHint}}
+	if c.TrustDomain != "" {
+		fields = append([]field{{"Trust domain", c.TrustDomain}}, fields...)
+	}
+	if err := rc.printFields(fields); err != nil {
 		return err
 	}
 	rc.printf("\n")

@@ -70,6 +70,8 @@ type root struct {
 	Keys       keysCmd       `cmd:"" help:"List and rotate the token signing keys."`
 	CA         caCmd         `cmd:"" name:"ca" help:"Show, rotate and taint the X.509 certificate authority of the trust domain."`
 	Bundle     bundleCmd     `cmd:"" help:"Show the trust domain's SPIFFE trust bundle."`
+	Federation federationCmd `cmd:"" help:"List the foreign SPIFFE trust domains agentid federates with, and refresh their bundles."`
+	Node       nodeCmd       `cmd:"" help:"Join tokens for agentid node, and the registry of attested nodes."`
 	Version    versionCmd    `cmd:"" help:"Print the version of this binary and of the server."`
 	Bench      benchCmd      `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
 }

@@ -66,7 +66,7 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 		}
 		a := admin.Agent{ID: "agt_" + req.Name, ClientID: "agt_" + req.Name, Name: req.Name, SPIFFEID: "spiffe://example.org/agent/" + req.Name,
 			Owners: req.Owners, Purpose: req.Purpose, ActionClasses: req.ActionClasses, Audiences: req.Audiences,
-			Scopes: req.Scopes, Permissions: req.Permissions, RequireDPoP: req.RequireDPoP,
+			Scopes: req.Scopes, Permissions: req.Permissions, RequireDPoP: req.RequireDPoP, FederatesWith: req.FederatesWith,
 			MaxTTLSeconds: req.MaxTTLSeconds, Labels: req.Labels, ExpiresAt: req.ExpiresAt, State: "active",
 			CreatedBy: "adt_test", CreatedAt: t0, UpdatedAt: t0, Version: 1}
 		if a.MaxTTLSeconds == 0 {
@@ -106,6 +106,9 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 		}
 		if req.Purpose != nil {
 			a.Purpose = *req.Purpose
+		}
+		if req.FederatesWith != nil {
+			a.FederatesWith = *req.FederatesWith
 		}
 		a.Version++
 		writeJSON(w, http.StatusOK, a)

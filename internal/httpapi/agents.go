@@ -26,6 +26,7 @@ func (h *handler) agentOut(a store.Agent) admin.Agent {
 		Scopes:          nonNil(a.Scopes),
 		Permissions:     nonNil(a.Permissions),
 		RequireDPoP:     a.RequireDPoP,
+		FederatesWith:   nonNil(a.FederatesWith),
 		MaxTTLSeconds:   int64(a.MaxTTL / time.Second),
 		Labels:          a.Labels,
 		ExpiresAt:       optTime(a.ExpiresAt),
@@ -73,7 +74,7 @@ func (h *handler) createAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Name: in.Name, Purpose: in.Purpose, Owners: in.Owners,
 		ActionClasses: in.ActionClasses, Audiences: in.Audiences,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
-		MaxTTL: ttl, Labels: in.Labels,
+		FederatesWith: in.FederatesWith, MaxTTL: ttl, Labels: in.Labels,
 	}
 	if in.ExpiresAt != nil {
 		params.ExpiresAt = *in.ExpiresAt
@@ -152,6 +153,7 @@ func (h *handler) updateAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Purpose: in.Purpose, Owners: in.Owners, ActionClasses: in.ActionClasses,
 		Audiences: in.Audiences, Labels: in.Labels, ExpiresAt: in.ExpiresAt,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
+		FederatesWith: in.FederatesWith,
 	}
 	if in.MaxTTLSeconds != nil {
 		ttl, err := ttlParam("max_ttl_seconds", *in.MaxTTLSeconds)

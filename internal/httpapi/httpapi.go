@@ -22,6 +22,7 @@ import (
 	"github.com/agentid/agentid/internal/adminauth"
 	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/identity"
+	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/svid"
@@ -52,6 +53,13 @@ type Params struct {
 	// Bundle is the trust domain's SPIFFE bundle, served at
 	// /spiffe/bundle; nil leaves the endpoint out.
 	Bundle *bundle.Bundle
+	// Federation serves the federated trust domains' admin endpoints
+	// (/v1/federation); nil leaves them out.
+	Federation Federation
+	// Nodes serves join tokens, the node registry (/v1/node-tokens,
+	// /v1/nodes) and node attestation (/v1/node/attest); nil leaves them
+	// out.
+	Nodes *noderegistry.Service
 	// Audit reads the trail for the audit endpoints.
 	Audit store.AuditReader
 	// Ready reports whether the server can serve (store reachable,
@@ -166,9 +174,21 @@ func (h *handler) routes() {
 		handle("POST /v1/ca/rotate", admin, h.rotateCA)
 		handle("POST /v1/ca/{kid}/taint", admin, h.taintCA)
 	}
+	if h.p.Federation != nil {
+		handle("GET /v1/federation", admin, h.listFederation)
+		handle("POST /v1/federation/{td}/refresh", admin, h.refreshFederation)
+		handle("GET /v1/federation/{td}/bundle", admin, h.federatedBundle)
+	}
+	if h.p.Nodes != nil {
+		handle("POST /v1/node-tokens", admin, h.createJoinToken)
+		handle("GET /v1/nodes", admin, h.listNodes)
+		handle("GET /v1/nodes/{id}", admin, h.getNode)
+		handle("POST /v1/nodes/{id}/evict", admin, h.evictNode)
+	}
 	h.oauthMetaRoutes()
 	h.oauthRoutes()
 	h.bundleRoutes()
+	h.nodeAttestRoute()
 
 	// Anything else under /v1/ is a problem+json 405 or 404, not the mux's
 	// text.

@@ -33,6 +33,7 @@ const (
 	FieldScopes        = "scopes"
 	FieldPermissions   = "permissions"
 	FieldRequireDPoP   = "require_dpop"
+	FieldFederatesWith = "federates_with"
 	FieldMaxTTL        = "max_ttl_seconds"
 	FieldLabels        = "labels"
 	FieldExpiresAt     = "expires_at"
@@ -62,6 +63,9 @@ type CreateAgentParams struct {
 	// RequireDPoP makes the token endpoint issue the agent only
 	// DPoP-bound tokens (RFC 9449).
 	RequireDPoP bool
+	// FederatesWith are the foreign trust domains whose bundles the
+	// agent's workloads get; see NormalizeFederatesWith.
+	FederatesWith []string
 	// MaxTTL is the credential max TTL: zero means the Service's default;
 	// otherwise a whole number of seconds from MinMaxTTL to the cap.
 	MaxTTL time.Duration
@@ -86,6 +90,7 @@ type UpdateAgentParams struct {
 	Scopes        *[]string
 	Permissions   *[]string
 	RequireDPoP   *bool
+	FederatesWith *[]string
 	MaxTTL        *time.Duration
 	Labels        *map[string]string
 	// ExpiresAt set to the zero time clears the expiry.
@@ -173,6 +178,10 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 	if err != nil {
 		return store.Agent{}, err
 	}
+	federates, err := NormalizeFederatesWith(p.FederatesWith, s.td)
+	if err != nil {
+		return store.Agent{}, err
+	}
 	ttl := p.MaxTTL
 	if ttl == 0 {
 		ttl = s.defaultTTL
@@ -200,6 +209,7 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 		Scopes:        scopes,
 		Permissions:   perms,
 		RequireDPoP:   p.RequireDPoP,
+		FederatesWith: federates,
 		MaxTTL:        ttl,
 		Labels:        cloneLabels(p.Labels),
 		ExpiresAt:     exp,
@@ -389,6 +399,7 @@ type agentUpdate struct {
 	Scopes        []string
 	Permissions   []string
 	RequireDPoP   bool
+	FederatesWith []string
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time
@@ -442,6 +453,12 @@ func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdat
 	if p.RequireDPoP != nil {
 		u.RequireDPoP = *p.RequireDPoP
 		u.set[FieldRequireDPoP] = true
+	}
+	if p.FederatesWith != nil {
+		if u.FederatesWith, err = NormalizeFederatesWith(*p.FederatesWith, s.td); err != nil {
+			return u, err
+		}
+		u.set[FieldFederatesWith] = true
 	}
 	if p.MaxTTL != nil {
 		if err := s.checkTTL(*p.MaxTTL); err != nil {
@@ -501,6 +518,9 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 	if mark(FieldRequireDPoP, u.RequireDPoP != a.RequireDPoP) {
 		a.RequireDPoP = u.RequireDPoP
 	}
+	if mark(FieldFederatesWith, !slices.Equal(u.FederatesWith, a.FederatesWith)) {
+		a.FederatesWith = u.FederatesWith
+	}
 	if mark(FieldMaxTTL, u.MaxTTL != a.MaxTTL) {
 		a.MaxTTL = u.MaxTTL
 	}
@@ -517,7 +537,7 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 // order agent.updated lists them.
 func allAgentFields() []string {
 	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldScopes, FieldPermissions,
-		FieldRequireDPoP, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+		FieldRequireDPoP, FieldFederatesWith, FieldMaxTTL, FieldLabels, FieldExpiresAt}
 }
 
 // agentFieldValues returns the audit detail values of the named fields.
@@ -541,6 +561,8 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			d[f] = nonNil(a.Permissions)
 		case FieldRequireDPoP:
 			d[f] = a.RequireDPoP
+		case FieldFederatesWith:
+			d[f] = nonNil(a.FederatesWith)
 		case FieldMaxTTL:
 			d[f] = int64(a.MaxTTL / time.Second)
 		case FieldLabels:

@@ -2,14 +2,13 @@ package identity
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
+
+	"github.com/agentid/agentid/internal/secret"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/recordid"
@@ -37,8 +36,6 @@ const (
 	// ClientSecretPrefix starts every client secret, so secret scanners can
 	// recognise one.
 	ClientSecretPrefix = "aidcs_"
-	// clientSecretBytes is the entropy of a client secret: 256 bits.
-	clientSecretBytes = 32
 )
 
 // AddClientKeyParams registers a public key an agent authenticates with
@@ -210,7 +207,7 @@ func (s *Service) CreateClientSecret(ctx context.Context, o audit.Origin, p Crea
 	if err != nil {
 		return store.ClientSecret{}, "", err
 	}
-	secret, err := newClientSecret(s.rand)
+	plain, err := secret.New(ClientSecretPrefix, s.rand)
 	if err != nil {
 		return store.ClientSecret{}, "", err
 	}
@@ -235,10 +232,10 @@ func (s *Service) CreateClientSecret(ctx context.Context, o audit.Origin, p Crea
 				a.Name, len(live), strings.Join(live, ", "), ErrLimitExceeded)
 		}
 		created, err := tx.CreateClientSecret(ctx, store.ClientSecret{
-			ID: id, AgentID: a.ID, Hash: HashClientSecret(secret), CreatedAt: now, ExpiresAt: exp,
+			ID: id, AgentID: a.ID, Hash: HashClientSecret(plain), CreatedAt: now, ExpiresAt: exp,
 		})
 		if err != nil {
-			return fmt.Errorf("identity: create client secret: %w", err)
+			return fmt.Errorf("identity: create client plain: %w", err)
 		}
 		details := map[string]any{
 			"secret_id":  created.ID,
@@ -255,7 +252,7 @@ func (s *Service) CreateClientSecret(ctx context.Context, o audit.Origin, p Crea
 		return store.ClientSecret{}, "", err
 	}
 	out.Hash = nil
-	return out, secret, nil
+	return out, plain, nil
 }
 
 // ListClientSecrets returns the agent's client secrets, expired ones
@@ -310,10 +307,7 @@ func (s *Service) RemoveClientSecret(ctx context.Context, o audit.Origin, ref, i
 // HashClientSecret returns the SHA-256 of a client secret, the form in
 // which it is stored. A secret is 256 random bits, so a fast hash is as
 // strong as a slow password KDF here: there is nothing to guess.
-func HashClientSecret(secret string) []byte {
-	h := sha256.Sum256([]byte(secret))
-	return h[:]
-}
+func HashClientSecret(s string) []byte { return secret.Hash(s) }
 
 // MatchClientSecret returns the unexpired secret among secrets whose hash
 // is that of secret. It compares the hash with every candidate in constant
@@ -338,15 +332,6 @@ func MatchClientSecret(secrets []store.ClientSecret, secret string, now time.Tim
 // secretExpired reports whether cs has expired at now.
 func secretExpired(cs store.ClientSecret, now time.Time) bool {
 	return !cs.ExpiresAt.IsZero() && !now.Before(cs.ExpiresAt)
-}
-
-// newClientSecret returns ClientSecretPrefix and 256 random bits.
-func newClientSecret(r io.Reader) (string, error) {
-	var b [clientSecretBytes]byte
-	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("identity: read random: %w", err)
-	}
-	return ClientSecretPrefix + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 // touchForCredentials resolves ref inside tx and bumps the agent's version

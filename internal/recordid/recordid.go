@@ -27,6 +27,11 @@ const (
 	Token        = "tok" // access token jti
 	// Instance is one attested run of an agent.
 	Instance = "ins"
+	// JoinToken is a node's single-use join token (its record, never the
+	// secret itself).
+	JoinToken = "njt"
+	// Node is a host running `agentid node`.
+	Node = "nod"
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"

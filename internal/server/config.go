@@ -47,7 +47,10 @@ type Config struct {
 	Keys        KeysConfig        `yaml:"keys"`
 	CA          CAConfig          `yaml:"ca"`
 	Bundle      BundleConfig      `yaml:"bundle"`
-	Log         LogConfig         `yaml:"log"`
+	// Federation lists the foreign trust domains this one federates with
+	// (docs/spiffe.md#federation).
+	Federation []FederationConfig `yaml:"federation"`
+	Log        LogConfig          `yaml:"log"`
 
 	// Dev marks the development server: plain HTTP is allowed (on
 	// loopback only). Not settable from YAML.
@@ -235,6 +238,7 @@ func ParseConfig(b []byte, baseDir string) (Config, error) {
 			*p = filepath.Join(baseDir, *p)
 		}
 	}
+	c.resolveFederationPaths(baseDir)
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -302,6 +306,7 @@ func (c *Config) setDefaults() {
 	if c.Bundle.RefreshHint == 0 {
 		c.Bundle.RefreshHint = DefaultBundleRefreshHint
 	}
+	c.federationDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -360,6 +365,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Bundle.validate(c.Keys.RotationPeriod); err != nil {
+		return err
+	}
+	if err := c.validateFederation(); err != nil {
 		return err
 	}
 	switch c.Log.Level {
@@ -511,6 +519,12 @@ ca:                           # the X.509 CA that signs X.509-SVIDs, its keys se
 
 bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
   refresh_hint: 5m            # spiffe_refresh_hint and Cache-Control max-age
+
+# federation:                 # foreign SPIFFE trust domains whose bundles agents' workloads get
+#   - trust_domain: partner.example
+#     bundle_endpoint_url: https://spire.partner.example/bundle
+#     bundle_endpoint_profile: https_web       # the only profile supported: Web PKI TLS
+#     initial_bundle_file: ./partner.bundle.json # optional SPIFFE bundle used until the first fetch
 
 log:
   level: info                 # debug, info, warn, error

@@ -50,8 +50,9 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 	return o, nil
 }
 
-// runCollectors deletes expired token state (one-time ids, revocations)
-// and long-expired SVID records every CollectInterval until ctx ends. Each
+// runCollectors deletes expired token state (one-time ids, revocations),
+// long-expired SVID records and join tokens every CollectInterval until
+// ctx ends. Each
 // collection runs under its own store lease, so one replica of several
 // does it.
 func (s *Server) runCollectors(ctx context.Context) {
@@ -66,6 +67,7 @@ func (s *Server) runCollectors(ctx context.Context) {
 	}{
 		{"expired token records", s.oauth.Collect},
 		{"expired SVID records", s.svids.Collect},
+		{"expired join tokens", s.nodes.CollectJoinTokens},
 	}
 	t := time.NewTicker(CollectInterval)
 	defer t.Stop()

@@ -1,13 +1,15 @@
 // Package server is agentid's composition root: it turns a Config into a
 // running control plane (store, root key, audit recorder and checkpointer,
-// signing keys, X.509 CA, SVIDs and the trust bundle, registry, admin
-// authentication, HTTP API) and owns the start and stop order.
+// signing keys, X.509 CA, SVIDs and the trust bundle, federated trust
+// domains' bundles, registry, node registry, admin authentication, HTTP
+// API) and owns the start and stop order.
 package server
 
 import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -26,9 +28,11 @@ import (
 	"github.com/agentid/agentid/internal/buildinfo"
 	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/ca"
+	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/httpapi"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/keys"
+	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/postgres"
@@ -54,6 +58,14 @@ type Server struct {
 	jwtSVIDKeys *keys.Manager
 	svids       *svid.Service
 	bundle      *bundle.Bundle
+
+	// federation keeps the foreign trust domains' bundles
+	// (federation.go); federationRoots verify their bundle endpoints.
+	federation      *federation.Manager
+	federationRoots *x509.CertPool
+
+	// nodes is the node registry (nodes.go).
+	nodes *noderegistry.Service
 }
 
 // Params are what New needs besides the config.
@@ -62,6 +74,10 @@ type Params struct {
 	// Getenv reads AGENTID_ROOT_KEY and AGENTID_POSTGRES_DSN; default
 	// os.Getenv.
 	Getenv func(string) string
+	// FederationRoots verify the TLS certificates of the federated trust
+	// domains' bundle endpoints (the Web PKI of the https_web profile);
+	// nil: the system's roots. For tests.
+	FederationRoots *x509.CertPool
 }
 
 // New opens the store (applying migrations), loads or creates the root key
@@ -87,7 +103,7 @@ func New(ctx context.Context, cfg Config, p Params) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: p.Logger, store: st}
+	s := &Server{cfg: cfg, log: p.Logger, store: st, federationRoots: p.FederationRoots}
 	if err := s.build(ctx, root); err != nil {
 		_ = st.Close()
 		return nil, err
@@ -159,6 +175,12 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err := s.newSVIDs(ctx, root, rec, clock); err != nil {
 		return err
 	}
+	if err := s.newFederation(ctx, rec, clock); err != nil {
+		return err
+	}
+	if err := s.newNodes(rec, clock); err != nil {
+		return err
+	}
 	reg, err := identity.New(identity.Params{
 		Store: s.store, Recorder: rec, TrustDomain: s.cfg.TrustDomain,
 		DefaultTTL: s.cfg.Credentials.DefaultTTL, MaxTTLCap: s.cfg.Credentials.MaxTTL,
@@ -180,7 +202,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	s.handler, err = httpapi.New(httpapi.Params{
 		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
 		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth, CA: s.ca,
-		SVIDs: s.svids, Bundle: s.bundle,
+		SVIDs: s.svids, Bundle: s.bundle, Federation: s.federation, Nodes: s.nodes,
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
 		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
@@ -257,6 +279,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.keys.Run(cpCtx) })
 	wg.Go(func() { s.ca.Run(cpCtx) })
 	wg.Go(func() { s.jwtSVIDKeys.Run(cpCtx) })
+	wg.Go(func() { s.federation.Run(cpCtx) })
 	wg.Go(func() { s.runCollectors(cpCtx) })
 
 	errc := make(chan error, 1)

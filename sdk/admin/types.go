@@ -1,6 +1,7 @@
 // Package admin is the Go client of agentid's admin API (/v1/…): agents
-// and their client credentials, owners, admin tokens, token revocation and
-// the audit trail. It defines the API's wire types,
+// and their client credentials, owners, admin tokens, token revocation,
+// the audit trail, and nodes (join tokens, attestation, eviction). It
+// defines the API's wire types,
 // which the server uses too, so client and server cannot drift apart.
 //
 // The package imports nothing from agentid's internal packages and no
@@ -16,6 +17,8 @@ import (
 // Agent is a registered agent identity as the admin API returns it.
 // ClientID is its OAuth client_id, which is its id. TokensRevokedAt, when
 // set, revokes every token issued to it at or before that second.
+// FederatesWith names the foreign SPIFFE trust domains whose bundles its
+// workloads get as federated bundles.
 type Agent struct {
 	ID              string            `json:"id"`
 	ClientID        string            `json:"client_id"`
@@ -28,6 +31,7 @@ type Agent struct {
 	Scopes          []string          `json:"scopes"`
 	Permissions     []string          `json:"permissions"`
 	RequireDPoP     bool              `json:"require_dpop"`
+	FederatesWith   []string          `json:"federates_with"`
 	MaxTTLSeconds   int64             `json:"max_ttl_seconds"`
 	Labels          map[string]string `json:"labels"`
 	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
@@ -52,6 +56,7 @@ type CreateAgentRequest struct {
 	Scopes        []string          `json:"scopes,omitempty"`
 	Permissions   []string          `json:"permissions,omitempty"`
 	RequireDPoP   bool              `json:"require_dpop,omitempty"`
+	FederatesWith []string          `json:"federates_with,omitempty"`
 	MaxTTLSeconds int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
@@ -70,6 +75,7 @@ type UpdateAgentRequest struct {
 	Scopes        *[]string          `json:"scopes,omitempty"`
 	Permissions   *[]string          `json:"permissions,omitempty"`
 	RequireDPoP   *bool              `json:"require_dpop,omitempty"`
+	FederatesWith *[]string          `json:"federates_with,omitempty"`
 	MaxTTLSeconds *int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        *map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time         `json:"expires_at,omitempty"`
@@ -260,6 +266,7 @@ const (
 	ProblemUnsupportedMediaType = "urn:agentid:problem:unsupported-media-type"
 	ProblemMethodNotAllowed     = "urn:agentid:problem:method-not-allowed"
 	ProblemUnavailable          = "urn:agentid:problem:unavailable"
+	ProblemBundleFetchFailed    = "urn:agentid:problem:bundle-fetch-failed"
 	ProblemInternal             = "urn:agentid:problem:internal"
 )
 
