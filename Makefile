@@ -12,7 +12,7 @@ LDFLAGS := -X github.com/agentid/agentid/internal/buildinfo.Version=$(VERSION)
 RACE := $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
 .DEFAULT_GOAL := help
-.PHONY: help build test check fmt vet lint bench bench-tokens fuzz clean
+.PHONY: help build test check fmt vet lint bench bench-tokens bench-svids fuzz clean
 
 help: ## List the targets.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,9 @@ bench: ## Audit benchmarks (durable appends with 1 and 32 writers, verify); see 
 
 bench-tokens: build ## Token issuance vs the machine's ceiling (32 clients, 3 runs of 10s; Linux); see docs/benchmarks.md. BENCH_FLAGS adds flags.
 	$(BIN)/agentid bench tokens --runs 3 $(BENCH_FLAGS)
+
+bench-svids: ## SVID minting: X.509-SVID vs x509.CreateCertificate in the same run, JWT-SVID; see docs/benchmarks.md.
+	$(GO) test -run '^$$' -bench 'X509SVID|JWTSVID' -benchtime 2s -count 5 ./internal/credential/
 
 fuzz: ## Run every fuzz target for FUZZTIME each (default 20s).
 	@$(GO) list -f '{{.Dir}} {{.ImportPath}}' ./... | while read dir pkg; do \
