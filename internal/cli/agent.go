@@ -35,6 +35,7 @@ type agentSpecFlags struct {
 	Scope         []string `help:"OAuth scope the agent may be granted (RFC 6749 scope token, e.g. tickets:read). Repeat the flag or separate with commas." placeholder:"SCOPE"`
 	Permission    []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint). Repeat the flag or separate with commas." placeholder:"PERM"`
 	FederatesWith []string `name:"federates-with" help:"Foreign SPIFFE trust domain whose bundle the agent's workloads get as a federated bundle (see agentid federation list). Repeat the flag or separate with commas." placeholder:"TD"`
+	Selector      []string `name:"selector" sep:"none" help:"Workload selector by which agentid node knows a workload runs as the agent: unix:uid:N, unix:gid:N, unix:path:/abs/exe or unix:sha256:HEX. All must hold. Repeat the flag for several (no comma splitting)." placeholder:"SEL"`
 	Label         []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`
 }
 
@@ -60,6 +61,7 @@ func (c *agentCreateCmd) Run(rc *runContext) error {
 		Permissions:   c.Permission,
 		RequireDPoP:   c.RequireDPoP,
 		FederatesWith: c.FederatesWith,
+		Selectors:     c.Selector,
 	}
 	var err error
 	if req.MaxTTLSeconds, err = ttlSeconds("--max-ttl", c.MaxTTL); err != nil {
@@ -146,6 +148,7 @@ type agentUpdateCmd struct {
 	ClearScopes        bool           `name:"clear-scopes" help:"Remove every scope."`
 	ClearPermissions   bool           `name:"clear-permissions" help:"Remove every permission."`
 	ClearFederatesWith bool           `name:"clear-federates-with" help:"Federate with no foreign trust domain."`
+	ClearSelectors     bool           `name:"clear-selectors" help:"Remove every workload selector: no workload gets the agent's SVIDs from a node."`
 	RequireDPoP        *bool          `name:"require-dpop" negatable:"" help:"Require DPoP-bound tokens (--no-require-dpop: no longer require them)."`
 	ClearLabels        bool           `name:"clear-labels" help:"Remove every label."`
 	MaxTTL             *time.Duration `name:"max-ttl" help:"New longest credential lifetime, in whole seconds." placeholder:"DURATION"`
@@ -156,7 +159,7 @@ type agentUpdateCmd struct {
 
 // Help adds the update semantics to the command's help.
 func (c *agentUpdateCmd) Help() string {
-	return "List flags (--owner, --action-class, --audience, --scope, --permission, --federates-with, --label) replace the whole list or map; " +
+	return "List flags (--owner, --action-class, --audience, --scope, --permission, --federates-with, --selector, --label) replace the whole list or map; " +
 		"flags not given leave the field unchanged."
 }
 
@@ -170,6 +173,7 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	req.Scopes = replaceList(c.Scope, c.ClearScopes)
 	req.Permissions = replaceList(c.Permission, c.ClearPermissions)
 	req.FederatesWith = replaceList(c.FederatesWith, c.ClearFederatesWith)
+	req.Selectors = replaceList(c.Selector, c.ClearSelectors)
 	req.RequireDPoP = c.RequireDPoP
 	if c.Label != nil || c.ClearLabels {
 		m, err := parseLabels(c.Label)
@@ -194,7 +198,7 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	}
 	if req.Purpose == nil && req.Owners == nil && req.ActionClasses == nil && req.Audiences == nil &&
 		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil && req.FederatesWith == nil &&
-		req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
+		req.Selectors == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
 		return &exitError{code: ExitUsage, msg: "agent update: nothing to change; give at least one of the field flags (see --help)"}
 	}
 	cl, err := rc.client()
@@ -289,6 +293,7 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Permissions", strings.Join(a.Permissions, ", ")},
 		{"Require DPoP", yesNo(a.RequireDPoP)},
 		{"Federates with", strings.Join(a.FederatesWith, ", ")},
+		{"Selectors", strings.Join(a.Selectors, ", ")},
 		{"Max TTL", fmtSeconds(a.MaxTTLSeconds)},
 		{"Labels", fmtLabels(a.Labels)},
 		{"Expires", agentExpiry(a)},

@@ -21,7 +21,8 @@ func sampleAgents() []admin.Agent {
 		{ID: "agt_01", ClientID: "agt_01", Name: "ticket-triage", SPIFFEID: "spiffe://example.org/agent/ticket-triage",
 			Owners: []string{"own_alice"}, Purpose: "Triage support tickets", ActionClasses: []string{"read:tickets", "write:labels"},
 			Audiences: []string{"https://tickets.example.org"}, Scopes: []string{"tickets:read", "tickets:write"},
-			Permissions: []string{"introspect"}, RequireDPoP: true, FederatesWith: []string{"partner.example"}, MaxTTLSeconds: 900, Labels: map[string]string{"team": "support", "env": "prod"},
+			Permissions: []string{"introspect"}, RequireDPoP: true, FederatesWith: []string{"partner.example"},
+			Selectors: []string{"unix:path:/usr/local/bin/triage", "unix:uid:1000"}, MaxTTLSeconds: 900, Labels: map[string]string{"team": "support", "env": "prod"},
 			ExpiresAt: &later, TokensRevokedAt: &revoked, State: "active", CreatedBy: "adt_boot", CreatedAt: t0, UpdatedAt: t0, Version: 3},
 		{ID: "agt_02", ClientID: "agt_02", Name: "report-writer", SPIFFEID: "spiffe://example.org/agent/report-writer",
 			Owners: []string{"own_bob", "own_carol"}, Purpose: "Weekly reports", MaxTTLSeconds: 300,
@@ -117,17 +118,19 @@ func TestAgentCreateSendsFlags(t *testing.T) {
 	r := run(t, srv.URL, "agent", "create", "mailer", "--owner", "alice@example.org", "--owner", "own_team",
 		"--purpose", "Send mail", "--action-class", "send:mail", "--audience", "smtp", "--max-ttl", "10m",
 		"--label", "team=ops", "--label", "note=a,b", "--expires-at", "2030-01-02T03:04:05Z",
-		"--federates-with", "partner.example,acme.example")
+		"--federates-with", "partner.example,acme.example",
+		"--selector", "unix:uid:1000", "--selector", "unix:path:/opt/a,b/mailer")
 	wantCode(t, r, ExitOK)
 	contains(t, "stdout", r.stdout, "Agent mailer created.", "spiffe://example.org/agent/mailer",
-		"Federates with:  partner.example, acme.example")
+		"Federates with:  partner.example, acme.example", "Selectors:       unix:uid:1000, unix:path:/opt/a,b/mailer")
 	var got admin.CreateAgentRequest
 	if err := json.Unmarshal([]byte(f.body("POST /v1/agents")), &got); err != nil {
 		t.Fatal(err)
 	}
 	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	want := admin.CreateAgentRequest{Name: "mailer", Purpose: "Send mail", Owners: []string{"alice@example.org", "own_team"},
-		ActionClasses: []string{"send:mail"}, Audiences: []string{"smtp"}, FederatesWith: []string{"partner.example", "acme.example"}, MaxTTLSeconds: 600,
+		ActionClasses: []string{"send:mail"}, Audiences: []string{"smtp"}, FederatesWith: []string{"partner.example", "acme.example"},
+		Selectors: []string{"unix:uid:1000", "unix:path:/opt/a,b/mailer"}, MaxTTLSeconds: 600,
 		Labels: map[string]string{"team": "ops", "note": "a,b"}, ExpiresAt: &exp}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("request (-want +got):\n%s", diff)
@@ -189,6 +192,8 @@ func TestAgentUpdateSendsOnlyGivenFlags(t *testing.T) {
 	}{
 		{[]string{"--federates-with", "b.example", "--federates-with", "a.example"}, `{"federates_with":["b.example","a.example"]}`, "Federates with:  b.example, a.example"},
 		{[]string{"--clear-federates-with"}, `{"federates_with":[]}`, "Federates with:  -\n"},
+		{[]string{"--selector", "unix:gid:0", "--selector", "unix:path:/bin/a,b"}, `{"selectors":["unix:gid:0","unix:path:/bin/a,b"]}`, "Selectors:       unix:gid:0, unix:path:/bin/a,b\n"},
+		{[]string{"--clear-selectors"}, `{"selectors":[]}`, "Selectors:       -\n"},
 	} {
 		r := run(t, srv.URL, append([]string{"agent", "update", "ticket-triage"}, tc.args...)...)
 		wantCode(t, r, ExitOK)

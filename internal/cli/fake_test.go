@@ -66,7 +66,7 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 		}
 		a := admin.Agent{ID: "agt_" + req.Name, ClientID: "agt_" + req.Name, Name: req.Name, SPIFFEID: "spiffe://example.org/agent/" + req.Name,
 			Owners: req.Owners, Purpose: req.Purpose, ActionClasses: req.ActionClasses, Audiences: req.Audiences,
-			Scopes: req.Scopes, Permissions: req.Permissions, RequireDPoP: req.RequireDPoP, FederatesWith: req.FederatesWith,
+			Scopes: req.Scopes, Permissions: req.Permissions, RequireDPoP: req.RequireDPoP, FederatesWith: req.FederatesWith, Selectors: req.Selectors,
 			MaxTTLSeconds: req.MaxTTLSeconds, Labels: req.Labels, ExpiresAt: req.ExpiresAt, State: "active",
 			CreatedBy: "adt_test", CreatedAt: t0, UpdatedAt: t0, Version: 1}
 		if a.MaxTTLSeconds == 0 {
@@ -109,6 +109,9 @@ func (f *fakeAPI) serve(t *testing.T) *httptest.Server {
 		}
 		if req.FederatesWith != nil {
 			a.FederatesWith = *req.FederatesWith
+		}
+		if req.Selectors != nil {
+			a.Selectors = *req.Selectors
 		}
 		a.Version++
 		writeJSON(w, http.StatusOK, a)

@@ -27,6 +27,7 @@ func (h *handler) agentOut(a store.Agent) admin.Agent {
 		Permissions:     nonNil(a.Permissions),
 		RequireDPoP:     a.RequireDPoP,
 		FederatesWith:   nonNil(a.FederatesWith),
+		Selectors:       nonNil(a.Selectors),
 		MaxTTLSeconds:   int64(a.MaxTTL / time.Second),
 		Labels:          a.Labels,
 		ExpiresAt:       optTime(a.ExpiresAt),
@@ -74,7 +75,7 @@ func (h *handler) createAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Name: in.Name, Purpose: in.Purpose, Owners: in.Owners,
 		ActionClasses: in.ActionClasses, Audiences: in.Audiences,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
-		FederatesWith: in.FederatesWith, MaxTTL: ttl, Labels: in.Labels,
+		FederatesWith: in.FederatesWith, Selectors: in.Selectors, MaxTTL: ttl, Labels: in.Labels,
 	}
 	if in.ExpiresAt != nil {
 		params.ExpiresAt = *in.ExpiresAt
@@ -153,7 +154,7 @@ func (h *handler) updateAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Purpose: in.Purpose, Owners: in.Owners, ActionClasses: in.ActionClasses,
 		Audiences: in.Audiences, Labels: in.Labels, ExpiresAt: in.ExpiresAt,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
-		FederatesWith: in.FederatesWith,
+		FederatesWith: in.FederatesWith, Selectors: in.Selectors,
 	}
 	if in.MaxTTLSeconds != nil {
 		ttl, err := ttlParam("max_ttl_seconds", *in.MaxTTLSeconds)

@@ -34,6 +34,7 @@ const (
 	FieldPermissions   = "permissions"
 	FieldRequireDPoP   = "require_dpop"
 	FieldFederatesWith = "federates_with"
+	FieldSelectors     = "selectors"
 	FieldMaxTTL        = "max_ttl_seconds"
 	FieldLabels        = "labels"
 	FieldExpiresAt     = "expires_at"
@@ -66,6 +67,10 @@ type CreateAgentParams struct {
 	// FederatesWith are the foreign trust domains whose bundles the
 	// agent's workloads get; see NormalizeFederatesWith.
 	FederatesWith []string
+	// Selectors are the workload selectors by which a node knows a
+	// workload runs as the agent; see NormalizeSelectors. None: no
+	// workload gets the agent's SVIDs from a node.
+	Selectors []string
 	// MaxTTL is the credential max TTL: zero means the Service's default;
 	// otherwise a whole number of seconds from MinMaxTTL to the cap.
 	MaxTTL time.Duration
@@ -91,6 +96,7 @@ type UpdateAgentParams struct {
 	Permissions   *[]string
 	RequireDPoP   *bool
 	FederatesWith *[]string
+	Selectors     *[]string
 	MaxTTL        *time.Duration
 	Labels        *map[string]string
 	// ExpiresAt set to the zero time clears the expiry.
@@ -182,6 +188,10 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 	if err != nil {
 		return store.Agent{}, err
 	}
+	selectors, err := NormalizeSelectors(p.Selectors)
+	if err != nil {
+		return store.Agent{}, err
+	}
 	ttl := p.MaxTTL
 	if ttl == 0 {
 		ttl = s.defaultTTL
@@ -210,6 +220,7 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 		Permissions:   perms,
 		RequireDPoP:   p.RequireDPoP,
 		FederatesWith: federates,
+		Selectors:     selectors,
 		MaxTTL:        ttl,
 		Labels:        cloneLabels(p.Labels),
 		ExpiresAt:     exp,
@@ -400,6 +411,7 @@ type agentUpdate struct {
 	Permissions   []string
 	RequireDPoP   bool
 	FederatesWith []string
+	Selectors     []string
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time
@@ -459,6 +471,12 @@ func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdat
 			return u, err
 		}
 		u.set[FieldFederatesWith] = true
+	}
+	if p.Selectors != nil {
+		if u.Selectors, err = NormalizeSelectors(*p.Selectors); err != nil {
+			return u, err
+		}
+		u.set[FieldSelectors] = true
 	}
 	if p.MaxTTL != nil {
 		if err := s.checkTTL(*p.MaxTTL); err != nil {
@@ -521,6 +539,9 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 	if mark(FieldFederatesWith, !slices.Equal(u.FederatesWith, a.FederatesWith)) {
 		a.FederatesWith = u.FederatesWith
 	}
+	if mark(FieldSelectors, !slices.Equal(u.Selectors, a.Selectors)) {
+		a.Selectors = u.Selectors
+	}
 	if mark(FieldMaxTTL, u.MaxTTL != a.MaxTTL) {
 		a.MaxTTL = u.MaxTTL
 	}
@@ -537,7 +558,7 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 // order agent.updated lists them.
 func allAgentFields() []string {
 	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldScopes, FieldPermissions,
-		FieldRequireDPoP, FieldFederatesWith, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldMaxTTL, FieldLabels, FieldExpiresAt}
 }
 
 // agentFieldValues returns the audit detail values of the named fields.
@@ -563,6 +584,8 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			d[f] = a.RequireDPoP
 		case FieldFederatesWith:
 			d[f] = nonNil(a.FederatesWith)
+		case FieldSelectors:
+			d[f] = nonNil(a.Selectors)
 		case FieldMaxTTL:
 			d[f] = int64(a.MaxTTL / time.Second)
 		case FieldLabels:

@@ -31,9 +31,14 @@ type Agent struct {
 	// FederatesWith names the foreign trust domains whose bundles the
 	// agent's workloads receive as federated bundles, sorted.
 	FederatesWith []string
-	MaxTTL        time.Duration
-	Labels        map[string]string
-	ExpiresAt     time.Time // zero: never
+	// Selectors are the workload selectors (unix:uid:1000, …) by which a
+	// node maps a calling workload to the agent, sorted; the agent
+	// matches a workload when every one holds. None: no workload runs
+	// as the agent.
+	Selectors []string
+	MaxTTL    time.Duration
+	Labels    map[string]string
+	ExpiresAt time.Time // zero: never
 	// TokensRevokedAt revokes every token issued to the agent before it;
 	// zero: none.
 	TokensRevokedAt time.Time

@@ -18,7 +18,10 @@ import (
 // ClientID is its OAuth client_id, which is its id. TokensRevokedAt, when
 // set, revokes every token issued to it at or before that second.
 // FederatesWith names the foreign SPIFFE trust domains whose bundles its
-// workloads get as federated bundles.
+// workloads get as federated bundles. Selectors are the workload
+// selectors (unix:uid:1000, unix:path:/usr/local/bin/x,
+// unix:sha256:<hex>) by which a node knows a workload runs as the agent:
+// all of them must hold; none means no workload does.
 type Agent struct {
 	ID              string            `json:"id"`
 	ClientID        string            `json:"client_id"`
@@ -32,6 +35,7 @@ type Agent struct {
 	Permissions     []string          `json:"permissions"`
 	RequireDPoP     bool              `json:"require_dpop"`
 	FederatesWith   []string          `json:"federates_with"`
+	Selectors       []string          `json:"selectors"`
 	MaxTTLSeconds   int64             `json:"max_ttl_seconds"`
 	Labels          map[string]string `json:"labels"`
 	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
@@ -57,6 +61,7 @@ type CreateAgentRequest struct {
 	Permissions   []string          `json:"permissions,omitempty"`
 	RequireDPoP   bool              `json:"require_dpop,omitempty"`
 	FederatesWith []string          `json:"federates_with,omitempty"`
+	Selectors     []string          `json:"selectors,omitempty"`
 	MaxTTLSeconds int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
@@ -76,6 +81,7 @@ type UpdateAgentRequest struct {
 	Permissions   *[]string          `json:"permissions,omitempty"`
 	RequireDPoP   *bool              `json:"require_dpop,omitempty"`
 	FederatesWith *[]string          `json:"federates_with,omitempty"`
+	Selectors     *[]string          `json:"selectors,omitempty"`
 	MaxTTLSeconds *int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        *map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time         `json:"expires_at,omitempty"`

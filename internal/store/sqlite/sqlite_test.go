@@ -190,7 +190,8 @@ func TestUpgradeFrom0001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.ActionClasses[0] != "read" || a.Scopes != nil || a.Permissions != nil || a.RequireDPoP || !a.TokensRevokedAt.IsZero() {
-		t.Errorf("upgraded agent = %+v, want action class read and empty OAuth fields", a)
+	if a.ActionClasses[0] != "read" || a.Scopes != nil || a.Permissions != nil || a.RequireDPoP || !a.TokensRevokedAt.IsZero() ||
+		a.FederatesWith != nil || a.Selectors != nil {
+		t.Errorf("upgraded agent = %+v, want action class read and empty OAuth and SPIFFE fields", a)
 	}
 }

@@ -18,7 +18,7 @@ func (d *Dialect) agentCols() string {
 	return `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
 	a.max_ttl, a.labels, a.expires_at, a.state, a.created_by, a.created_at,
 	a.updated_at, a.version, a.scopes, a.permissions, a.require_dpop, a.tokens_revoked_at,
-	a.federates_with,
+	a.federates_with, a.selectors,
 	NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
 		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned,
 	` + d.OwnerIDs + ` AS owner_ids`
@@ -32,14 +32,14 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 		actions, audiences, labels string
 		ownerIDs                   sql.NullString
 		scopes, permissions        string
-		federatesWith              string
+		federatesWith, selectors   string
 		maxTTL                     int64
 		state                      string
 	)
 	err := s.Scan(&a.ID, &a.Name, &a.SPIFFEID, &a.Purpose, &actions, &audiences,
 		&maxTTL, &labels, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
 		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version,
-		&scopes, &permissions, &a.RequireDPoP, timeCol{&a.TokensRevokedAt}, &federatesWith, &a.Orphaned, &ownerIDs)
+		&scopes, &permissions, &a.RequireDPoP, timeCol{&a.TokensRevokedAt}, &federatesWith, &selectors, &a.Orphaned, &ownerIDs)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -65,6 +65,9 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 		return store.Agent{}, err
 	}
 	if a.FederatesWith, err = parseList(federatesWith); err != nil {
+		return store.Agent{}, err
+	}
+	if a.Selectors, err = parseList(selectors); err != nil {
 		return store.Agent{}, err
 	}
 	return a, nil
@@ -245,10 +248,14 @@ func (t *txn) agentArgs(a store.Agent) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	selectors, err := listArg(a.Selectors)
+	if err != nil {
+		return nil, err
+	}
 	return []any{a.ID, a.Name, a.SPIFFEID, a.Purpose, actions, audiences,
 		int64(a.MaxTTL), labels, t.d.timeArg(a.ExpiresAt), string(a.State),
 		a.CreatedBy, t.d.timeArg(a.CreatedAt), t.d.timeArg(a.UpdatedAt), a.Version,
-		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt), federatesWith}, nil
+		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt), federatesWith, selectors}, nil
 }
 
 func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
@@ -259,8 +266,8 @@ func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO agents (id, name, spiffe_id, purpose,
 		action_classes, audiences, max_ttl, labels, expires_at, state, created_by,
 		created_at, updated_at, version, scopes, permissions, require_dpop, tokens_revoked_at,
-		federates_with)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		federates_with, selectors)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		args...); err != nil {
 		return t.d.classify(err)
 	}
@@ -303,14 +310,15 @@ func (t *txn) UpdateAgent(ctx context.Context, id string, fn func(store.Agent) (
 			return err
 		}
 		// args: $1 id … $14 version, $15 scopes … $18 tokens_revoked_at,
-		// $19 federates_with; the immutable columns are not written.
+		// $19 federates_with, $20 selectors; the immutable columns are not
+		// written.
 		res, err := t.q.ExecContext(ctx, `UPDATE agents SET spiffe_id = $2, purpose = $3,
 			action_classes = $4, audiences = $5, max_ttl = $6, labels = $7, expires_at = $8,
 			state = $9, updated_at = $10, version = $11, scopes = $12, permissions = $13,
-			require_dpop = $14, tokens_revoked_at = $15, federates_with = $16
-			WHERE id = $1 AND version = $17`,
+			require_dpop = $14, tokens_revoked_at = $15, federates_with = $16, selectors = $17
+			WHERE id = $1 AND version = $18`,
 			args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9],
-			args[12], args[13], args[14], args[15], args[16], args[17], args[18], old.Version)
+			args[12], args[13], args[14], args[15], args[16], args[17], args[18], args[19], old.Version)
 		if err := checkOne(t.d, res, err); err != nil {
 			return err
 		}

@@ -11,8 +11,8 @@
 // one-time identifiers raced by concurrent callers, and the record of issued
 // SVIDs (filters, keyset pages, collection, concurrent records of a serial),
 // and the bundles of federated trust domains and the trust domains an agent
-// federates with, and nodes and their single-use join tokens (consumption
-// raced by concurrent callers).
+// federates with, the workload selectors of agents, and nodes and their
+// single-use join tokens (consumption raced by concurrent callers).
 package storetest
 
 import (
@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FederatedBundles", testFederatedBundles},
 		{"FederatedBundleConcurrentCAS", testFederatedBundleConcurrentCAS},
 		{"AgentFederatesWith", testAgentFederatesWith},
+		{"AgentSelectors", testAgentSelectors},
 		{"JoinTokens", testJoinTokens},
 		{"JoinTokenRace", testJoinTokenRace},
 		{"Nodes", testNodes},
