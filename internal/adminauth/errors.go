@@ -2,20 +2,10 @@ package adminauth
 
 import (
 	"errors"
-	"fmt"
 
+	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/store"
 )
-
-// sentinel is an error value with its own message that also matches the
-// store sentinel it refines, so a transport may map either one.
-type sentinel struct {
-	msg  string
-	base error
-}
-
-func (e *sentinel) Error() string { return e.msg }
-func (e *sentinel) Unwrap() error { return e.base }
 
 // Sentinel errors; test with errors.Is. Transports map them:
 //
@@ -34,30 +24,20 @@ var (
 	ErrForbidden = errors.New("adminauth: forbidden")
 	// ErrInvalid means the request is malformed; the error is a
 	// *ValidationError naming the field.
-	ErrInvalid error = &sentinel{"adminauth: invalid request", store.ErrInvalid}
+	ErrInvalid = fault.NewSentinel("adminauth: invalid request", store.ErrInvalid)
 	// ErrNotFound means no admin token has the id.
-	ErrNotFound error = &sentinel{"adminauth: not found", store.ErrNotFound}
+	ErrNotFound = fault.NewSentinel("adminauth: not found", store.ErrNotFound)
 	// ErrAlreadyExists means the token name is taken.
-	ErrAlreadyExists error = &sentinel{"adminauth: already exists", store.ErrAlreadyExists}
+	ErrAlreadyExists = fault.NewSentinel("adminauth: already exists", store.ErrAlreadyExists)
 	// ErrIllegalTransition means the token cannot change that way: it is
 	// already revoked, or it is the last usable admin token.
-	ErrIllegalTransition error = &sentinel{"adminauth: illegal state transition", store.ErrConflict}
+	ErrIllegalTransition = fault.NewSentinel("adminauth: illegal state transition", store.ErrConflict)
 )
 
-// ValidationError says which input field is wrong and why. It wraps
-// ErrInvalid; Reason is safe to show to the client.
-type ValidationError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("adminauth: invalid %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap returns ErrInvalid.
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
+// ValidationError says which input field is wrong and why. Those this
+// package returns wrap ErrInvalid; Reason is safe to show to the client.
+type ValidationError = fault.ValidationError
 
 func invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return fault.Invalid(ErrInvalid, "adminauth", field, format, args...)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/agentid/agentid/internal/credential"
+	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/sdk/admin"
@@ -25,15 +26,14 @@ import (
 // problemFor unchanged. Every refused join token gets the same answer; the
 // audit event says which problem it had.
 func nodeProblem(err error) error {
-	var ve *noderegistry.ValidationError
+	var ve *fault.ValidationError
 	switch {
-	case errors.As(err, &ve):
-		field := ve.Field
-		if field == "ttl" {
-			field = "ttl_seconds"
-		}
-		return &requestError{status: http.StatusBadRequest, typ: admin.ProblemValidation, title: "Invalid field",
-			detail: "invalid " + field + ": " + ve.Reason, field: field}
+	case errors.As(err, &ve) && ve.Field == "ttl":
+		// The registry's ttl is ttl_seconds on the wire; problemFor maps
+		// validation errors.
+		renamed := *ve
+		renamed.Field = "ttl_seconds"
+		return &renamed
 	case errors.Is(err, noderegistry.ErrUnauthenticated):
 		return &requestError{status: http.StatusUnauthorized, typ: admin.ProblemUnauthenticated, title: "Unauthenticated",
 			detail: "the join token is malformed, unknown, expired or already used; ask an administrator for a new one"}

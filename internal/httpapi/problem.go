@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/agentid/agentid/internal/adminauth"
+	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/sdk/admin"
@@ -41,17 +42,13 @@ func badRequest(field, format string, args ...any) error {
 // unexpected errors is never returned; it is logged by the caller.
 func problemFor(err error) (p admin.Problem, internal bool) {
 	var re *requestError
-	var ve *identity.ValidationError
-	var ave *adminauth.ValidationError
+	var ve *fault.ValidationError
 	switch {
 	case errors.As(err, &re):
 		return admin.Problem{Type: re.typ, Title: re.title, Status: re.status, Detail: re.detail, Field: re.field}, false
 	case errors.As(err, &ve):
 		return admin.Problem{Type: admin.ProblemValidation, Title: "Invalid field", Status: http.StatusBadRequest,
-			Detail: clientDetail(ve), Field: ve.Field}, false
-	case errors.As(err, &ave):
-		return admin.Problem{Type: admin.ProblemValidation, Title: "Invalid field", Status: http.StatusBadRequest,
-			Detail: clientDetail(ave), Field: ave.Field}, false
+			Detail: ve.Detail(), Field: ve.Field}, false
 	case errors.Is(err, adminauth.ErrUnauthenticated):
 		return admin.Problem{Type: admin.ProblemUnauthenticated, Title: "Unauthenticated", Status: http.StatusUnauthorized,
 			Detail: "a valid admin token is required: Authorization: Bearer <token>"}, false

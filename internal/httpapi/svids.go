@@ -72,11 +72,8 @@ func svidInvalid(field, detail string) error {
 // svidProblem maps the svid service's errors to problems; others go to
 // problemFor unchanged.
 func svidProblem(err error) error {
-	var ve *svid.ValidationError
 	var na *svid.NotActiveError
 	switch {
-	case errors.As(err, &ve):
-		return svidInvalid(ve.Field, ve.Reason)
 	case errors.Is(err, svid.ErrNotFound):
 		return &requestError{status: http.StatusNotFound, typ: admin.ProblemNotFound, title: "Not found",
 			detail: strings.TrimPrefix(err.Error(), "svid: ")}

@@ -37,6 +37,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
+	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -102,16 +103,6 @@ const (
 	CollectLease = "node/collect"
 )
 
-// sentinel is an error value with its own message that also matches the
-// store sentinel it refines, so a transport may map either one.
-type sentinel struct {
-	msg  string
-	base error
-}
-
-func (e *sentinel) Error() string { return e.msg }
-func (e *sentinel) Unwrap() error { return e.base }
-
 // Sentinel errors; test with errors.Is. Transports map them:
 //
 //	ErrUnauthenticated → 401
@@ -126,30 +117,20 @@ var (
 	ErrUnauthenticated = errors.New("noderegistry: join token refused")
 	// ErrInvalid means the request is malformed; the error is a
 	// *ValidationError naming the field.
-	ErrInvalid error = &sentinel{"noderegistry: invalid request", store.ErrInvalid}
+	ErrInvalid = fault.NewSentinel("noderegistry: invalid request", store.ErrInvalid)
 	// ErrNotFound means no node has the id.
-	ErrNotFound error = &sentinel{"noderegistry: node not found", store.ErrNotFound}
+	ErrNotFound = fault.NewSentinel("noderegistry: node not found", store.ErrNotFound)
 	// ErrEvicted means the node is evicted: it gets no SVID and cannot be
 	// evicted again.
-	ErrEvicted error = &sentinel{"noderegistry: node is evicted", store.ErrConflict}
+	ErrEvicted = fault.NewSentinel("noderegistry: node is evicted", store.ErrConflict)
 )
 
-// ValidationError says which input field is wrong and why. It wraps
-// ErrInvalid; Reason is safe to show to the client.
-type ValidationError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("noderegistry: invalid %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap returns ErrInvalid.
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
+// ValidationError says which input field is wrong and why. Those this
+// package returns wrap ErrInvalid; Reason is safe to show to the client.
+type ValidationError = fault.ValidationError
 
 func invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return fault.Invalid(ErrInvalid, "noderegistry", field, format, args...)
 }
 
 // Params configures a Service.

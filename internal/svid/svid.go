@@ -22,6 +22,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
+	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/recordid"
 	"github.com/agentid/agentid/internal/store"
@@ -43,47 +44,27 @@ const (
 	CollectLease = "svid/collect"
 )
 
-// sentinel is an error value with its own message that also matches the
-// store sentinel it refines, so a transport may map either one.
-type sentinel struct {
-	msg  string
-	base error
-}
-
-func (e *sentinel) Error() string { return e.msg }
-func (e *sentinel) Unwrap() error { return e.base }
-
 // Sentinel errors. Every error the Service returns wraps at most one of
 // them, or credential.ErrNoCA / credential.ErrNoKey when nothing can sign,
 // or is an internal failure.
 var (
 	// ErrInvalid means the request is malformed; the error is a
 	// *ValidationError naming the field.
-	ErrInvalid error = &sentinel{"svid: invalid request", store.ErrInvalid}
+	ErrInvalid = fault.NewSentinel("svid: invalid request", store.ErrInvalid)
 	// ErrNotFound means the agent does not exist.
-	ErrNotFound error = &sentinel{"svid: agent not found", store.ErrNotFound}
+	ErrNotFound = fault.NewSentinel("svid: agent not found", store.ErrNotFound)
 	// ErrNotActive means the agent may not get credentials: it is
 	// suspended, deprovisioned or expired.
-	ErrNotActive error = &sentinel{"svid: agent may not get credentials", store.ErrConflict}
+	ErrNotActive = fault.NewSentinel("svid: agent may not get credentials", store.ErrConflict)
 )
 
-// ValidationError says which input field is wrong and why. It wraps
-// ErrInvalid. Field uses the wire name ("csr", "audience", "ttl",
-// "agent"); Reason is safe to show to the client.
-type ValidationError struct {
-	Field  string
-	Reason string
-}
-
-func (e *ValidationError) Error() string {
-	return fmt.Sprintf("svid: invalid %s: %s", e.Field, e.Reason)
-}
-
-// Unwrap returns ErrInvalid.
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
+// ValidationError says which input field is wrong and why. Those this
+// package returns wrap ErrInvalid. Field uses the wire name ("csr",
+// "audience", "ttl", "agent"); Reason is safe to show to the client.
+type ValidationError = fault.ValidationError
 
 func invalid(field, format string, args ...any) *ValidationError {
-	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	return fault.Invalid(ErrInvalid, "svid", field, format, args...)
 }
 
 // NotActiveError is the ErrNotActive of one agent.
