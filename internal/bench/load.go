@@ -63,11 +63,15 @@ func runLoad(ctx context.Context, p loadParams) (loadResult, error) {
 	defer cancel()
 	var phase atomic.Int32
 	results := make([]workerResult, p.Clients)
+	// firstErr is the first worker failure: it cancels the others, whose
+	// own errors (context canceled) are consequences, not the cause.
+	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
 	for w := range p.Clients {
 		wg.Go(func() {
 			results[w] = worker(ctx, p, w, &phase)
-			if results[w].err != nil {
+			if err := results[w].err; err != nil {
+				firstErr.CompareAndSwap(nil, &err)
 				cancel()
 			}
 		})
@@ -109,10 +113,8 @@ func runLoad(ctx context.Context, p loadParams) (loadResult, error) {
 		cancel()
 	}
 	wg.Wait()
-	for _, r := range results {
-		if r.err != nil {
-			return loadResult{}, r.err
-		}
+	if e := firstErr.Load(); e != nil {
+		return loadResult{}, *e
 	}
 	if err != nil {
 		return loadResult{}, err
