@@ -180,47 +180,17 @@ func TestOpenBadDSN(t *testing.T) {
 	}
 }
 
-// TestUpgradeFrom0001 applies migration 0001 alone, stores an agent as that
-// schema held it, and opens the store, which applies the rest: the agent
-// reads back with the OAuth fields empty.
+// TestUpgradeFrom0001 runs storetest.UpgradeFrom0001 on this backend.
 func TestUpgradeFrom0001(t *testing.T) {
-	ctx := context.Background()
 	dsn := schemaDSN(t)
-	ms, err := sqlstore.Migrations(os.DirFS("migrations"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := postgres.Dialect()
-	if v, err := sqlstore.Migrate(ctx, db, &d, ms[:1]); err != nil || v != 1 {
-		t.Fatalf("Migrate to 0001 = %d, %v", v, err)
-	}
-	for _, q := range []string{
-		`INSERT INTO owners (id, kind, display_name, state, version) VALUES ('own_1', 'person', 'O', 'active', 1)`,
-		`INSERT INTO agents (id, name, spiffe_id, purpose, action_classes, audiences, max_ttl, labels,
-			state, created_by, version) VALUES ('agt_1', 'a', '', '', '["read"]', '[]', 0, '{}', 'active', 'adm_1', 1)`,
-		`INSERT INTO agent_owners (agent_id, owner_id) VALUES ('agt_1', 'own_1')`,
-	} {
-		if _, err := db.ExecContext(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s := open(t, dsn)
-	if err := s.Ping(ctx); err != nil {
-		t.Fatalf("Ping after upgrade: %v", err)
-	}
-	a, err := s.GetAgent(ctx, "agt_1")
+	ms, err := sqlstore.Migrations(os.DirFS("migrations"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.ActionClasses[0] != "read" || a.Scopes != nil || a.Permissions != nil || a.RequireDPoP || !a.TokensRevokedAt.IsZero() ||
-		a.FederatesWith != nil || a.Selectors != nil {
-		t.Errorf("upgraded agent = %+v, want action class read and empty OAuth and SPIFFE fields", a)
-	}
+	d := postgres.Dialect()
+	storetest.UpgradeFrom0001(t, db, &d, ms, func(t *testing.T) store.Store { return open(t, dsn) })
 }
