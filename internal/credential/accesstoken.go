@@ -149,9 +149,6 @@ type AccessToken struct {
 	Claims Claims
 }
 
-// IssuedAt is the token's iat as a time.
-func (t AccessToken) IssuedAt() time.Time { return time.Unix(t.Claims.IssuedAt, 0).UTC() }
-
 // ExpiresAt is the token's exp as a time.
 func (t AccessToken) ExpiresAt() time.Time { return time.Unix(t.Claims.Expiry, 0).UTC() }
 

@@ -144,12 +144,6 @@ func New(p Params) (*Server, error) {
 	return s, nil
 }
 
-// Issuer is the issuer identifier.
-func (s *Server) Issuer() string { return s.issuer }
-
-// Endpoint returns the URL of the endpoint at path under the issuer.
-func (s *Server) Endpoint(path string) string { return s.issuer + path }
-
 // Request is one request to an OAuth endpoint as the transport read it.
 type Request struct {
 	// Form is the application/x-www-form-urlencoded body.
