@@ -92,10 +92,12 @@ func (s *Server) x509SVIDResponse(ctx context.Context, w selector.Workload) (*wo
 			}
 			continue
 		}
-		key, err := x509.MarshalPKCS8PrivateKey(sv.Key)
-		if err != nil {
-			s.log.Error("workload API: encode an X.509-SVID key", "agent", a.Name, "error", err)
-			continue
+		key := sv.KeyDER
+		if key == nil {
+			if key, err = x509.MarshalPKCS8PrivateKey(sv.Key); err != nil {
+				s.log.Error("workload API: encode an X.509-SVID key", "agent", a.Name, "error", err)
+				continue
+			}
 		}
 		resp.Svids = append(resp.Svids, &workload.X509SVID{
 			SpiffeId:    sv.SPIFFEID,

@@ -80,3 +80,48 @@ func TestProcReaderSelf(t *testing.T) {
 		t.Errorf("this process (-want +got):\n%s", diff)
 	}
 }
+
+// TestProcReaderRehashesChangedFile: a reader remembers hashes, but a file
+// rewritten in place (same inode, same size, even the same mtime) is
+// hashed again.
+func TestProcReaderRehashesChangedFile(t *testing.T) {
+	root := t.TempDir()
+	bin := filepath.Join(t.TempDir(), "ticket-triage")
+	if err := os.WriteFile(bin, []byte("#!/bin/true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "42"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(root, "42", "exe")); err != nil {
+		t.Fatal(err)
+	}
+	read := workloadapi.ProcReader(root)
+	for range 2 {
+		got, err := read(42)
+		if err != nil || got.SHA256 != sha256File(t, bin) {
+			t.Fatalf("read = %+v, %v; want the file's hash", got, err)
+		}
+	}
+	fi, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(bin, os.O_WRONLY, 0) //nolint:gosec // a test file
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("#!/bin/echo"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(bin, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	got, err := read(42)
+	if err != nil || got.SHA256 != sha256File(t, bin) {
+		t.Fatalf("after a rewrite: read = %+v, %v; want the new hash %s", got, err, sha256File(t, bin))
+	}
+}

@@ -67,6 +67,9 @@ type X509SVID struct {
 	// Key is the SVID's private key; it must be one
 	// x509.MarshalPKCS8PrivateKey accepts.
 	Key crypto.Signer
+	// KeyDER is Key as PKCS #8 DER, when the Source has it: the Server
+	// sends it as is instead of encoding Key on every call.
+	KeyDER []byte
 	// ExpiresAt is the SVID's NotAfter: the Server never sends it from
 	// then on.
 	ExpiresAt time.Time
