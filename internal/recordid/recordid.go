@@ -32,6 +32,10 @@ const (
 	JoinToken = "njt"
 	// Node is a host running `agentid node`.
 	Node = "nod"
+	// Grant is a delegation grant (ADR 0014).
+	Grant = "grt"
+	// Approval is an approval request of a conditional decision.
+	Approval = "apr"
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"

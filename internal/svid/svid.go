@@ -106,6 +106,7 @@ type Service struct {
 	retention time.Duration
 	clock     func() time.Time
 	log       *slog.Logger
+	agents    agentCache
 }
 
 // New returns a Service.
@@ -147,6 +148,10 @@ type X509Params struct {
 	// Instance is the attested instance (ins_…) the SVID is for, "" when
 	// none.
 	Instance string
+	// Require, when set, is one more condition on the agent, checked with
+	// the others before minting and again in the recording transaction;
+	// its error is returned as is. (The node API requires selectors.)
+	Require func(store.Agent) error
 }
 
 // JWTParams asks for a JWT-SVID.
@@ -161,6 +166,8 @@ type JWTParams struct {
 	TTL time.Duration
 	// Instance is the attested instance (ins_…), "" when none.
 	Instance string
+	// Require is as in X509Params.
+	Require func(store.Agent) error
 }
 
 // IssueX509 mints an X.509-SVID for an active, unexpired agent and records
@@ -192,7 +199,7 @@ func (s *Service) IssueX509(ctx context.Context, o audit.Origin, p X509Params) (
 		return credential.X509SVID{}, store.Agent{}, err
 	}
 	now := s.now()
-	a, limit, err := s.usableAgent(ctx, s.store, p.Ref, now)
+	a, limit, err := s.usableAgent(ctx, p.Ref, now, p.Require)
 	if err != nil {
 		return credential.X509SVID{}, store.Agent{}, err
 	}
@@ -209,7 +216,7 @@ func (s *Service) IssueX509(ctx context.Context, o audit.Origin, p X509Params) (
 	ev := s.issuedEvent(o, rec, now)
 	ev.Details["serial"] = sv.Serial
 	ev.Details["ca_key_id"] = sv.CAKeyID
-	if a, err = s.record(ctx, a.ID, rec, ev, now); err != nil {
+	if a, err = s.record(ctx, a, p.Require, rec, ev, now); err != nil {
 		return credential.X509SVID{}, store.Agent{}, err
 	}
 	return sv, a, nil
@@ -223,39 +230,11 @@ func (s *Service) IssueX509(ctx context.Context, o audit.Origin, p X509Params) (
 // when no JWT-SVID key can sign. On any error nothing is recorded and no
 // SVID is returned.
 func (s *Service) IssueJWT(ctx context.Context, o audit.Origin, p JWTParams) (credential.JWTSVID, store.Agent, error) {
-	if len(p.Audience) == 0 {
-		return credential.JWTSVID{}, store.Agent{}, invalid("audience", "a JWT-SVID needs at least one audience")
-	}
-	if err := credential.CheckAudience(p.Audience); err != nil {
-		return credential.JWTSVID{}, store.Agent{}, invalid("audience", "%s", reason(err))
-	}
-	if err := checkRequest(p.TTL, p.Instance); err != nil {
-		return credential.JWTSVID{}, store.Agent{}, err
-	}
-	now := s.now()
-	a, limit, err := s.usableAgent(ctx, s.store, p.Ref, now)
+	res, err := s.IssueJWTs(ctx, o, []JWTParams{p})
 	if err != nil {
 		return credential.JWTSVID{}, store.Agent{}, err
 	}
-	sv, err := s.iss.JWTSVID(credential.JWTSVIDParams{
-		SPIFFEID: a.SPIFFEID, Audience: p.Audience, IssuedAt: now, TTL: p.TTL, MaxTTL: limit,
-	})
-	if err != nil {
-		return credential.JWTSVID{}, store.Agent{}, mintErr(err)
-	}
-	rec := store.IssuedCredential{
-		Kind: store.CredentialJWTSVID, ID: sv.Claims.JTI, AgentID: a.ID, InstanceID: p.Instance,
-		SPIFFEID: sv.Claims.Subject, Audience: []string(sv.Claims.Audience), KeyID: sv.KeyID,
-		IssuedAt: now, ExpiresAt: sv.ExpiresAt(),
-	}
-	ev := s.issuedEvent(o, rec, now)
-	ev.Details["jti"] = sv.Claims.JTI
-	ev.Details["key_id"] = sv.KeyID
-	ev.Details["audience"] = rec.Audience
-	if a, err = s.record(ctx, a.ID, rec, ev, now); err != nil {
-		return credential.JWTSVID{}, store.Agent{}, err
-	}
-	return sv, a, nil
+	return res[0].SVID, res[0].Agent, res[0].Err
 }
 
 // checkRequest validates what both kinds of request share.
@@ -309,24 +288,16 @@ func (s *Service) issuedEvent(o audit.Origin, c store.IssuedCredential, now time
 	return ev
 }
 
-// record re-reads the agent inside the transaction (it may have been
-// suspended since it was checked), records c and appends ev with the
-// agent axis, all or nothing.
-func (s *Service) record(ctx context.Context, agentID string, c store.IssuedCredential, ev audit.Event, now time.Time) (store.Agent, error) {
+// record checks the agent again inside the transaction (recheck), records
+// c and appends ev with the agent axis, all or nothing.
+func (s *Service) record(ctx context.Context, read store.Agent, require func(store.Agent) error, c store.IssuedCredential, ev audit.Event, now time.Time) (store.Agent, error) {
 	var a store.Agent
 	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		var err error
-		if a, _, err = s.usableAgent(ctx, tx, agentID, now); err != nil {
+		if a, err = recheck(ctx, tx, read, require, now); err != nil {
 			return err
 		}
-		if err := tx.RecordCredential(ctx, c); err != nil {
-			return fmt.Errorf("svid: record %s: %w", c.Kind, err)
-		}
-		ev.Agent = &audit.Agent{ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID}
-		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
-			return fmt.Errorf("svid: record %s: %w", EventCredentialIssued, err)
-		}
-		return nil
+		return s.recordIn(ctx, tx, a, c, ev)
 	})
 	if err != nil {
 		return store.Agent{}, err
@@ -334,29 +305,100 @@ func (s *Service) record(ctx context.Context, agentID string, c store.IssuedCred
 	return a, nil
 }
 
-// usableAgent reads the agent ref names, checks that it may get
-// credentials at now, and returns it with the longest lifetime an SVID of
-// it may have from now: its MaxTTL, and never past its own expiry (an
-// agent expiring within a second counts as expired).
-func (s *Service) usableAgent(ctx context.Context, r store.AgentReader, ref string, now time.Time) (store.Agent, time.Duration, error) {
-	a, err := getAgent(ctx, r, ref)
+// recheck checks, inside a transaction, that the agent read before
+// minting may still get credentials (it may have been suspended since):
+// when its version is still the one read, the copy read is current, else
+// it is read again.
+func recheck(ctx context.Context, tx store.Tx, read store.Agent, require func(store.Agent) error, now time.Time) (store.Agent, error) {
+	a := read
+	v, err := tx.GetAgentVersion(ctx, read.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Agent{}, fmt.Errorf("svid: agent %q: %w", read.Name, ErrNotFound)
+	case err != nil:
+		return store.Agent{}, fmt.Errorf("svid: %w", err)
+	case v != read.Version:
+		if a, err = getAgent(ctx, tx, read.ID); err != nil {
+			return store.Agent{}, err
+		}
+	}
+	if _, err := usable(a, now, require); err != nil {
+		return store.Agent{}, err
+	}
+	return a, nil
+}
+
+// recordIn records c and appends ev, with a as its agent axis, in tx.
+func (s *Service) recordIn(ctx context.Context, tx store.Tx, a store.Agent, c store.IssuedCredential, ev audit.Event) error {
+	if err := tx.RecordCredential(ctx, c); err != nil {
+		return fmt.Errorf("svid: record %s: %w", c.Kind, err)
+	}
+	ev.Agent = &audit.Agent{ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID}
+	if _, err := s.rec.Append(ctx, tx, ev); err != nil {
+		return fmt.Errorf("svid: record %s: %w", EventCredentialIssued, err)
+	}
+	return nil
+}
+
+// usableAgent reads the agent ref names (see current), checks that it may
+// get credentials at now, and returns it with the longest lifetime an
+// SVID of it may have from now.
+func (s *Service) usableAgent(ctx context.Context, ref string, now time.Time, require func(store.Agent) error) (store.Agent, time.Duration, error) {
+	a, err := s.current(ctx, ref)
 	if err != nil {
 		return store.Agent{}, 0, err
 	}
+	limit, err := usable(a, now, require)
+	if err != nil {
+		return store.Agent{}, 0, err
+	}
+	return a, limit, nil
+}
+
+// usable checks that a may get credentials at now (active, unexpired,
+// and require) and returns the longest lifetime an SVID of it may have:
+// its MaxTTL, and never past its own expiry (an agent expiring within a
+// second counts as expired).
+func usable(a store.Agent, now time.Time, require func(store.Agent) error) (time.Duration, error) {
 	if a.State != store.AgentActive {
-		return store.Agent{}, 0, &NotActiveError{Agent: a.Name, Reason: string(a.State)}
+		return 0, &NotActiveError{Agent: a.Name, Reason: string(a.State)}
 	}
 	limit := a.MaxTTL
 	if !a.ExpiresAt.IsZero() {
 		left := a.ExpiresAt.Sub(now)
 		if left < time.Second {
-			return store.Agent{}, 0, &NotActiveError{Agent: a.Name, Reason: "expired"}
+			return 0, &NotActiveError{Agent: a.Name, Reason: "expired"}
 		}
 		if limit <= 0 || left < limit {
 			limit = left
 		}
 	}
-	return a, limit, nil
+	if require != nil {
+		if err := require(a); err != nil {
+			return 0, err
+		}
+	}
+	return limit, nil
+}
+
+// current returns the agent ref names. An agent named by its id comes
+// from the cache when the stored version is the cached copy's (one
+// primary-key read instead of the agent with its owners); others are read
+// and cached.
+func (s *Service) current(ctx context.Context, ref string) (store.Agent, error) {
+	if recordid.Valid(recordid.Agent, ref) == nil {
+		if a, ok := s.agents.get(ref); ok {
+			if v, err := s.store.GetAgentVersion(ctx, ref); err == nil && v == a.Version {
+				return a, nil
+			}
+		}
+	}
+	a, err := getAgent(ctx, s.store, ref)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	s.agents.put(a)
+	return a, nil
 }
 
 // getAgent reads an agent by id or name (identity.ResolveAgent), in this
