@@ -68,6 +68,9 @@ type Reader interface {
 	FederationReader
 	JoinTokenReader
 	NodeReader
+	PolicyReader
+	GrantReader
+	ApprovalReader
 }
 
 // Tx is a read-write transaction. Reads inside it see its own writes.
@@ -85,6 +88,9 @@ type Tx interface {
 	FederationWriter
 	JoinTokenWriter
 	NodeWriter
+	PolicyWriter
+	GrantWriter
+	ApprovalWriter
 }
 
 // Page asks for one page of a list. A zero PageSize means DefaultPageSize;

@@ -9,7 +9,8 @@ import (
 // RunReplicas runs the part of the suite that concerns several processes
 // sharing one database. open must return n ≥ 2 fresh stores on one empty
 // database (see Replicas). It checks that one-time identifiers, leases and
-// join tokens hold across them: callers racing on every replica at once get exactly one
+// join tokens hold across them, and that the policy head's
+// compare-and-swap does: callers racing on every replica at once get exactly one
 // success.
 func RunReplicas(t *testing.T, open func(t *testing.T) []store.Store) {
 	tests := []struct {
@@ -26,6 +27,7 @@ func RunReplicas(t *testing.T, open func(t *testing.T) []store.Store) {
 				t.Errorf("%d of 48 holders on %d replicas got the lease, want exactly 1", n, len(replicas))
 			}
 		}},
+		{"PolicyHeadRace", func(t *testing.T, replicas []store.Store) { racePolicyHead(t, replicas, 48) }},
 		{"JoinTokenRace", func(t *testing.T, replicas []store.Store) {
 			if n := raceJoinToken(t, replicas, 48); n != 1 {
 				t.Errorf("%d of 48 consumptions of one join token on %d replicas succeeded, want exactly 1", n, len(replicas))

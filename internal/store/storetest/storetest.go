@@ -12,7 +12,11 @@
 // SVIDs (filters, keyset pages, collection, concurrent records of a serial),
 // and the bundles of federated trust domains and the trust domains an agent
 // federates with, the workload selectors of agents, and nodes and their
-// single-use join tokens (consumption raced by concurrent callers).
+// single-use join tokens (consumption raced by concurrent callers), and
+// the policy versions, policy head and action classes of decisions (the
+// head's compare-and-swap raced), and delegation grants (revocation raced)
+// with the exchanged tokens issued under them (counts by grant, agent and
+// ancestor).
 package storetest
 
 import (
@@ -89,6 +93,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nodes", testNodes},
 		{"NodeList", testNodeList},
 		{"NodeConcurrentCAS", testNodeConcurrentCAS},
+		{"PolicyVersions", testPolicyVersions},
+		{"ActionClasses", testActionClasses},
+		{"PolicyHeadRace", testPolicyHeadRace},
+		{"Grants", testGrants},
+		{"GrantConcurrentRevoke", testGrantConcurrentRevoke},
+		{"ExchangedTokens", testExchangedTokens},
+		{"Approvals", testApprovals},
+		{"ApprovalConcurrentDecide", testApprovalConcurrentDecide},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -44,4 +44,7 @@ func UpgradeFrom0001(t *testing.T, db *sql.DB, d *sqlstore.Dialect, ms []sqlstor
 		a.FederatesWith != nil || a.Selectors != nil {
 		t.Errorf("upgraded agent = %+v, want action class read and empty OAuth and SPIFFE fields", a)
 	}
+	if h, err := s.GetPolicyHead(ctx); err != nil || h != (store.PolicyHead{}) {
+		t.Errorf("upgraded policy head = %+v, %v; want the zero head", h, err)
+	}
 }
