@@ -82,6 +82,9 @@ const (
 type ChildArgs struct {
 	// Listen is the loopback address, "127.0.0.1:0".
 	Listen string
+	// NodeAPIListen, when set, is the node API's loopback address (the
+	// node bench).
+	NodeAPIListen string
 	// DataDir is an empty directory for the agentid server's state.
 	DataDir string
 	// ClientKeyFile holds the client's public key (PEM), for the ceiling.
@@ -120,9 +123,18 @@ type Params struct {
 	Rand  io.Reader
 }
 
-func (p *Params) check() error {
+// supported reports ErrUnsupported off Linux: CPU times are read from
+// /proc.
+func supported() error {
 	if runtime.GOOS != "linux" {
 		return ErrUnsupported
+	}
+	return nil
+}
+
+func (p *Params) check() error {
+	if err := supported(); err != nil {
+		return err
 	}
 	if len(p.Methods) == 0 {
 		p.Methods = Methods()
@@ -269,7 +281,7 @@ func measure(ctx context.Context, p Params, c *child, target string, cl client, 
 	}
 	self := os.Getpid()
 	res, err := runLoad(ctx, loadParams{
-		Client: hc, Clients: p.Clients, Warmup: p.Warmup, Duration: p.Duration, NewRequest: newReq,
+		Clients: p.Clients, Warmup: p.Warmup, Duration: p.Duration, Op: tokenOp(hc, newReq),
 		ServerCPU: c.cpu, ClientCPU: func() (time.Duration, error) { return ProcessCPU(self) }, Clock: p.Clock,
 	})
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 // Hello is the one line (JSON) a child server prints on stdout once it
 // listens: its base URL and, for agentid, an admin token.
 type Hello struct {
-	URL        string `json:"url"`
+	URL string `json:"url"`
+	// NodeAPI is the node API's host:port, when the child serves it.
+	NodeAPI    string `json:"node_api,omitempty"`
 	AdminToken string `json:"admin_token,omitempty"` //nolint:gosec // a throwaway token of a temporary server, sent to the parent only
 }
 
@@ -78,26 +80,10 @@ func (h *helloWriter) Write(p []byte) (int, error) {
 // for its Hello. Cancelling ctx or calling stop interrupts it (SIGINT) and
 // kills it after stopTimeout.
 func startChild(ctx context.Context, name, exe string, args []string, logPath string) (*child, error) {
-	logf, err := os.Create(logPath) //nolint:gosec // a file in the bench's own temporary directory
+	c, hw, err := spawn(ctx, name, exe, args, logPath)
 	if err != nil {
-		return nil, fmt.Errorf("bench: %s log: %w", name, err)
+		return nil, err
 	}
-	cctx, cancel := context.WithCancel(ctx)
-	cmd := exec.CommandContext(cctx, exe, args...) //nolint:gosec // this binary, re-executed with fixed arguments
-	hw := &helloWriter{line: make(chan string, 1)}
-	cmd.Stdout, cmd.Stderr = hw, logf
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = stopTimeout
-	c := &child{name: name, cmd: cmd, cancel: cancel, done: make(chan struct{}), log: logf}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		_ = logf.Close()
-		return nil, fmt.Errorf("%w: start %s: %w", ErrChild, name, err)
-	}
-	go func() {
-		c.err = cmd.Wait()
-		close(c.done)
-	}()
 	t := time.NewTimer(helloTimeout)
 	defer t.Stop()
 	select {
@@ -119,6 +105,63 @@ func startChild(ctx context.Context, name, exe string, args []string, logPath st
 		_ = c.stop()
 		return nil, fmt.Errorf("bench: start %s: %w", name, ctx.Err())
 	}
+}
+
+// startDaemon starts exe with args like startChild, for a program that
+// prints no Hello: it polls ready every 20 ms until it succeeds.
+func startDaemon(ctx context.Context, name, exe string, args []string, logPath string, ready func() error) (*child, error) {
+	c, _, err := spawn(ctx, name, exe, args, logPath)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(helloTimeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rerr := ready()
+		if rerr == nil {
+			return c, nil
+		}
+		select {
+		case <-c.done:
+			_ = c.stop()
+			return nil, fmt.Errorf("%w: %s exited before it was ready: %w%s", ErrChild, name, c.err, c.logTail())
+		case <-ctx.Done():
+			_ = c.stop()
+			return nil, fmt.Errorf("bench: start %s: %w", name, ctx.Err())
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			_ = c.stop()
+			return nil, fmt.Errorf("%w: %s not ready within %s (%w)%s", ErrChild, name, helloTimeout, rerr, c.logTail())
+		}
+	}
+}
+
+// spawn starts exe with args, its stdout captured for a Hello and its
+// stderr going to logPath.
+func spawn(ctx context.Context, name, exe string, args []string, logPath string) (*child, *helloWriter, error) {
+	logf, err := os.Create(logPath) //nolint:gosec // a file in the bench's own temporary directory
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: %s log: %w", name, err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(cctx, exe, args...) //nolint:gosec // this binary, re-executed with fixed arguments
+	hw := &helloWriter{line: make(chan string, 1)}
+	cmd.Stdout, cmd.Stderr = hw, logf
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = stopTimeout
+	c := &child{name: name, cmd: cmd, cancel: cancel, done: make(chan struct{}), log: logf}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		_ = logf.Close()
+		return nil, nil, fmt.Errorf("%w: start %s: %w", ErrChild, name, err)
+	}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, hw, nil
 }
 
 // greeted parses the child's hello line.

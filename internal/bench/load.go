@@ -15,16 +15,17 @@ import (
 
 // loadParams configure one load run against one server.
 type loadParams struct {
-	// Client sends the requests; its transport keeps Clients connections.
-	Client  *http.Client
+	// Clients is the number of workers, each with one operation in
+	// flight.
 	Clients int
-	// Warmup is sent and discarded before the measured window.
+	// Warmup is run and discarded before the measured window.
 	Warmup, Duration time.Duration
-	// NewRequest builds the seq-th request of worker; it runs in the
-	// worker's goroutine.
-	NewRequest func(ctx context.Context, worker int, seq uint64) (*http.Request, error)
-	// ServerCPU reads the server process's CPU time; ClientCPU this
-	// process's.
+	// Op performs the seq-th operation of worker (in the worker's
+	// goroutine) and returns a sample of its result (an access token,
+	// an SVID) or an error, which fails the run.
+	Op func(ctx context.Context, worker int, seq uint64) (string, error)
+	// ServerCPU reads the CPU time of the process(es) measured; ClientCPU
+	// this process's.
 	ServerCPU, ClientCPU func() (time.Duration, error)
 	// Clock reads the time (monotonic readings are used for intervals).
 	Clock func() time.Time
@@ -32,12 +33,12 @@ type loadParams struct {
 
 // loadResult is what one load run measured in its window.
 type loadResult struct {
-	Requests  int             // 200 answers completed in the window
+	Requests  int             // operations completed in the window
 	Elapsed   time.Duration   // the window
 	ServerCPU time.Duration   // server CPU used in the window
 	ClientCPU time.Duration   // load generator CPU used in the window
 	Latencies []time.Duration // of the Requests, sorted
-	Sample    string          // one access token, for verification
+	Sample    string          // one operation's sample, for verification
 }
 
 // Phases of a load run.
@@ -54,10 +55,10 @@ type workerResult struct {
 	err    error
 }
 
-// runLoad sends requests from p.Clients goroutines, each waiting for its
-// answer before sending the next (a closed loop): p.Warmup, then the
-// measured window of p.Duration. An answer other than a 200 token
-// response fails the run with ErrFailedRequests.
+// runLoad runs operations from p.Clients goroutines, each waiting for its
+// operation to complete before starting the next (a closed loop):
+// p.Warmup, then the measured window of p.Duration. A failed operation
+// fails the run.
 func runLoad(ctx context.Context, p loadParams) (loadResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -142,18 +143,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// worker sends requests until the run is done and keeps the latencies of
-// the answers completed in the measured window.
+// worker runs operations until the run is done and keeps the latencies
+// of those completed in the measured window.
 func worker(ctx context.Context, p loadParams, w int, phase *atomic.Int32) workerResult {
 	var r workerResult
 	for seq := uint64(0); phase.Load() != phaseDone; seq++ {
-		req, err := p.NewRequest(ctx, w, seq)
-		if err != nil {
-			r.err = err
-			return r
-		}
 		start := p.Clock()
-		tok, err := roundTrip(p.Client, req)
+		tok, err := p.Op(ctx, w, seq)
 		lat := p.Clock().Sub(start)
 		if err != nil {
 			if ctx.Err() != nil && phase.Load() == phaseDone {
@@ -168,6 +164,18 @@ func worker(ctx context.Context, p loadParams, w int, phase *atomic.Int32) worke
 		}
 	}
 	return r
+}
+
+// tokenOp is the load operation of a token request: newReq builds it,
+// roundTrip sends it on c.
+func tokenOp(c *http.Client, newReq func(context.Context, int, uint64) (*http.Request, error)) func(context.Context, int, uint64) (string, error) {
+	return func(ctx context.Context, w int, seq uint64) (string, error) {
+		req, err := newReq(ctx, w, seq)
+		if err != nil {
+			return "", err
+		}
+		return roundTrip(c, req)
+	}
 }
 
 // roundTrip sends a token request and returns the access token of a 200

@@ -26,11 +26,11 @@ func loadAgainst(t *testing.T, h http.HandlerFunc) (loadResult, error) {
 	t.Cleanup(srv.Close)
 	var built atomic.Int64
 	return runLoad(t.Context(), loadParams{
-		Client: srv.Client(), Clients: 3, Warmup: 20 * time.Millisecond, Duration: 100 * time.Millisecond,
-		NewRequest: func(ctx context.Context, _ int, _ uint64) (*http.Request, error) {
+		Clients: 3, Warmup: 20 * time.Millisecond, Duration: 100 * time.Millisecond,
+		Op: tokenOp(srv.Client(), func(ctx context.Context, _ int, _ uint64) (*http.Request, error) {
 			built.Add(1)
 			return http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+tokenPath, strings.NewReader("x=1"))
-		},
+		}),
 		ServerCPU: fakeCPU(), ClientCPU: fakeCPU(), Clock: time.Now,
 	})
 }

@@ -99,9 +99,14 @@ type Report struct {
 func newReport(p Params) Report {
 	return Report{
 		Clients: p.Clients, WarmupSeconds: p.Warmup.Seconds(), DurationSeconds: p.Duration.Seconds(),
-		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, NumCPU: runtime.NumCPU(),
-			GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version()},
+		Machine: machine(),
 	}
+}
+
+// machine describes this machine.
+func machine() Machine {
+	return Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, NumCPU: runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), GoVersion: runtime.Version()}
 }
 
 // summarise computes the medians and the checks.

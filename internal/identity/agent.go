@@ -124,7 +124,7 @@ func (s *Service) CreateAgent(ctx context.Context, o audit.Origin, p CreateAgent
 	}
 	a.CreatedBy = actorID(o)
 	var out store.Agent
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		owners, err := resolveOwners(ctx, tx, p.Owners)
 		if err != nil {
 			return err
@@ -346,7 +346,7 @@ func (s *Service) UpdateAgent(ctx context.Context, o audit.Origin, p UpdateAgent
 		return store.Agent{}, err
 	}
 	var out store.Agent
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		cur, err := getAgent(ctx, tx, p.Ref)
 		if err != nil {
 			return err
@@ -645,7 +645,7 @@ func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p Transit
 	}
 	now := s.now()
 	var out store.Agent
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		cur, err := getAgent(ctx, tx, p.Ref)
 		if err != nil {
 			return err

@@ -75,7 +75,7 @@ func (s *Service) AddClientKey(ctx context.Context, o audit.Origin, p AddClientK
 		return store.ClientKey{}, err
 	}
 	var out store.ClientKey
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		a, err := s.touchForCredentials(ctx, tx, p.Ref, now)
 		if err != nil {
 			return err
@@ -142,7 +142,7 @@ func (s *Service) RemoveClientKey(ctx context.Context, o audit.Origin, ref, kid 
 		return err
 	}
 	now := s.now()
-	return s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	return s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		a, err := getAgent(ctx, tx, ref)
 		if err != nil {
 			return err
@@ -212,7 +212,7 @@ func (s *Service) CreateClientSecret(ctx context.Context, o audit.Origin, p Crea
 		return store.ClientSecret{}, "", err
 	}
 	var out store.ClientSecret
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err = s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		a, err := s.touchForCredentials(ctx, tx, p.Ref, now)
 		if err != nil {
 			return err
@@ -285,7 +285,7 @@ func (s *Service) RemoveClientSecret(ctx context.Context, o audit.Origin, ref, i
 		return invalid("id", "must be a client secret id (%s_…)", recordid.ClientSecret)
 	}
 	now := s.now()
-	return s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	return s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		a, err := getAgent(ctx, tx, ref)
 		if err != nil {
 			return err

@@ -123,7 +123,7 @@ func (s *Service) revokeJTI(ctx context.Context, o audit.Origin, jti string) (Re
 func (s *Service) revokeAgentTokens(ctx context.Context, o audit.Origin, ref string) (Revocation, error) {
 	now := s.now()
 	var out Revocation
-	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+	err := s.updateAgents(ctx, func(ctx context.Context, tx store.Tx) error {
 		cur, err := getAgent(ctx, tx, ref)
 		if err != nil {
 			return withField("agent", err)

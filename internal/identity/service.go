@@ -13,6 +13,7 @@
 package identity
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -45,6 +46,11 @@ type Params struct {
 	Clock func() time.Time
 	// Rand is the source of record ids; default crypto/rand.Reader.
 	Rand io.Reader
+	// OnChange, when set, is called after every committed change of an
+	// agent record (create, update, lifecycle, client credentials, token
+	// revocation), outside the transaction. It must not block: the node
+	// API's hub uses it to rebuild its snapshot at once.
+	OnChange func()
 }
 
 // Service is the registry. It is safe for concurrent use; consistency under
@@ -58,6 +64,7 @@ type Service struct {
 	ttlCap     time.Duration
 	clock      func() time.Time
 	rand       io.Reader
+	onChange   func()
 }
 
 // New returns a Service. It fails when Store or Recorder is nil, when
@@ -81,6 +88,7 @@ func New(p Params) (*Service, error) {
 		ttlCap:     p.MaxTTLCap,
 		clock:      p.Clock,
 		rand:       p.Rand,
+		onChange:   p.OnChange,
 	}
 	if s.defaultTTL == 0 {
 		s.defaultTTL = DefaultMaxTTL
@@ -105,6 +113,16 @@ func New(p Params) (*Service, error) {
 
 // TrustDomain returns the trust domain the Service names agents in.
 func (s *Service) TrustDomain() string { return s.td }
+
+// updateAgents runs fn as one store transaction that changes agents and,
+// once it has committed, calls the OnChange hook.
+func (s *Service) updateAgents(ctx context.Context, fn func(context.Context, store.Tx) error) error {
+	err := s.store.Update(ctx, fn)
+	if err == nil && s.onChange != nil {
+		s.onChange()
+	}
+	return err
+}
 
 // now is the clock in the store's precision, so returned records equal
 // stored ones.

@@ -1,0 +1,295 @@
+package nodeapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/bundle"
+	"github.com/agentid/agentid/internal/federation"
+	"github.com/agentid/agentid/internal/identity"
+	"github.com/agentid/agentid/internal/nodeapi"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/store/storetest"
+)
+
+// fakeFederation is a FederatedBundles with bundles the test sets.
+type fakeFederation struct {
+	mu      sync.Mutex
+	bundles map[string]federation.Bundle
+	changed chan struct{}
+}
+
+func (f *fakeFederation) set(td, doc string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bundles[td] = federation.Bundle{TrustDomain: td, JSON: []byte(doc)}
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+func (f *fakeFederation) BundlesFor(tds []string) map[string]federation.Bundle {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]federation.Bundle{}
+	for _, td := range tds {
+		if b, ok := f.bundles[td]; ok {
+			out[td] = b
+		}
+	}
+	return out
+}
+
+func (f *fakeFederation) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+// hubEnv is a Hub over a real store, the real registry (whose change hook
+// pokes the hub), the real bundle of a test CA and fake federation.
+type hubEnv struct {
+	t      *testing.T
+	ctx    context.Context
+	st     store.Store
+	reg    *identity.Service
+	hub    *nodeapi.Hub
+	ca     *testCA
+	bundle *bundle.Bundle
+	fed    *fakeFederation
+	clock  *clock
+	owner  string
+}
+
+func newHubEnv(t *testing.T, st store.Store, sync time.Duration) *hubEnv {
+	t.Helper()
+	e := &hubEnv{t: t, ctx: t.Context(), st: st, ca: newTestCA(t, trustDomain), clock: newClock(),
+		fed: &fakeFederation{bundles: map[string]federation.Bundle{}, changed: make(chan struct{})}}
+	rec, err := audit.NewRecorder(audit.RecorderParams{Store: st, Clock: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.bundle, err = bundle.New(bundle.Params{TrustDomain: trustDomain, X509: e.ca, Clock: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	if e.hub, err = nodeapi.NewHub(nodeapi.HubParams{
+		Agents: st, Bundle: e.bundle, Federation: e.fed, CA: e.ca, SyncInterval: sync, Clock: e.clock.Now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if e.reg, err = identity.New(identity.Params{
+		Store: st, Recorder: rec, TrustDomain: trustDomain, Clock: e.clock.Now, OnChange: e.hub.Poke,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := e.reg.CreateOwner(e.ctx, adminOrigin(), identity.CreateOwnerParams{Kind: store.OwnerPerson, Email: "alice@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.owner = o.ID
+	return e
+}
+
+func adminOrigin() audit.Origin {
+	return audit.Origin{Actor: audit.Actor{Type: audit.ActorAdmin, ID: "adm_test"}}
+}
+
+func (e *hubEnv) agent(name string, selectors, federates []string, expires time.Time) store.Agent {
+	e.t.Helper()
+	a, err := e.reg.CreateAgent(e.ctx, adminOrigin(), identity.CreateAgentParams{
+		Name: name, Owners: []string{e.owner}, Purpose: "tests", Selectors: selectors, FederatesWith: federates, ExpiresAt: expires,
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return a
+}
+
+func (e *hubEnv) sync() (nodeapi.Snapshot, bool) {
+	e.t.Helper()
+	changed, err := e.hub.Sync(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, ok := e.hub.Current()
+	if !ok {
+		e.t.Fatal("no snapshot after Sync")
+	}
+	return s, changed
+}
+
+func ids(s nodeapi.Snapshot) []string {
+	out := []string{}
+	for _, a := range s.Agents {
+		out = append(out, a.Name)
+	}
+	return out
+}
+
+// TestHubSnapshot: which agents, bundles and fingerprints a snapshot
+// holds, and that its revision follows its contents only.
+func TestHubSnapshot(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st, _ := b.Open(t)
+			e := newHubEnv(t, st, time.Hour)
+			if _, ok := e.hub.Current(); ok {
+				t.Fatal("a snapshot before the first Sync")
+			}
+			web := e.agent("web", []string{"unix:uid:1000"}, []string{"partner.example", "other.example"}, time.Time{})
+			e.agent("no-selectors", nil, nil, time.Time{})
+			soon := e.agent("soon", []string{"unix:uid:7"}, nil, e.clock.Now().Add(time.Hour))
+			paused := e.agent("paused", []string{"unix:uid:8"}, nil, time.Time{})
+			if _, err := e.reg.SuspendAgent(e.ctx, adminOrigin(), identity.TransitionParams{Ref: paused.ID}); err != nil {
+				t.Fatal(err)
+			}
+			e.fed.set("partner.example", `{ "keys": [] }`)
+			e.fed.set("unused.example", `{"keys":[]}`)
+
+			s, changed := e.sync()
+			if !changed {
+				t.Error("the first Sync published nothing")
+			}
+			if diff := cmp.Diff([]string{"soon", "web"}, sortedNames(s)); diff != "" {
+				t.Errorf("agents (-want +got):\n%s", diff)
+			}
+			for _, a := range s.Agents {
+				if a.ID == web.ID {
+					want := nodeapi.Agent{ID: web.ID, Name: "web", SPIFFEID: "spiffe://example.org/agent/web",
+						Selectors: []string{"unix:uid:1000"}, FederatesWith: []string{"other.example", "partner.example"}, Version: web.Version}
+					if diff := cmp.Diff(want, a); diff != "" {
+						t.Errorf("web (-want +got):\n%s", diff)
+					}
+				}
+				if a.ID == soon.ID && (a.ExpiresAt == nil || !a.ExpiresAt.Equal(soon.ExpiresAt)) {
+					t.Errorf("soon expires at %v, want %v", a.ExpiresAt, soon.ExpiresAt)
+				}
+			}
+			doc, _ := e.bundle.Current()
+			if string(s.Bundle) != string(doc.JSON) {
+				t.Errorf("bundle %s, want %s", s.Bundle, doc.JSON)
+			}
+			if diff := cmp.Diff(map[string]json.RawMessage{"partner.example": json.RawMessage(`{ "keys": [] }`)}, s.FederatedBundles); diff != "" {
+				t.Errorf("federated bundles (-want +got):\n%s", diff)
+			}
+			if s.TaintedAuthorities != nil {
+				t.Errorf("tainted authorities %v, want none", s.TaintedAuthorities)
+			}
+			if rev, err := nodeapi.Revision(s); err != nil || rev != s.Revision || len(rev) != 64 {
+				t.Errorf("revision %q, want %q (%v)", s.Revision, rev, err)
+			}
+
+			// Nothing changed: same revision, nothing published.
+			if s2, changed := e.sync(); changed || s2.Revision != s.Revision {
+				t.Errorf("Sync without a change: published %v, revision %s → %s", changed, s.Revision, s2.Revision)
+			}
+			// A replica with the same data and the same bundle document
+			// computes the same revision.
+			twin, err := nodeapi.NewHub(nodeapi.HubParams{Agents: st, Bundle: e.bundle, Federation: e.fed, CA: e.ca, Clock: e.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := twin.Sync(e.ctx); err != nil {
+				t.Fatal(err)
+			}
+			if ts, _ := twin.Current(); ts.Revision != s.Revision {
+				t.Errorf("two hubs over the same data: revisions %s and %s", ts.Revision, s.Revision)
+			}
+
+			// Taint, expiry.
+			tainted := e.ca.taint()
+			e.clock.Advance(2 * time.Hour)
+			s3, changed := e.sync()
+			if !changed || s3.Revision == s.Revision {
+				t.Error("a taint and an expiry published nothing")
+			}
+			if diff := cmp.Diff([]string{"web"}, sortedNames(s3)); diff != "" {
+				t.Errorf("agents after soon expired (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{nodeapi.Fingerprint(tainted)}, s3.TaintedAuthorities); diff != "" {
+				t.Errorf("tainted authorities (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func sortedNames(s nodeapi.Snapshot) []string {
+	names := ids(s)
+	slices.Sort(names)
+	return names
+}
+
+// TestHubRun: Run publishes the first snapshot at once, a new one when the
+// registry's change hook pokes it (the sync interval is an hour), when the
+// federated bundles change, and on its interval.
+func TestHubRun(t *testing.T) {
+	st, _ := storetest.Backends(t)[0].Open(t)
+	e := newHubEnv(t, st, time.Hour)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	changed := e.hub.Changed()
+	go func() { defer close(done); e.hub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	wait := func(what string) nodeapi.Snapshot {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no snapshot published after %s", what)
+		}
+		changed = e.hub.Changed()
+		s, _ := e.hub.Current()
+		return s
+	}
+	wait("start")
+	web := e.agent("web", []string{"unix:uid:1000"}, []string{"partner.example"}, time.Time{})
+	if s := wait("an agent was created"); len(s.Agents) != 1 || s.Agents[0].ID != web.ID {
+		t.Errorf("after the agent was created: %v", ids(s))
+	}
+	sel := []string{"unix:uid:1001"}
+	if _, err := e.reg.UpdateAgent(e.ctx, adminOrigin(), identity.UpdateAgentParams{Ref: web.ID, Selectors: &sel}); err != nil {
+		t.Fatal(err)
+	}
+	if s := wait("an agent was updated"); len(s.Agents) != 1 || s.Agents[0].Selectors[0] != "unix:uid:1001" {
+		t.Errorf("after the update: %+v", s.Agents)
+	}
+	e.fed.set("partner.example", `{"keys":[]}`)
+	if s := wait("a federated bundle changed"); len(s.FederatedBundles) != 1 {
+		t.Errorf("federated bundles: %v", s.FederatedBundles)
+	}
+	if _, err := e.reg.SuspendAgent(e.ctx, adminOrigin(), identity.TransitionParams{Ref: web.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if s := wait("an agent was suspended"); len(s.Agents) != 0 || len(s.FederatedBundles) != 0 {
+		t.Errorf("after the suspension: %v %v", ids(s), s.FederatedBundles)
+	}
+}
+
+// TestHubInterval: what no hook reports (a taint, another replica's
+// change) is published within the sync interval.
+func TestHubInterval(t *testing.T) {
+	st, _ := storetest.Backends(t)[0].Open(t)
+	e := newHubEnv(t, st, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); e.hub.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	tainted := nodeapi.Fingerprint(e.ca.taint())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, ok := e.hub.Current(); ok && len(s.TaintedAuthorities) == 1 && s.TaintedAuthorities[0] == tainted {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the taint did not reach the snapshot")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
