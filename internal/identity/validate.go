@@ -242,10 +242,13 @@ const (
 	// PermissionIntrospect lets the agent call the token introspection
 	// endpoint (RFC 7662) with its own client credentials.
 	PermissionIntrospect = "introspect"
+	// PermissionEvaluate lets the agent ask the decision point (the
+	// AuthZEN endpoints) with its own access token.
+	PermissionEvaluate = "evaluate"
 )
 
 // Permissions returns every permission an agent may hold, sorted.
-func Permissions() []string { return []string{PermissionIntrospect} }
+func Permissions() []string { return []string{PermissionEvaluate, PermissionIntrospect} }
 
 // NormalizePermissions validates an agent's permissions, each one of
 // Permissions(), and returns them deduplicated and sorted (never nil). It

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -323,7 +324,8 @@ func TestNormalizePermissions(t *testing.T) {
 		{[]string{"introspect", "admin"}, nil, "permissions[1]"},
 		{[]string{""}, nil, "permissions[0]"},
 		{[]string{"Introspect"}, nil, "permissions[0]"},
-		{[]string{"introspect", "introspect", "introspect", "introspect", "introspect"}, nil, "permissions"},
+		{slices.Repeat([]string{"introspect"}, 4*len(Permissions())+1), nil, "permissions"},
+		{[]string{"introspect", "evaluate"}, []string{"evaluate", "introspect"}, ""},
 	}
 	for i, tt := range tests {
 		got, err := NormalizePermissions(tt.in)

@@ -1,0 +1,642 @@
+package policy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
+
+	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/identity"
+	"github.com/agentid/agentid/internal/store"
+)
+
+// SubjectAgent is the one subject type: a registered agent.
+const SubjectAgent = "agent"
+
+// Request is one question: may the subject agent do the action on the
+// resource, in this context? Properties and Context are JSON objects as
+// the caller sent them (nil when absent).
+type Request struct {
+	Subject  Subject
+	Action   string
+	Resource Resource
+	Context  json.RawMessage
+}
+
+// Subject names the agent: Type SubjectAgent, ID its id (agt_…), name or
+// SPIFFE ID. Properties are recorded in the context digest and not
+// trusted: the agent's attributes come from the registry.
+type Subject struct {
+	Type       string
+	ID         string
+	Properties json.RawMessage
+}
+
+// Resource is what the action is on. Its scalar Properties become the
+// Cedar resource's tags (strings as they are, numbers and booleans as
+// their JSON text); nested values are recorded in the context digest only.
+type Resource struct {
+	Type       string
+	ID         string
+	Properties json.RawMessage
+}
+
+// Decision is the answer to a Request.
+type Decision struct {
+	// Decision is Allow, Deny or Conditional.
+	Decision string
+	// PolicyIDs are the policies that determined it: the satisfied
+	// forbids of a deny, the satisfied permits of an allow or a
+	// conditional, none for a default deny.
+	PolicyIDs []string
+	// ErroredPolicyIDs are the policies whose evaluation failed (Cedar
+	// skips them).
+	ErroredPolicyIDs []string
+	// Obligations are what a conditional decision needs first.
+	Obligations []string
+	// Reasons are the @reason of the determining policies, or why the
+	// request was denied before the policies (an unknown or inactive
+	// agent).
+	Reasons []string
+	// PolicyVersion is the version decided with (0: none active).
+	PolicyVersion int64
+	ActionClass   string
+	RiskTier      string
+	// Agent is the subject agent's id; "" when unknown.
+	Agent string
+	// EventID is the id of the audit event that records the decision.
+	EventID string
+	// ApprovalID is the approval request of a conditional decision that
+	// needs one (pending, new or reused), or the approval that turned the
+	// request into an allow; "" otherwise.
+	ApprovalID string
+	// ApprovalState is the state of that approval: pending or approved.
+	ApprovalState string
+}
+
+// Allowed reports whether the decision lets the action go ahead now.
+func (d Decision) Allowed() bool { return d.Decision == Allow }
+
+// Decide answers one request and records the decision, as caller o,
+// before returning it. A malformed request (an unknown subject type or
+// action, bad context or properties) is a *ValidationError and records
+// nothing. An unknown, suspended, deprovisioned or expired agent is a
+// deny. If the decision cannot be recorded, Decide fails.
+func (s *Service) Decide(ctx context.Context, o audit.Origin, req Request) (Decision, error) {
+	c, err := s.current(ctx)
+	if err != nil {
+		return Decision{}, err
+	}
+	now := s.now()
+	d, ev, ap, err := s.evaluate(ctx, c, o, req, now, true)
+	if err != nil {
+		return Decision{}, err
+	}
+	ds, evs := []*Decision{&d}, []audit.Event{ev}
+	if err := s.record(ctx, o, ds, evs, []*store.Approval{ap}); err != nil {
+		return Decision{}, err
+	}
+	d.EventID = evs[0].ID
+	return d, nil
+}
+
+// Semantic is how DecideBatch goes through its requests (AuthZEN
+// options.evaluations_semantic).
+type Semantic string
+
+// Batch semantics.
+const (
+	// ExecuteAll answers every request.
+	ExecuteAll Semantic = "execute_all"
+	// DenyOnFirstDeny stops after the first request not allowed.
+	DenyOnFirstDeny Semantic = "deny_on_first_deny"
+	// PermitOnFirstPermit stops after the first request allowed.
+	PermitOnFirstPermit Semantic = "permit_on_first_permit"
+)
+
+// Result is one answer of a batch: a Decision, or Err (a
+// *ValidationError) when the request could not be evaluated.
+type Result struct {
+	Decision Decision
+	Err      error
+}
+
+// DecideBatch answers requests in order under the semantic and records
+// every answer given (requests that could not be evaluated too, as
+// failed denies) in one transaction before returning. The results stop
+// where the semantic stops. It fails only when the decisions cannot be
+// recorded or the policies cannot be loaded.
+func (s *Service) DecideBatch(ctx context.Context, o audit.Origin, reqs []Request, sem Semantic) ([]Result, error) {
+	switch sem {
+	case "", ExecuteAll, DenyOnFirstDeny, PermitOnFirstPermit:
+	default:
+		return nil, invalid("options.evaluations_semantic", "must be %s, %s or %s", ExecuteAll, DenyOnFirstDeny, PermitOnFirstPermit)
+	}
+	c, err := s.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := make([]Result, 0, len(reqs))
+	evs := make([]audit.Event, 0, len(reqs))
+	aps := make([]*store.Approval, 0, len(reqs))
+	for i, req := range reqs {
+		d, ev, ap, err := s.evaluate(ctx, c, o, req, now, true)
+		var ve *ValidationError
+		switch {
+		case errors.As(err, &ve):
+			ev = s.failedEvent(c, o, req, now, ve)
+			d = Decision{Decision: Deny, PolicyVersion: c.version}
+		case err != nil:
+			return nil, err
+		}
+		ev.Details["index"] = i
+		evs = append(evs, ev)
+		aps = append(aps, ap)
+		out = append(out, Result{Decision: d, Err: err})
+		if (sem == DenyOnFirstDeny && !d.Allowed()) || (sem == PermitOnFirstPermit && d.Allowed()) {
+			break
+		}
+	}
+	ds := make([]*Decision, len(out))
+	for i := range out {
+		ds[i] = &out[i].Decision
+	}
+	if err := s.record(ctx, o, ds, evs, aps); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Decision.EventID = evs[i].ID
+	}
+	return out, nil
+}
+
+// record appends the decisions' events in one transaction, ids assigned
+// first so that the caller can name them. aps[i], when not nil, is a new
+// approval request of decision ds[i], created (or replaced by a covering
+// one created meanwhile) in the same transaction before its event.
+func (s *Service) record(ctx context.Context, o audit.Origin, ds []*Decision, evs []audit.Event, aps []*store.Approval) error {
+	used := make([]string, len(evs))
+	var created []store.Approval
+	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		created = created[:0]
+		for i := range evs {
+			if i < len(aps) && aps[i] != nil {
+				ap, isNew, err := s.createApproval(ctx, tx, o, *aps[i])
+				if err != nil {
+					return err
+				}
+				if isNew {
+					created = append(created, ap)
+				}
+				used[i] = ap.ID
+				evs[i].Details["approval_id"] = ap.ID
+			}
+			rec, err := s.rec.Append(ctx, tx, evs[i])
+			if err != nil {
+				return err
+			}
+			evs[i].ID = rec.ID
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("policy: record decision: %w", err)
+	}
+	for i, d := range ds {
+		if i < len(used) && used[i] != "" {
+			d.ApprovalID = used[i]
+		}
+	}
+	for _, ap := range created {
+		s.notify(ap)
+	}
+	return nil
+}
+
+// input is a request checked and resolved against the registry.
+type input struct {
+	action     actionInfo
+	actionName string
+	resource   types.EntityUID
+	tags       types.RecordMap
+	ctx        requestContext
+	digest     string
+	limits     map[string]string // numeric top-level context values
+}
+
+// check validates a request's shape and resolves its action.
+func check(c *compiled, req Request) (input, error) {
+	var in input
+	switch {
+	case req.Subject.Type == "":
+		return in, invalid("subject.type", "is required")
+	case req.Subject.Type != SubjectAgent:
+		return in, invalid("subject.type", "must be %q", SubjectAgent)
+	case req.Subject.ID == "":
+		return in, invalid("subject.id", "is required")
+	case len(req.Subject.ID) > MaxIDLen:
+		return in, invalid("subject.id", "exceeds %d bytes", MaxIDLen)
+	case req.Action == "":
+		return in, invalid("action.name", "is required")
+	case req.Resource.Type == "":
+		return in, invalid("resource.type", "is required")
+	case req.Resource.ID == "":
+		return in, invalid("resource.id", "is required")
+	case len(req.Resource.Type) > MaxIDLen || len(req.Resource.ID) > MaxIDLen:
+		return in, invalid("resource", "type and id must not exceed %d bytes", MaxIDLen)
+	}
+	a, ok := c.reg.actions[req.Action]
+	if !ok {
+		return in, invalid("action.name", "unknown action %q: not an action class or an action of one", truncated(req.Action))
+	}
+	in.action, in.actionName = a, req.Action
+	if n := len(req.Context) + len(req.Resource.Properties) + len(req.Subject.Properties); n > MaxRequestBytes {
+		return in, invalid("context", "context and properties exceed %d bytes", MaxRequestBytes)
+	}
+	props, err := decodeObject("resource.properties", req.Resource.Properties)
+	if err != nil {
+		return in, err
+	}
+	subjectProps, err := decodeObject("subject.properties", req.Subject.Properties)
+	if err != nil {
+		return in, err
+	}
+	rctx, err := decodeObject("context", req.Context)
+	if err != nil {
+		return in, err
+	}
+	if in.ctx, err = parseContext(rctx); err != nil {
+		return in, err
+	}
+	in.limits = limitsOf(rctx)
+	in.tags = types.RecordMap{}
+	for k, v := range props {
+		switch v := v.(type) {
+		case string:
+			in.tags[types.String(k)] = types.String(v)
+		case json.Number:
+			in.tags[types.String(k)] = types.String(v.String())
+		case bool:
+			in.tags[types.String(k)] = types.String(fmt.Sprint(v))
+		}
+	}
+	in.resource = types.NewEntityUID(TypeResource, types.String(req.Resource.Type+"/"+req.Resource.ID))
+	// Canonical JSON (encoding/json sorts map keys) of what was decided on.
+	sum, err := json.Marshal(map[string]any{"context": rctx, "resource": props, "subject": subjectProps})
+	if err != nil {
+		return in, fmt.Errorf("policy: digest: %w", err)
+	}
+	h := sha256.Sum256(sum)
+	in.digest = hex.EncodeToString(h[:])
+	return in, nil
+}
+
+// decodeObject decodes an optional JSON object, bounding its depth.
+func decodeObject(field string, raw json.RawMessage) (map[string]any, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, nil
+	}
+	if err := checkDepth(raw); err != nil {
+		return nil, invalid(field, "%s", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return nil, invalid(field, "must be a JSON object")
+	}
+	return m, nil
+}
+
+// checkDepth refuses JSON nested deeper than MaxDepth (before decoding, so
+// that a deep document costs nothing).
+func checkDepth(raw []byte) error {
+	depth, inString, escaped := 0, false, false
+	for _, b := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString && b == '\\':
+			escaped = true
+		case b == '"':
+			inString = !inString
+		case inString:
+		case b == '{' || b == '[':
+			if depth++; depth > MaxDepth {
+				return fmt.Errorf("nests deeper than %d levels", MaxDepth)
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return nil
+}
+
+// requestContext is what the PDP reads from a request's context.
+type requestContext struct {
+	time           time.Time // zero: now
+	traceID        string
+	delegation     *audit.Delegation
+	instanceID     string
+	instanceMethod string
+}
+
+// parseContext reads the keys the schema knows; others only reach the
+// digest.
+func parseContext(m map[string]any) (requestContext, error) {
+	var rc requestContext
+	str := func(field string, v any) (string, error) {
+		s, ok := v.(string)
+		if !ok || s == "" || len(s) > MaxIDLen {
+			return "", invalid(field, "must be a non-empty string of at most %d bytes", MaxIDLen)
+		}
+		return s, nil
+	}
+	var err error
+	if v, ok := m["time"]; ok {
+		s, _ := v.(string)
+		if rc.time, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			return rc, invalid("context.time", "must be an RFC 3339 time")
+		}
+	}
+	if v, ok := m["trace_id"]; ok {
+		if rc.traceID, err = str("context.trace_id", v); err != nil {
+			return rc, err
+		}
+	}
+	if v, ok := m["delegation"]; ok {
+		d, ok := v.(map[string]any)
+		if !ok {
+			return rc, invalid("context.delegation", "must be an object with subject, actors and grant_id")
+		}
+		rc.delegation = &audit.Delegation{}
+		if rc.delegation.Subject, err = str("context.delegation.subject", d["subject"]); err != nil {
+			return rc, err
+		}
+		if g, ok := d["grant_id"]; ok {
+			if rc.delegation.GrantID, err = str("context.delegation.grant_id", g); err != nil {
+				return rc, err
+			}
+		}
+		if a, ok := d["actors"]; ok {
+			list, ok := a.([]any)
+			if !ok || len(list) > 16 {
+				return rc, invalid("context.delegation.actors", "must be an array of at most 16 strings")
+			}
+			for _, x := range list {
+				s, err := str("context.delegation.actors", x)
+				if err != nil {
+					return rc, err
+				}
+				rc.delegation.Actors = append(rc.delegation.Actors, s)
+			}
+		}
+	}
+	if v, ok := m["instance"]; ok {
+		in, ok := v.(map[string]any)
+		if !ok {
+			return rc, invalid("context.instance", "must be an object with id and attestation_method")
+		}
+		if rc.instanceID, err = str("context.instance.id", in["id"]); err != nil {
+			return rc, err
+		}
+		if rc.instanceMethod, err = str("context.instance.attestation_method", in["attestation_method"]); err != nil {
+			return rc, err
+		}
+	}
+	return rc, nil
+}
+
+// lookupAgent finds the subject agent by id, SPIFFE ID or name; ok is
+// false when there is none.
+func (s *Service) lookupAgent(ctx context.Context, ref string) (store.Agent, bool, error) {
+	var (
+		a   store.Agent
+		err error
+	)
+	switch {
+	case strings.HasPrefix(ref, "agt_"):
+		a, err = s.store.GetAgent(ctx, ref)
+	case strings.HasPrefix(ref, "spiffe://"):
+		_, path, perr := identity.ParseSPIFFEID(ref)
+		name, isAgent := strings.CutPrefix(path, "/agent/")
+		if perr != nil || !isAgent {
+			return store.Agent{}, false, nil //nolint:nilerr // a malformed SPIFFE ID names no agent: a deny, not an error
+		}
+		if a, err = s.store.GetAgentByName(ctx, name); err == nil && a.SPIFFEID != ref {
+			return store.Agent{}, false, nil
+		}
+	default:
+		a, err = s.store.GetAgentByName(ctx, ref)
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Agent{}, false, nil
+	case err != nil:
+		return store.Agent{}, false, fmt.Errorf("policy: look up agent: %w", err)
+	}
+	return a, true, nil
+}
+
+// evaluate decides one request with c and returns the decision, the
+// event that will record it and, withApprovals, the approval request to
+// create with it (nil when none).
+func (s *Service) evaluate(ctx context.Context, c *compiled, o audit.Origin, req Request, now time.Time,
+	withApprovals bool) (Decision, audit.Event, *store.Approval, error) {
+	in, err := check(c, req)
+	if err != nil {
+		return Decision{}, audit.Event{}, nil, err
+	}
+	a, found, err := s.lookupAgent(ctx, req.Subject.ID)
+	if err != nil {
+		return Decision{}, audit.Event{}, nil, err
+	}
+	var d Decision
+	switch {
+	case !found:
+		d = Decision{Decision: Deny, Reasons: []string{"unknown agent"}}
+	case a.State != store.AgentActive:
+		d = Decision{Decision: Deny, Reasons: []string{"the agent is " + string(a.State)}}
+	case !a.ExpiresAt.IsZero() && !now.Before(a.ExpiresAt):
+		d = Decision{Decision: Deny, Reasons: []string{"the agent has expired"}}
+	default:
+		d = decideWith(c, a, in, now)
+	}
+	d.PolicyVersion, d.ActionClass, d.RiskTier = c.version, in.action.class, in.action.tier
+	var ap *store.Approval
+	if withApprovals && found {
+		if ap, err = s.applyApprovals(ctx, a, req, in, &d, now); err != nil {
+			return Decision{}, audit.Event{}, nil, err
+		}
+	}
+	ev := s.decisionEvent(c, o, req, in, d, now)
+	if found {
+		d.Agent = a.ID
+		ev.Agent = &audit.Agent{ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID}
+	}
+	return d, ev, ap, nil
+}
+
+// entities is one request's entities over the registry's actions.
+type entities struct {
+	own     types.EntityMap
+	actions types.EntityMap
+}
+
+func (e entities) Get(uid types.EntityUID) (types.Entity, bool) {
+	if uid.Type == TypeAction {
+		return e.actions.Get(uid)
+	}
+	return e.own.Get(uid)
+}
+
+// decideWith evaluates the policies for an active agent: pure, no I/O.
+func decideWith(c *compiled, a store.Agent, in input, now time.Time) Decision {
+	owners := make([]types.Value, len(a.Owners))
+	for i, o := range a.Owners {
+		owners[i] = types.NewEntityUID(TypePerson, types.String(o))
+	}
+	classes := make([]types.Value, len(a.ActionClasses))
+	for i, ac := range a.ActionClasses {
+		classes[i] = types.String(ac)
+	}
+	labels := make(types.RecordMap, len(a.Labels))
+	for k, v := range a.Labels {
+		labels[types.String(k)] = types.String(v)
+	}
+	principal := types.NewEntityUID(TypeAgent, types.String(a.Name))
+	ents := entities{own: types.EntityMap{
+		principal: {UID: principal, Attributes: types.NewRecord(types.RecordMap{
+			"id": types.String(a.ID), "spiffe_id": types.String(a.SPIFFEID), "state": types.String(a.State),
+			"orphaned": types.Boolean(a.Orphaned), "owners": types.NewSet(owners...), "action_classes": types.NewSet(classes...),
+		}), Tags: types.NewRecord(labels)},
+		in.resource: {UID: in.resource, Attributes: types.NewRecord(types.RecordMap{
+			"type": types.String(strings.SplitN(string(in.resource.ID), "/", 2)[0])}), Tags: types.NewRecord(in.tags)},
+	}, actions: c.reg.entities}
+	t := in.ctx.time
+	if t.IsZero() {
+		t = now
+	}
+	rc := types.RecordMap{
+		"action_class": types.String(in.action.class),
+		"risk_tier":    types.String(in.action.tier),
+		"time":         types.NewDatetime(t),
+	}
+	if in.ctx.traceID != "" {
+		rc["trace_id"] = types.String(in.ctx.traceID)
+	}
+	if dl := in.ctx.delegation; dl != nil {
+		actors := make([]types.Value, len(dl.Actors))
+		for i, x := range dl.Actors {
+			actors[i] = types.String(x)
+		}
+		rec := types.RecordMap{"subject": types.NewEntityUID(TypePerson, types.String(dl.Subject)), "actors": types.NewSet(actors...)}
+		if dl.GrantID != "" {
+			rec["grant_id"] = types.String(dl.GrantID)
+		}
+		rc["delegation"] = types.NewRecord(rec)
+	}
+	if in.ctx.instanceID != "" {
+		uid := types.NewEntityUID(TypeInstance, types.String(in.ctx.instanceID))
+		ents.own[uid] = types.Entity{UID: uid, Attributes: types.NewRecord(types.RecordMap{
+			"attestation_method": types.String(in.ctx.instanceMethod)})}
+		rc["instance"] = uid
+		rc["attestation_method"] = types.String(in.ctx.instanceMethod)
+	}
+	dec, diag := cedar.Authorize(c.policies().lookup(in.action.uid, principal.ID), ents, cedar.Request{
+		Principal: principal, Action: in.action.uid, Resource: in.resource, Context: types.NewRecord(rc),
+	})
+	d := Decision{Decision: Deny}
+	for _, r := range diag.Reasons {
+		d.PolicyIDs = append(d.PolicyIDs, string(r.PolicyID))
+	}
+	for _, e := range diag.Errors {
+		d.ErroredPolicyIDs = append(d.ErroredPolicyIDs, string(e.PolicyID))
+	}
+	slices.Sort(d.PolicyIDs)
+	slices.Sort(d.ErroredPolicyIDs)
+	for _, id := range d.PolicyIDs {
+		m := c.pol.meta[cedar.PolicyID(id)]
+		if m.reason != "" {
+			d.Reasons = append(d.Reasons, m.reason)
+		}
+		if dec == cedar.Allow && m.conditional && !slices.Contains(d.Obligations, m.obligation) {
+			d.Obligations = append(d.Obligations, m.obligation)
+		}
+	}
+	switch {
+	case dec != cedar.Allow:
+	case len(d.Obligations) > 0:
+		d.Decision = Conditional
+		slices.Sort(d.Obligations)
+	default:
+		d.Decision = Allow
+	}
+	return d
+}
+
+// decisionEvent is the audit event of a decision.
+func (s *Service) decisionEvent(c *compiled, o audit.Origin, req Request, in input, d Decision, now time.Time) audit.Event {
+	ev := o.Event(audit.Authorization, EventDecisionMade)
+	ev.Time, ev.Decision = now, d.Decision
+	if len(d.Reasons) > 0 {
+		ev.Reason = d.Reasons[0]
+	}
+	task := audit.Task{ActionClasses: []string{in.action.class}}
+	if ev.Task != nil {
+		task.TraceID, task.ReasoningRef = ev.Task.TraceID, ev.Task.ReasoningRef
+	}
+	if in.ctx.traceID != "" {
+		task.TraceID = in.ctx.traceID
+	}
+	ev.Task = &task
+	ev.Delegation = in.ctx.delegation
+	if in.ctx.instanceID != "" {
+		ev.Instance = &audit.Instance{ID: in.ctx.instanceID, Method: in.ctx.instanceMethod}
+	}
+	ev.Details = map[string]any{
+		"action":             truncated(req.Action),
+		"action_class":       in.action.class,
+		"risk_tier":          in.action.tier,
+		"resource":           map[string]any{"type": truncated(req.Resource.Type), "id": truncated(req.Resource.ID)},
+		"policy_version":     c.version,
+		"policy_ids":         nonNil(d.PolicyIDs),
+		"errored_policy_ids": nonNil(d.ErroredPolicyIDs),
+		"obligations":        nonNil(d.Obligations),
+		"context_sha256":     in.digest,
+	}
+	if d.ApprovalID != "" {
+		ev.Details["approval_id"] = d.ApprovalID
+	}
+	return ev
+}
+
+// failedEvent records a batch item that could not be evaluated.
+func (s *Service) failedEvent(c *compiled, o audit.Origin, req Request, now time.Time, ve *ValidationError) audit.Event {
+	ev := o.Event(audit.Authorization, EventDecisionMade)
+	ev.Time, ev.Decision, ev.Outcome, ev.Reason = now, Deny, audit.Failure, ve.Detail()
+	ev.Details = map[string]any{
+		"action":         truncated(req.Action),
+		"resource":       map[string]any{"type": truncated(req.Resource.Type), "id": truncated(req.Resource.ID)},
+		"policy_version": c.version,
+	}
+	return ev
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
