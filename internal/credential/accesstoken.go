@@ -104,11 +104,20 @@ type Confirmation struct {
 	JKT string `json:"jkt,omitempty"`
 }
 
+// SubjectID is the "sub_id" claim of RFC 9493 §3.2.3 (format "iss_sub"):
+// which issuer named the subject of a delegated token.
+type SubjectID struct {
+	Format  string `json:"format"`
+	Issuer  string `json:"iss"`
+	Subject string `json:"sub"`
+}
+
 // Claims is the claim set of an access token, in the order it is encoded.
 // See docs/tokens.md.
 type Claims struct {
 	Issuer        string          `json:"iss"`
 	Subject       string          `json:"sub"`
+	SubjectID     *SubjectID      `json:"sub_id,omitempty"`
 	Audience      Audience        `json:"aud"`
 	ClientID      string          `json:"client_id"`
 	IssuedAt      int64           `json:"iat"`
@@ -119,6 +128,7 @@ type Claims struct {
 	Agent         AgentClaim      `json:"agent"`
 	AgentInstance string          `json:"agent_instance,omitempty"`
 	Act           json.RawMessage `json:"act,omitempty"`
+	GrantID       string          `json:"grant_id,omitempty"`
 	TraceID       string          `json:"trace_id,omitempty"`
 	ReasoningRef  string          `json:"reasoning_ref,omitempty"`
 	Cnf           *Confirmation   `json:"cnf,omitempty"`
@@ -140,6 +150,17 @@ type AccessTokenParams struct {
 	// JKT is the RFC 7638 thumbprint of the DPoP key the token is bound to,
 	// empty for a bearer token.
 	JKT string
+
+	// Delegation (RFC 8693, ADR 0014): Subject, when set, is the sub in
+	// place of the agent's SPIFFE ID (the person or delegating agent),
+	// SubjectID names its issuer, Act is the actor chain with the agent as
+	// the current actor, and GrantID the grant. Expiry, when set, is the
+	// exp in place of IssuedAt + TTL (it must not be later).
+	Subject   string
+	SubjectID *SubjectID
+	Act       json.RawMessage
+	GrantID   string
+	Expiry    time.Time
 }
 
 // AccessToken is a minted token.
@@ -170,18 +191,35 @@ func (i *Issuer) IssueAccessToken(p AccessTokenParams) (AccessToken, error) {
 	if err != nil {
 		return AccessToken{}, fmt.Errorf("credential: token id: %w", err)
 	}
+	exp := iat + int64(p.TTL/time.Second)
+	if !p.Expiry.IsZero() {
+		if p.Expiry.Unix() > exp || p.Expiry.Unix() <= iat {
+			return AccessToken{}, errors.New("credential: access token expiry must be within its TTL and after its issue time")
+		}
+		exp = p.Expiry.Unix()
+	}
+	if (p.Subject != "") != (len(p.Act) > 0) || (p.GrantID != "") != (len(p.Act) > 0) {
+		return AccessToken{}, errors.New("credential: a delegated token needs a subject, an act chain and a grant id")
+	}
+	sub := p.Agent.SPIFFEID
+	if p.Subject != "" {
+		sub = p.Subject
+	}
 	c := Claims{
 		Issuer:        i.iss,
-		Subject:       p.Agent.SPIFFEID,
+		Subject:       sub,
+		SubjectID:     p.SubjectID,
 		Audience:      Audience(p.Audience),
 		ClientID:      p.Agent.ID,
 		IssuedAt:      iat,
 		NotBefore:     iat,
-		Expiry:        iat + int64(p.TTL/time.Second),
+		Expiry:        exp,
 		JTI:           jti,
 		Scope:         strings.Join(p.Scopes, " "),
 		Agent:         AgentClaim{ID: p.Agent.ID, Name: p.Agent.Name},
 		AgentInstance: p.Instance,
+		Act:           p.Act,
+		GrantID:       p.GrantID,
 		TraceID:       p.TraceID,
 		ReasoningRef:  p.ReasoningRef,
 	}

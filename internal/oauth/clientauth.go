@@ -40,6 +40,9 @@ type authClient struct {
 	// outcome of the request (so that a failed commit does not burn it).
 	jti    string
 	jtiExp time.Time
+	// boundJKT is the DPoP key thumbprint of an actor token that
+	// authenticated the agent (RFC 8693 actor_token with cnf.jkt).
+	boundJKT string
 }
 
 // authAttempt is what client authentication found out, for the audit event

@@ -30,6 +30,8 @@ type IntrospectionResponse struct {
 	Agent         *credential.AgentClaim   `json:"agent,omitempty"`
 	AgentInstance string                   `json:"agent_instance,omitempty"`
 	Act           json.RawMessage          `json:"act,omitempty"`
+	GrantID       string                   `json:"grant_id,omitempty"`
+	SubjectID     *credential.SubjectID    `json:"sub_id,omitempty"`
 	TraceID       string                   `json:"trace_id,omitempty"`
 	ReasoningRef  string                   `json:"reasoning_ref,omitempty"`
 	Cnf           *credential.Confirmation `json:"cnf,omitempty"`
@@ -61,7 +63,7 @@ func (s *Server) Introspect(ctx context.Context, r *Request) (IntrospectionRespo
 		Active: true, Scope: c.Scope, ClientID: c.ClientID, TokenType: TokenTypeBearer,
 		Exp: c.Expiry, Iat: c.IssuedAt, Nbf: c.NotBefore, Sub: c.Subject, Aud: c.Audience,
 		Iss: c.Issuer, JTI: c.JTI, Agent: &c.Agent, AgentInstance: c.AgentInstance, Act: c.Act,
-		TraceID: c.TraceID, ReasoningRef: c.ReasoningRef, Cnf: c.Cnf,
+		GrantID: c.GrantID, SubjectID: c.SubjectID, TraceID: c.TraceID, ReasoningRef: c.ReasoningRef, Cnf: c.Cnf,
 	}
 	if c.Cnf != nil && c.Cnf.JKT != "" {
 		resp.TokenType = TokenTypeDPoP
@@ -71,7 +73,8 @@ func (s *Server) Introspect(ctx context.Context, r *Request) (IntrospectionRespo
 
 // activeClaims parses a token and reports whether it is active at now: it
 // verifies, has not expired, is not revoked (by jti or by its agent's
-// revoke-all), and its agent may still use credentials.
+// revoke-all), its agent may still use credentials, and, for a delegated
+// token, nothing up its chain was revoked (chainActive).
 func (s *Server) activeClaims(ctx context.Context, raw string, now time.Time) (credential.Claims, bool, error) {
 	c, err := s.tokens.ParseAccessToken(raw)
 	if err != nil {
@@ -98,6 +101,13 @@ func (s *Server) activeClaims(ctx context.Context, raw string, now time.Time) (c
 	a := cl.agent
 	if usable(a, now) != "" || identity.TokensRevoked(a, time.Unix(c.IssuedAt, 0)) {
 		return c, false, nil
+	}
+	if c.GrantID != "" || len(c.Act) > 0 {
+		if c.GrantID == "" {
+			return c, false, nil // agentid never issues an act without a grant
+		}
+		ok, err := s.chainActive(ctx, c, now)
+		return c, ok, err
 	}
 	return c, true, nil
 }

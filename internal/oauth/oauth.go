@@ -2,7 +2,8 @@
 // authentication (private_key_jwt per RFC 7523 §2.2, client_secret_basic and
 // client_secret_post per RFC 6749 §2.3.1), the client_credentials grant
 // (RFC 6749 §4.4) with resource indicators (RFC 8707) and DPoP (RFC 9449),
-// introspection (RFC 7662) and revocation (RFC 7009).
+// token exchange for delegation (RFC 8693, ADR 0014) with cascade
+// revocation, introspection (RFC 7662) and revocation (RFC 7009).
 //
 // It speaks no HTTP: the transport parses a request into a Request and
 // writes what comes back, a response value or an *Error carrying the RFC
@@ -25,6 +26,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
+	"github.com/agentid/agentid/internal/delegation"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -82,6 +84,9 @@ type Params struct {
 	// RequireDPoPNonce makes the token endpoint demand a server nonce in
 	// DPoP proofs (RFC 9449 §8), given by Nonces.
 	Nonces NonceSource
+	// Delegation holds the grants and trusted issuers of token exchange
+	// (RFC 8693); nil leaves the grant type unsupported.
+	Delegation *delegation.Service
 	// Clock is the time source; required.
 	Clock func() time.Time
 	// Rand is a cryptographic source; required.
@@ -108,6 +113,7 @@ type Server struct {
 	tokenURL string
 	ttl      time.Duration
 	nonces   NonceSource
+	deleg    *delegation.Service
 	clock    func() time.Time
 	rand     io.Reader
 	log      *slog.Logger
@@ -130,6 +136,7 @@ func New(p Params) (*Server, error) {
 		tokenURL: p.Tokens.Name() + TokenPath,
 		ttl:      p.TokenTTL,
 		nonces:   p.Nonces,
+		deleg:    p.Delegation,
 		clock:    p.Clock,
 		rand:     p.Rand,
 		log:      p.Logger,

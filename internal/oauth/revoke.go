@@ -12,7 +12,8 @@ import (
 // Revoke handles a revocation request (RFC 7009 §2.1). An agent may revoke
 // tokens issued to itself; an admin any token. A token that is invalid,
 // unknown or already expired needs no revocation and gets the same success
-// (RFC 7009 §2.2).
+// (RFC 7009 §2.2). Tokens exchanged from the revoked one, at any depth,
+// become inactive with it (ADR 0014 §5); the event counts them.
 func (s *Server) Revoke(ctx context.Context, r *Request) *Error {
 	if e := checkRepeated(r.Form); e != nil {
 		return e
@@ -41,12 +42,19 @@ func (s *Server) Revoke(ctx context.Context, r *Request) *Error {
 	ev.Agent = &audit.Agent{ID: claims.ClientID, Name: claims.Agent.Name, SPIFFEID: claims.Subject}
 	ev.Details = map[string]any{"jti": claims.JTI, "expires_at": exp.Format(time.RFC3339), "via": "rfc7009"}
 	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		n, err := tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{AncestorJTI: claims.JTI, LiveAt: now})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			ev.Details["tokens_affected"] = n
+		}
 		if err := tx.RevokeToken(ctx, store.RevokedToken{
 			JTI: claims.JTI, AgentID: claims.ClientID, RevokedAt: now, ExpiresAt: exp, RevokedBy: o.Actor.ID,
 		}); err != nil {
 			return err
 		}
-		_, err := s.rec.Append(ctx, tx, ev)
+		_, err = s.rec.Append(ctx, tx, ev)
 		return err
 	})
 	if err != nil {
@@ -66,7 +74,11 @@ func (s *Server) Collect(ctx context.Context, holder string) (int64, error) {
 		if err != nil || !ok {
 			return err
 		}
-		n, err = tx.CollectTokens(ctx, now)
+		if n, err = tx.CollectTokens(ctx, now); err != nil {
+			return err
+		}
+		x, err := tx.CollectExchangedTokens(ctx, now)
+		n += x
 		return err
 	})
 	return n, err

@@ -16,7 +16,7 @@ import (
 	"github.com/agentid/agentid/sdk/dpop"
 )
 
-// GrantClientCredentials is the only grant type of this release.
+// GrantClientCredentials is the grant type of RFC 6749 §4.4.
 const GrantClientCredentials = "client_credentials"
 
 // Token types of a token response.
@@ -28,9 +28,11 @@ const (
 // TokenResponse is a successful token response (RFC 6749 §5.1).
 type TokenResponse struct {
 	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope,omitempty"`
+	// IssuedTokenType is set for a token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
 }
 
 // tokenParams are the grant's validated parameters.
@@ -41,15 +43,17 @@ type tokenParams struct {
 	reasoningRef string
 }
 
-// Token handles a token request (RFC 6749 §4.4.2).
+// Token handles a token request: client credentials (RFC 6749 §4.4.2)
+// or token exchange (RFC 8693 §2.1).
 func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) {
-	if e := checkRepeated(r.Form, "resource"); e != nil {
+	if e := checkRepeated(r.Form, "resource", "audience"); e != nil {
 		return TokenResponse{}, e
 	}
-	switch gt := param(r.Form, "grant_type"); gt {
+	gt := param(r.Form, "grant_type")
+	switch gt {
 	case "":
 		return TokenResponse{}, errf(CodeInvalidRequest, "grant_type is required")
-	case GrantClientCredentials:
+	case GrantClientCredentials, GrantTokenExchange:
 	default:
 		return TokenResponse{}, errf(CodeUnsupportedGrantType, "grant_type %s is not supported", safeName(gt))
 	}
@@ -60,6 +64,9 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 			return TokenResponse{}, errf(CodeInvalidRequest, "reasoning_ref must be at most %d printable ASCII characters", MaxReasoningRefLen)
 		}
 		o.ReasoningRef = ref
+	}
+	if gt == GrantTokenExchange {
+		return s.exchange(ctx, r, o, now)
 	}
 
 	c, at, e := s.authenticate(ctx, r, now)
