@@ -33,7 +33,7 @@ type agentSpecFlags struct {
 	ActionClass   []string `name:"action-class" help:"Action class granted to the agent (e.g. read:tickets). Repeat the flag or separate with commas." placeholder:"CLASS"`
 	Audience      []string `help:"Audience (resource) its credentials may name. Repeat the flag or separate with commas." placeholder:"AUD"`
 	Scope         []string `help:"OAuth scope the agent may be granted (RFC 6749 scope token, e.g. tickets:read). Repeat the flag or separate with commas." placeholder:"SCOPE"`
-	Permission    []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint). Repeat the flag or separate with commas." placeholder:"PERM"`
+	Permission    []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint), evaluate (ask the decision point with its access token). Repeat the flag or separate with commas." placeholder:"PERM"`
 	FederatesWith []string `name:"federates-with" help:"Foreign SPIFFE trust domain whose bundle the agent's workloads get as a federated bundle (see agentid federation list). Repeat the flag or separate with commas." placeholder:"TD"`
 	Selector      []string `name:"selector" sep:"none" help:"Workload selector by which agentid node knows a workload runs as the agent: unix:uid:N, unix:gid:N, unix:path:/abs/exe or unix:sha256:HEX. All must hold. Repeat the flag for several (no comma splitting)." placeholder:"SEL"`
 	Label         []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`

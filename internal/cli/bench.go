@@ -17,9 +17,12 @@ import (
 
 type benchCmd struct {
 	Tokens benchTokensCmd `cmd:"" help:"Measure token issuance (tokens/s, latency, server CPU per token) against the machine's ceiling. Linux only."`
+	Node   benchNodeCmd   `cmd:"" help:"Measure agentid node's Workload API with go-spiffe's client: cached X.509-SVID fetches, new-audience JWT-SVIDs, registration to first SVID. Linux only."`
 	// The children bench tokens starts; not for people.
 	ServeCeiling benchServeCeilingCmd `cmd:"" name:"serve-ceiling" hidden:"" help:"Serve the ceiling token endpoint (a child of bench tokens)."`
 	ServeAgentid benchServeAgentidCmd `cmd:"" name:"serve-agentid" hidden:"" help:"Serve a dev control plane for bench tokens (a child of bench tokens)."`
+	// The workload ceiling bench node starts.
+	ServeWorkloadCeiling benchServeWorkloadCeilingCmd `cmd:"" name:"serve-workload-ceiling" hidden:"" help:"Serve the workload ceiling (a child of bench node)."`
 }
 
 // authBoth is the --auth value measuring every method.
@@ -79,6 +82,9 @@ func ceilingArgs(a bench.ChildArgs) []string {
 
 func serverArgs(a bench.ChildArgs) []string {
 	args := []string{"--data", a.DataDir, "bench", "serve-agentid", "--listen", a.Listen}
+	if a.NodeAPIListen != "" {
+		args = append(args, "--node-api", a.NodeAPIListen)
+	}
 	if a.CPUProfile != "" {
 		args = append(args, "--cpuprofile", a.CPUProfile)
 	}
@@ -171,6 +177,7 @@ func (c *benchServeCeilingCmd) Run(rc *runContext) error {
 
 type benchServeAgentidCmd struct {
 	Listen     string `help:"Loopback address (port 0 picks a free port)." default:"127.0.0.1:0"`
+	NodeAPI    string `name:"node-api" help:"Also serve the node API on this loopback address (port 0 picks a free port); empty: off." placeholder:"ADDR"`
 	CPUProfile string `name:"cpuprofile" help:"Write a CPU profile to FILE." placeholder:"FILE"`
 }
 
@@ -186,6 +193,7 @@ func (c *benchServeAgentidCmd) Run(rc *runContext) error {
 	}
 	defer ln.Close()
 	cfg := server.DevConfig(rc.g.Data, ln.Addr().String())
+	cfg.NodeAPI.Listen = c.NodeAPI
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -199,7 +207,15 @@ func (c *benchServeAgentidCmd) Run(rc *runContext) error {
 		if err != nil {
 			return err
 		}
-		if err := bench.WriteHello(rc.env.Stdout, bench.Hello{URL: "http://" + ln.Addr().String(), AdminToken: token}); err != nil {
+		hello := bench.Hello{URL: "http://" + ln.Addr().String(), AdminToken: token}
+		if srv.NodeAPIEnabled() {
+			nln, err := srv.ListenNodeAPI()
+			if err != nil {
+				return err
+			}
+			hello.NodeAPI = nln.Addr().String()
+		}
+		if err := bench.WriteHello(rc.env.Stdout, hello); err != nil {
 			return err
 		}
 		return srv.Serve(rc.ctx, ln)

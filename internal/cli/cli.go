@@ -59,21 +59,25 @@ type Globals struct {
 type root struct {
 	Globals
 
-	Dev        devCmd        `cmd:"" help:"Run the control plane for development: embedded store, plain HTTP on loopback."`
-	Serve      serveCmd      `cmd:"" help:"Run the control plane from a config file."`
-	Init       initCmd       `cmd:"" help:"Prepare a deployment: write a config if absent, migrate the store, create keys and the bootstrap admin token."`
-	Agent      agentCmd      `cmd:"" help:"Register and manage agents."`
-	Owner      ownerCmd      `cmd:"" help:"Manage the owners accountable for agents."`
-	AdminToken adminTokenCmd `cmd:"" name:"admin-token" help:"Manage admin API tokens."`
-	Audit      auditCmd      `cmd:"" help:"Read, export and verify the audit trail."`
-	Tokens     tokenCmd      `cmd:"" name:"token" help:"Revoke access tokens."`
-	Keys       keysCmd       `cmd:"" help:"List and rotate the token signing keys."`
-	CA         caCmd         `cmd:"" name:"ca" help:"Show, rotate and taint the X.509 certificate authority of the trust domain."`
-	Bundle     bundleCmd     `cmd:"" help:"Show the trust domain's SPIFFE trust bundle."`
-	Federation federationCmd `cmd:"" help:"List the foreign SPIFFE trust domains agentid federates with, and refresh their bundles."`
-	Node       nodeCmd       `cmd:"" help:"Join tokens for agentid node, and the registry of attested nodes."`
-	Version    versionCmd    `cmd:"" help:"Print the version of this binary and of the server."`
-	Bench      benchCmd      `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
+	Dev         devCmd         `cmd:"" help:"Run the control plane for development: embedded store, plain HTTP on loopback."`
+	Serve       serveCmd       `cmd:"" help:"Run the control plane from a config file."`
+	Init        initCmd        `cmd:"" help:"Prepare a deployment: write a config if absent, migrate the store, create keys and the bootstrap admin token."`
+	Agent       agentCmd       `cmd:"" help:"Register and manage agents."`
+	Owner       ownerCmd       `cmd:"" help:"Manage the owners accountable for agents."`
+	AdminToken  adminTokenCmd  `cmd:"" name:"admin-token" help:"Manage admin API tokens."`
+	Audit       auditCmd       `cmd:"" help:"Read, export and verify the audit trail."`
+	Tokens      tokenCmd       `cmd:"" name:"token" help:"Revoke access tokens."`
+	Keys        keysCmd        `cmd:"" help:"List and rotate the token signing keys."`
+	CA          caCmd          `cmd:"" name:"ca" help:"Show, rotate and taint the X.509 certificate authority of the trust domain."`
+	Bundle      bundleCmd      `cmd:"" help:"Show the trust domain's SPIFFE trust bundle."`
+	Federation  federationCmd  `cmd:"" help:"List the foreign SPIFFE trust domains agentid federates with, and refresh their bundles."`
+	Node        nodeCmd        `cmd:"" help:"Join tokens for agentid node, and the registry of attested nodes."`
+	Policy      policyCmd      `cmd:"" help:"Versioned Cedar policies of the decision point: apply, test, diff, history, rollback."`
+	Approval    approvalCmd    `cmd:"" help:"Approval requests of conditional decisions: list, show, approve, deny."`
+	ActionClass actionClassCmd `cmd:"" name:"action-class" help:"The action classes and their risk tiers that policies decide on."`
+	Grant       grantCmd       `cmd:"" help:"Delegation grants: let an agent act for a person or another agent (RFC 8693)."`
+	Version     versionCmd     `cmd:"" help:"Print the version of this binary and of the server."`
+	Bench       benchCmd       `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
 }
 
 // runContext is what every command's Run receives.

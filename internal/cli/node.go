@@ -12,6 +12,7 @@ type nodeCmd struct {
 	List  nodeListCmd  `cmd:"" help:"List the nodes (hosts running agentid node) that attested."`
 	Show  nodeShowCmd  `cmd:"" help:"Show a node and its current SVID."`
 	Evict nodeEvictCmd `cmd:"" help:"Evict a node for good: it can no longer renew its SVID."`
+	Run   nodeRunCmd   `cmd:"" help:"Run the node on this host: attest, then serve the SPIFFE Workload API on a Unix socket."`
 }
 
 type nodeTokenCmd struct {

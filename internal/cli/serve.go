@@ -21,7 +21,11 @@ import (
 type devCmd struct {
 	Listen      string `help:"Listen address (loopback only; port 0 picks a free port)." default:"127.0.0.1:8080"`
 	TrustDomain string `help:"SPIFFE trust domain." default:"example.org" name:"trust-domain"`
+	NodeAPI     string `help:"Node API address (mutual TLS for agentid node); empty disables it. With --listen on port 0 the default picks a free port too." default:"127.0.0.1:8081" name:"node-api"`
 }
+
+// defaultDevNodeAPI is the dev server's node API address by default.
+const defaultDevNodeAPI = "127.0.0.1:8081"
 
 // Run starts the development control plane: SQLite in the data directory,
 // plain HTTP on loopback, the admin token printed and written to
@@ -29,6 +33,10 @@ type devCmd struct {
 func (c *devCmd) Run(rc *runContext) error {
 	cfg := server.DevConfig(rc.g.Data, c.Listen)
 	cfg.TrustDomain = c.TrustDomain
+	cfg.NodeAPI.Listen = c.NodeAPI
+	if _, port, err := net.SplitHostPort(c.Listen); err == nil && port == "0" && c.NodeAPI == defaultDevNodeAPI {
+		cfg.NodeAPI.Listen = "127.0.0.1:0"
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -54,8 +62,18 @@ func (c *devCmd) Run(rc *runContext) error {
 		_ = ln.Close()
 		return err
 	}
+	nodeAPI := "off"
+	if srv.NodeAPIEnabled() {
+		nln, err := srv.ListenNodeAPI()
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		nodeAPI = nln.Addr().String()
+	}
 	out := rc.env.Stdout
 	fmt.Fprintf(out, "agentid dev: control plane at %s (trust domain %s, SQLite in %s)\n", url, cfg.TrustDomain, cfg.DataDir)
+	fmt.Fprintf(out, "node API (mutual TLS, for agentid node run --node-api): %s\n", nodeAPI)
 	fmt.Fprintf(out, "admin token: %s\n  (also in %s; admin commands run from this directory find it there)\n\n",
 		token, filepath.Join(cfg.DataDir, AdminTokenFile))
 	fmt.Fprintf(out, "Next steps, in another terminal:\n")

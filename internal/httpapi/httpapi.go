@@ -1,5 +1,6 @@
 // Package httpapi is agentid's HTTP transport for the admin API (/v1/…),
-// the SPIFFE bundle endpoint (/spiffe/bundle), health (/healthz, /readyz)
+// the OpenID AuthZEN decision endpoints (/access/v1/…), the SPIFFE bundle
+// endpoint (/spiffe/bundle), health (/healthz, /readyz)
 // and metrics (/metrics): routing, JSON in and out, admin authentication,
 // W3C trace context, and the mapping of domain errors to RFC 9457 problem
 // details. It holds no business rules; those live in the domain packages
@@ -24,6 +25,7 @@ import (
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/svid"
 )
@@ -60,6 +62,14 @@ type Params struct {
 	// /v1/nodes) and node attestation (/v1/node/attest); nil leaves them
 	// out.
 	Nodes *noderegistry.Service
+	// Policy serves the decision point: the AuthZEN endpoints
+	// (/access/v1/…, /.well-known/authzen-configuration; Issuer names
+	// them) and the policy admin endpoints (/v1/policies,
+	// /v1/action-classes); nil leaves them out.
+	Policy *policy.Service
+	// Grants serves the delegation grants (/v1/grants, /v1/me/grants);
+	// nil leaves them out.
+	Grants Grants
 	// Audit reads the trail for the audit endpoints.
 	Audit store.AuditReader
 	// Ready reports whether the server can serve (store reachable,
@@ -98,8 +108,8 @@ func New(p Params) (http.Handler, error) {
 		return nil, errors.New("httpapi: Registerer and Gatherer are required")
 	case p.Logger == nil, p.Clock == nil, p.Rand == nil:
 		return nil, errors.New("httpapi: Logger, Clock and Rand are required")
-	case p.Keys != nil && p.Issuer == "":
-		return nil, errors.New("httpapi: Issuer is required with Keys")
+	case (p.Keys != nil || p.Policy != nil) && p.Issuer == "":
+		return nil, errors.New("httpapi: Issuer is required with Keys and Policy")
 	}
 	if p.MaxBodyBytes <= 0 {
 		p.MaxBodyBytes = DefaultMaxBodyBytes
@@ -185,6 +195,10 @@ func (h *handler) routes() {
 		handle("GET /v1/nodes/{id}", admin, h.getNode)
 		handle("POST /v1/nodes/{id}/evict", admin, h.evictNode)
 	}
+	h.policyRoutes(handle)
+	h.grantRoutes(handle)
+	h.approvalRoutes(handle)
+	h.authzenRoutes()
 	h.oauthMetaRoutes()
 	h.oauthRoutes()
 	h.bundleRoutes()

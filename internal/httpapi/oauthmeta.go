@@ -85,7 +85,7 @@ func (h *handler) metadata(openID bool) serverMetadata {
 		TokenEndpoint:                     iss + oauth.TokenPath,
 		JWKSURI:                           iss + oauth.JWKSPath,
 		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               []string{"client_credentials"},
+		GrantTypesSupported:               []string{oauth.GrantClientCredentials},
 		TokenEndpointAuthMethodsSupported: authMethods,
 		TokenEndpointAuthSigningAlgValuesSupported:         assertionAlgs,
 		ServiceDocumentation:                               ServiceDocumentation,
@@ -96,6 +96,9 @@ func (h *handler) metadata(openID bool) serverMetadata {
 		IntrospectionEndpointAuthMethodsSupported:          authMethods,
 		IntrospectionEndpointAuthSigningAlgValuesSupported: assertionAlgs,
 		DPoPSigningAlgValuesSupported:                      dpop.DefaultAlgorithms(),
+	}
+	if h.p.Grants != nil {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantTokenExchange) // RFC 8693 §2.1
 	}
 	if openID {
 		m.SubjectTypesSupported = []string{"public"}

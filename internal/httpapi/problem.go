@@ -108,7 +108,7 @@ func (h *handler) problem(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p.Instance = r.URL.Path
 	p.TraceID = traceOf(r.Context()).traceID
-	if p.Status == http.StatusUnauthorized {
+	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="agentid"`)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

@@ -50,7 +50,15 @@ type Config struct {
 	// Federation lists the foreign trust domains this one federates with
 	// (docs/spiffe.md#federation).
 	Federation []FederationConfig `yaml:"federation"`
-	Log        LogConfig          `yaml:"log"`
+	// Delegation configures token exchange: trusted issuers of people's
+	// tokens and the chain depth cap (docs/delegation.md).
+	Delegation DelegationConfig `yaml:"delegation"`
+	// NodeAPI configures the listener `agentid node` talks to
+	// (docs/spiffe.md#node-api).
+	NodeAPI NodeAPIConfig `yaml:"node_api"`
+	// Approvals configures the approvals of conditional decisions.
+	Approvals ApprovalsConfig `yaml:"approvals"`
+	Log       LogConfig       `yaml:"log"`
 
 	// Dev marks the development server: plain HTTP is allowed (on
 	// loopback only). Not settable from YAML.
@@ -169,6 +177,37 @@ func (c BundleConfig) validate(rotation time.Duration) error {
 	return nil
 }
 
+// NodeAPIConfig configures the node API: mutual TLS between `agentid node`
+// and the server on a listener of its own (docs/adr/0012-node-api.md).
+type NodeAPIConfig struct {
+	// Listen is the node API's address (host:port); empty (the default)
+	// disables it. It is always TLS 1.3 with node certificates required,
+	// so any interface may be named.
+	Listen string `yaml:"listen"`
+	// SyncInterval is how often the snapshot nodes watch is rebuilt when
+	// no change of this replica pokes it (changes of other replicas, CA
+	// rotations): 100ms to 1m, default 1s.
+	SyncInterval time.Duration `yaml:"sync_interval"`
+}
+
+func (c NodeAPIConfig) validate(listen string) error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: node_api.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			return bad("listen", "%q is not host:port", c.Listen)
+		}
+		if _, port, _ := net.SplitHostPort(c.Listen); c.Listen == listen && port != "0" {
+			return bad("listen", "%q is also the admin API's listen address", c.Listen)
+		}
+	}
+	if c.SyncInterval < 100*time.Millisecond || c.SyncInterval > time.Minute {
+		return bad("sync_interval", "%s must be between 100ms and 1m", c.SyncInterval)
+	}
+	return nil
+}
+
 // LogConfig configures the structured log on stderr.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
@@ -190,6 +229,7 @@ const (
 	DefaultJWKSMaxAge         = 5 * time.Minute
 	DefaultCATTL              = 24 * time.Hour
 	DefaultBundleRefreshHint  = 5 * time.Minute
+	DefaultNodeAPISync        = time.Second
 	// KeyRefreshInterval is how often every replica reloads the signing
 	// keys from the store (and rotates them when due).
 	KeyRefreshInterval = 30 * time.Second
@@ -239,6 +279,7 @@ func ParseConfig(b []byte, baseDir string) (Config, error) {
 		}
 	}
 	c.resolveFederationPaths(baseDir)
+	c.resolveDelegationPaths(baseDir)
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -307,6 +348,10 @@ func (c *Config) setDefaults() {
 		c.Bundle.RefreshHint = DefaultBundleRefreshHint
 	}
 	c.federationDefaults()
+	c.delegationDefaults()
+	if c.NodeAPI.SyncInterval == 0 {
+		c.NodeAPI.SyncInterval = DefaultNodeAPISync
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -368,6 +413,15 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateFederation(); err != nil {
+		return err
+	}
+	if err := c.validateDelegation(); err != nil {
+		return err
+	}
+	if err := c.NodeAPI.validate(c.Listen); err != nil {
+		return err
+	}
+	if err := c.Approvals.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {
@@ -525,6 +579,20 @@ bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
 #     bundle_endpoint_url: https://spire.partner.example/bundle
 #     bundle_endpoint_profile: https_web       # the only profile supported: Web PKI TLS
 #     initial_bundle_file: ./partner.bundle.json # optional SPIFFE bundle used until the first fetch
+
+# node_api:                   # mutual TLS for agentid node (docs/spiffe.md#node-api)
+#   listen: 0.0.0.0:8081      # host:port; unset: off. Always TLS 1.3 with node SVIDs required
+#   sync_interval: 1s         # rebuild the snapshot nodes watch this often (other replicas' changes)
+
+# delegation:                 # token exchange (RFC 8693): agents acting for people (docs/delegation.md)
+#   max_chain_depth: 5        # the cap on every grant's max_depth (1..10)
+#   issuers:                  # identity providers whose tokens name people
+#     - issuer: https://login.example.com
+#       audience: agentid     # the aud their tokens carry for agentid
+#       # jwks_url: https://login.example.com/keys   # default: OpenID discovery
+#       # tls_ca_file: ./idp-ca.pem                  # roots for a private IdP
+#       # subject_claim: sub
+#       # email_claim: email
 
 log:
   level: info                 # debug, info, warn, error

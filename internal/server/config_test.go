@@ -26,6 +26,8 @@ func TestParseConfigDefaultsAndPaths(t *testing.T) {
 		Keys:        KeysConfig{Algorithm: "ES256", RotationPeriod: 24 * time.Hour, JWKSMaxAge: 5 * time.Minute},
 		CA:          CAConfig{TTL: 24 * time.Hour},
 		Bundle:      BundleConfig{RefreshHint: 5 * time.Minute},
+		Delegation:  DelegationConfig{MaxChainDepth: 5},
+		NodeAPI:     NodeAPIConfig{SyncInterval: time.Second},
 		Log:         LogConfig{Level: "info", Format: "text"},
 	}
 	if diff := cmp.Diff(want, c); diff != "" {
@@ -71,6 +73,11 @@ func TestParseConfigRejects(t *testing.T) {
 		{"bundle refresh hint too short", "bundle:\n  refresh_hint: 1s\n", "bundle.refresh_hint"},
 		{"bundle refresh hint fractional", "bundle:\n  refresh_hint: 90500ms\n", "whole seconds"},
 		{"bundle refresh hint too long for rotation", "keys:\n  rotation_period: 1h\nbundle:\n  refresh_hint: 30m\n", "keys.rotation_period of at least"},
+		{"node API listen not host:port", "node_api:\n  listen: everywhere\n", "node_api.listen"},
+		{"node API on the admin listener", "listen: 127.0.0.1:9000\nnode_api:\n  listen: 127.0.0.1:9000\n", "node_api.listen"},
+		{"node API sync too fast", "node_api:\n  sync_interval: 10ms\n", "node_api.sync_interval"},
+		{"node API sync too slow", "node_api:\n  sync_interval: 2m\n", "node_api.sync_interval"},
+		{"node API unknown key", "node_api:\n  port: 8081\n", "port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,6 +86,22 @@ func TestParseConfigRejects(t *testing.T) {
 				t.Fatalf("ParseConfig = %v, want an ErrConfig mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestParseConfigNodeAPI: the node API may listen on any interface
+// without the tls section (it is always mutual TLS).
+func TestParseConfigNodeAPI(t *testing.T) {
+	c, err := ParseConfig([]byte("node_api:\n  listen: 0.0.0.0:8081\n  sync_interval: 250ms\n"), "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (NodeAPIConfig{Listen: "0.0.0.0:8081", SyncInterval: 250 * time.Millisecond}); c.NodeAPI != want {
+		t.Errorf("node_api = %+v, want %+v", c.NodeAPI, want)
+	}
+	// Port 0 on both listeners picks two free ports.
+	if _, err := ParseConfig([]byte("listen: 127.0.0.1:0\nnode_api:\n  listen: 127.0.0.1:0\n"), "/x"); err != nil {
+		t.Errorf("port 0 on both: %v", err)
 	}
 }
 

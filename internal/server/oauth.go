@@ -32,7 +32,7 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 	}
 	p := oauth.Params{
 		Store: s.store, Recorder: rec, Tokens: iss, TokenTTL: s.cfg.Credentials.TokenTTL,
-		Clock: clock, Rand: rand.Reader, Logger: s.log,
+		Delegation: s.delegation, Clock: clock, Rand: rand.Reader, Logger: s.log,
 	}
 	if s.cfg.Credentials.DPoPNonce {
 		secret, err := root.Derive("dpop-nonce", 32)
@@ -68,6 +68,7 @@ func (s *Server) runCollectors(ctx context.Context) {
 		{"expired token records", s.oauth.Collect},
 		{"expired SVID records", s.svids.Collect},
 		{"expired join tokens", s.nodes.CollectJoinTokens},
+		{"expired approvals", s.policy.ExpireApprovals},
 	}
 	t := time.NewTicker(CollectInterval)
 	defer t.Stop()

@@ -28,12 +28,14 @@ import (
 	"github.com/agentid/agentid/internal/buildinfo"
 	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/ca"
+	"github.com/agentid/agentid/internal/delegation"
 	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/httpapi"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/keys"
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/postgres"
 	"github.com/agentid/agentid/internal/store/sqlite"
@@ -66,6 +68,18 @@ type Server struct {
 
 	// nodes is the node registry (nodes.go).
 	nodes *noderegistry.Service
+
+	// delegation holds grants and trusted issuers (delegation.go).
+	delegation *delegation.Service
+
+	// node is the node API, nil when node_api.listen is empty
+	// (nodeapi.go).
+	node *nodeAPI
+
+	// policy is the decision point (policy.go).
+	policy *policy.Service
+	// approvalWebhook notifies of approval events; nil when not configured.
+	approvalWebhook *policy.Webhook
 }
 
 // Params are what New needs besides the config.
@@ -169,6 +183,9 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if s.ca, err = s.newCA(ctx, root, rec, clock); err != nil {
 		return err
 	}
+	if s.delegation, err = s.newDelegation(rec, clock); err != nil {
+		return err
+	}
 	if s.oauth, err = s.newOAuth(root, rec, clock); err != nil {
 		return err
 	}
@@ -181,10 +198,16 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err := s.newNodes(rec, clock); err != nil {
 		return err
 	}
+	if err := s.newNodeAPI(rec, clock); err != nil {
+		return err
+	}
+	if err := s.newPolicy(rec, clock); err != nil {
+		return err
+	}
 	reg, err := identity.New(identity.Params{
 		Store: s.store, Recorder: rec, TrustDomain: s.cfg.TrustDomain,
 		DefaultTTL: s.cfg.Credentials.DefaultTTL, MaxTTLCap: s.cfg.Credentials.MaxTTL,
-		Clock: clock, Rand: rand.Reader,
+		Clock: clock, Rand: rand.Reader, OnChange: s.agentsChanged,
 	})
 	if err != nil {
 		return fmt.Errorf("server: registry: %w", err)
@@ -202,7 +225,8 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	s.handler, err = httpapi.New(httpapi.Params{
 		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
 		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth, CA: s.ca,
-		SVIDs: s.svids, Bundle: s.bundle, Federation: s.federation, Nodes: s.nodes,
+		SVIDs: s.svids, Bundle: s.bundle, Federation: s.federation, Nodes: s.nodes, Policy: s.policy,
+		Grants:     s.delegation,
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
 		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
@@ -245,9 +269,12 @@ func (s *Server) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
-// Serve serves HTTP(S) on ln and runs the periodic checkpointer and the
-// signing-key refresh (and scheduled rotation) until ctx is cancelled, then shuts down gracefully (in-flight requests finish, up
-// to 10 s) and signs a final checkpoint.
+// Serve serves HTTP(S) on ln, and the node API when node_api.listen is
+// set (on the listener ListenNodeAPI opened, or a new one), and runs the
+// periodic checkpointer and the signing-key refresh (and scheduled
+// rotation) until ctx is cancelled, then shuts down gracefully (in-flight
+// requests finish, up to 10 s; watch streams of the node API end at once)
+// and signs a final checkpoint.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -266,6 +293,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
+	nodeLn, err := s.nodeListener()
+	if err != nil {
+		return err
+	}
 
 	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -281,16 +312,36 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.jwtSVIDKeys.Run(cpCtx) })
 	wg.Go(func() { s.federation.Run(cpCtx) })
 	wg.Go(func() { s.runCollectors(cpCtx) })
+	wg.Go(func() { s.runApprovalWebhook(cpCtx) })
+	s.runNodeAPI(cpCtx, &wg)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	var err error
+	servers := []*http.Server{srv}
+	if nodeLn != nil {
+		s.log.Info("node API serving", "addr", nodeLn.Addr().String())
+		nsrv := s.nodeServer(ctx)
+		servers = append(servers, nsrv)
+		go func() { errc <- nsrv.ServeTLS(nodeLn, "", "") }()
+	}
+	running := len(servers)
 	select {
-	case err = <-errc:
+	case err = <-errc: // a listener failed: stop the other too
+		running--
 	case <-ctx.Done():
-		shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		err = srv.Shutdown(shCtx)
-		cancel()
+	}
+	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	shErrs := make([]error, len(servers))
+	var swg sync.WaitGroup
+	for i, hs := range servers {
+		swg.Go(func() { shErrs[i] = hs.Shutdown(shCtx) })
+	}
+	swg.Wait()
+	cancel()
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		err = errors.Join(shErrs...)
+	}
+	for ; running > 0; running-- {
 		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 			s.log.Warn("http server", "err", serr)
 		}
