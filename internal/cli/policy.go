@@ -44,6 +44,8 @@ func readFile(flag, path string) ([]byte, error) {
 type policyApplyCmd struct {
 	File    string `arg:"" help:"The Cedar policy file." placeholder:"FILE"`
 	Comment string `help:"Why this version: kept with it and on the audit event." placeholder:"TEXT"`
+	DryRun  bool   `help:"Apply nothing: check the file and replay the most recent recorded decisions against it, reporting those it would change."`
+	Replay  int    `help:"With --dry-run, how many recent decisions to replay (default 1000, at most 10000)." placeholder:"N"`
 }
 
 // Help says what the server checks.
@@ -58,9 +60,15 @@ func (c *policyApplyCmd) Run(rc *runContext) error {
 	if err != nil {
 		return err
 	}
+	if c.Replay != 0 && !c.DryRun {
+		return &exitError{code: ExitUsage, msg: "--replay needs --dry-run"}
+	}
 	cl, err := rc.client()
 	if err != nil {
 		return err
+	}
+	if c.DryRun {
+		return dryRun(rc, cl, string(text), c.Replay)
 	}
 	v, err := cl.ApplyPolicy(rc.ctx, admin.ApplyPolicyRequest{Text: string(text), Comment: c.Comment})
 	if err != nil {
@@ -132,13 +140,17 @@ func (c *policyTestCmd) Run(rc *runContext) error {
 }
 
 type policyDiffCmd struct {
-	File string `arg:"" optional:"" help:"A Cedar policy file to compare with --from (default: the active version)." placeholder:"FILE"`
-	From int64  `help:"The version to compare from (default: the active one)." placeholder:"VERSION"`
-	To   int64  `help:"The version to compare to, without FILE (default: the latest)." placeholder:"VERSION"`
+	File   string `arg:"" optional:"" help:"A Cedar policy file to compare with --from (default: the active version)." placeholder:"FILE"`
+	From   int64  `help:"The version to compare from (default: the active one)." placeholder:"VERSION"`
+	To     int64  `help:"The version to compare to, without FILE (default: the latest)." placeholder:"VERSION"`
+	Replay int    `help:"With FILE, also replay the N most recent recorded decisions against it and report those it would change." placeholder:"N"`
 }
 
 func (c *policyDiffCmd) Run(rc *runContext) error {
 	req := admin.PolicyDiffRequest{From: c.From, To: c.To}
+	if c.Replay != 0 && (c.File == "" || c.Replay < 0) {
+		return &exitError{code: ExitUsage, msg: "--replay takes a positive count and needs FILE"}
+	}
 	if c.File != "" {
 		if c.To != 0 {
 			return &exitError{code: ExitUsage, msg: "give FILE or --to, not both"}
@@ -157,6 +169,16 @@ func (c *policyDiffCmd) Run(rc *runContext) error {
 	if err != nil {
 		return fmt.Errorf("diff policies: %w", err)
 	}
+	if rc.jsonOutput() && c.Replay > 0 {
+		rep, err := cl.DryRunPolicy(rc.ctx, admin.PolicyDryRunRequest{Text: req.Text, Last: c.Replay})
+		if err != nil {
+			return fmt.Errorf("dry run: %w", err)
+		}
+		return rc.printJSON(struct {
+			Diff   admin.PolicyDiff   `json:"diff"`
+			DryRun admin.PolicyDryRun `json:"dry_run"`
+		}{d, rep})
+	}
 	if rc.jsonOutput() {
 		return rc.printJSON(d)
 	}
@@ -174,7 +196,34 @@ func (c *policyDiffCmd) Run(rc *runContext) error {
 	for _, id := range d.Changed {
 		rc.printf("\n~ %s\n%s%s", id, indent("- ", d.FromText[id]), indent("+ ", d.ToText[id]))
 	}
+	if c.Replay > 0 {
+		rc.printf("\n")
+		return dryRun(rc, cl, req.Text, c.Replay)
+	}
 	return nil
+}
+
+// dryRun replays recent recorded decisions against text and prints those
+// it would change; nothing is applied.
+func dryRun(rc *runContext, cl *admin.Client, text string, last int) error {
+	rep, err := cl.DryRunPolicy(rc.ctx, admin.PolicyDryRunRequest{Text: text, Last: last})
+	if err != nil {
+		return fmt.Errorf("dry run: %w", err)
+	}
+	if rc.jsonOutput() {
+		return rc.printJSON(rep)
+	}
+	rc.printf("Dry run against version %d: %d recorded decisions read, %d replayed, %d skipped; %d would change. Nothing applied.\n",
+		rep.ActiveVersion, rep.Examined, rep.Replayed, rep.Skipped, len(rep.Changed))
+	if len(rep.Changed) == 0 {
+		return nil
+	}
+	t := rc.newTable("TIME", "EVENT", "AGENT", "ACTION", "RESOURCE", "NOW", "WOULD BE", "POLICIES")
+	for _, ch := range rep.Changed {
+		t.row(fmtTime(ch.Time), ch.EventID, ch.Agent, ch.Action, ch.ResourceType+"/"+ch.ResourceID,
+			ch.Current, ch.Candidate, strings.Join(ch.CandidatePolicyIDs, ","))
+	}
+	return t.flush()
 }
 
 // indent prefixes every line of s.

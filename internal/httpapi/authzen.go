@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -44,6 +43,7 @@ func (h *handler) authzenRoutes() {
 	h.mux.HandleFunc("POST "+authzenEvaluationPath, h.authzen(h.evaluation))
 	h.mux.HandleFunc("POST "+authzenEvaluationsPath, h.authzen(h.evaluations))
 	h.mux.HandleFunc("GET "+authzenMetadataPath, h.authzenMetadata)
+	h.authzenSearchRoutes()
 	if u, err := url.Parse(h.p.Issuer); err == nil && strings.Trim(u.Path, "/") != "" {
 		h.mux.HandleFunc("GET "+authzenMetadataPath+"/"+strings.Trim(u.Path, "/"), h.authzenMetadata)
 	}
@@ -74,10 +74,14 @@ func echoRequestID(w http.ResponseWriter, r *http.Request) {
 // authzenMetadata is the PDP metadata (AuthZEN 1.0 §9).
 func (h *handler) authzenMetadata(w http.ResponseWriter, r *http.Request) {
 	body, err := json.Marshal(struct {
-		PDP         string `json:"policy_decision_point"`
-		Evaluation  string `json:"access_evaluation_endpoint"`
-		Evaluations string `json:"access_evaluations_endpoint"`
-	}{h.p.Issuer, h.p.Issuer + authzenEvaluationPath, h.p.Issuer + authzenEvaluationsPath})
+		PDP            string `json:"policy_decision_point"`
+		Evaluation     string `json:"access_evaluation_endpoint"`
+		Evaluations    string `json:"access_evaluations_endpoint"`
+		SearchSubject  string `json:"search_subject_endpoint"`
+		SearchResource string `json:"search_resource_endpoint"`
+		SearchAction   string `json:"search_action_endpoint"`
+	}{h.p.Issuer, h.p.Issuer + authzenEvaluationPath, h.p.Issuer + authzenEvaluationsPath,
+		h.p.Issuer + authzenSearchSubjectPath, h.p.Issuer + authzenSearchResourcePath, h.p.Issuer + authzenSearchActionPath})
 	if err != nil {
 		h.problem(w, r, err)
 		return
@@ -118,7 +122,8 @@ func (h *handler) authzen(fn func(http.ResponseWriter, *http.Request, audit.Orig
 		}
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-				h.problem(w, r, &requestError{status: http.StatusUnsupportedMediaType, typ: admin.ProblemUnsupportedMediaType,
+				// AuthZEN's error table has no 415: a body that is not JSON is a 400.
+				h.problem(w, r, &requestError{status: http.StatusBadRequest, typ: admin.ProblemUnsupportedMediaType,
 					title: "Unsupported media type", detail: "the body must be application/json"})
 				return
 			}
@@ -223,19 +228,26 @@ func decodeEvaluations(body []byte) ([]azRequest, policy.Semantic, error) {
 	if len(in.Evaluations) > MaxEvaluations {
 		return nil, "", badRequest("evaluations", "at most %d evaluations per request", MaxEvaluations)
 	}
-	if in.Evaluations == nil {
-		return []azRequest{in.azRequest}, policy.Semantic(in.Options.Semantic), nil
+	switch sem := policy.Semantic(in.Options.Semantic); sem {
+	case "", policy.ExecuteAll, policy.DenyOnFirstDeny, policy.PermitOnFirstPermit:
+	default:
+		return nil, "", badRequest("options.evaluations_semantic", "options.evaluations_semantic must be %s, %s or %s",
+			policy.ExecuteAll, policy.DenyOnFirstDeny, policy.PermitOnFirstPermit)
+	}
+	if len(in.Evaluations) == 0 {
+		return nil, policy.Semantic(in.Options.Semantic), nil
 	}
 	out := make([]azRequest, len(in.Evaluations))
 	for i, e := range in.Evaluations {
-		if e.Subject == nil {
-			e.Subject = in.Subject
-		}
-		if e.Action == nil {
+		e.Subject = mergeEntity(e.Subject, in.Subject)
+		e.Resource = mergeEntity(e.Resource, in.Resource)
+		switch {
+		case e.Action == nil:
 			e.Action = in.Action
-		}
-		if e.Resource == nil {
-			e.Resource = in.Resource
+		case e.Action.Name == nil && in.Action != nil:
+			a := *e.Action
+			a.Name = in.Action.Name
+			e.Action = &a
 		}
 		if e.Context == nil {
 			e.Context = in.Context
@@ -243,6 +255,27 @@ func decodeEvaluations(body []byte) ([]azRequest, policy.Semantic, error) {
 		out[i] = e
 	}
 	return out, policy.Semantic(in.Options.Semantic), nil
+}
+
+// mergeEntity is an item's subject or resource over the batch's default:
+// the item's replaces the default as a whole, except that a required
+// member it lacks (type, id) is the default's (the AuthZEN certification
+// scenario's entity-level replacement).
+func mergeEntity(item, def *azEntity) *azEntity {
+	switch {
+	case item == nil:
+		return def
+	case def == nil || (item.Type != nil && item.ID != nil):
+		return item
+	}
+	e := *item
+	if e.Type == nil {
+		e.Type = def.Type
+	}
+	if e.ID == nil {
+		e.ID = def.ID
+	}
+	return &e
 }
 
 // decodeAuthZEN decodes one JSON object, strictly in shape (nothing after
@@ -290,6 +323,29 @@ func toPolicyRequest(in azRequest) (policy.Request, error) {
 	}, nil
 }
 
+// toPolicyRequestLenient converts a batch item with its missing members
+// empty, for the decision point to refuse item by item.
+func toPolicyRequestLenient(in azRequest) policy.Request {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	var req policy.Request
+	if e := in.Subject; e != nil {
+		req.Subject = policy.Subject{Type: str(e.Type), ID: str(e.ID), Properties: e.Properties}
+	}
+	if in.Action != nil {
+		req.Action = str(in.Action.Name)
+	}
+	if e := in.Resource; e != nil {
+		req.Resource = policy.Resource{Type: str(e.Type), ID: str(e.ID), Properties: e.Properties}
+	}
+	req.Context = in.Context
+	return req
+}
+
 func (h *handler) evaluation(w http.ResponseWriter, r *http.Request, o audit.Origin, body []byte) {
 	req, err := decodeEvaluation(body)
 	if err != nil {
@@ -310,18 +366,18 @@ func (h *handler) evaluations(w http.ResponseWriter, r *http.Request, o audit.Or
 		h.problem(w, r, err)
 		return
 	}
-	// A structurally incomplete item (a required member missing after
-	// the defaults) is an error of the request itself, not an evaluation.
+	if items == nil {
+		// Without evaluations the endpoint is the single evaluation
+		// (AuthZEN 1.0 §7.1: backwards compatible), answered as one.
+		h.evaluation(w, r, o, body)
+		return
+	}
+	// An item missing a required member after the defaults is an item
+	// error (decision false, context.error), not an error of the whole
+	// request: the decision point reports the member missing.
 	reqs := make([]policy.Request, len(items))
 	for i, it := range items {
-		if reqs[i], err = toPolicyRequest(it); err != nil {
-			var re *requestError
-			if errors.As(err, &re) {
-				err = badRequest(fmt.Sprintf("evaluations[%d].%s", i, re.field), "evaluations[%d]: %s", i, re.detail)
-			}
-			h.problem(w, r, err)
-			return
-		}
+		reqs[i] = toPolicyRequestLenient(it)
 	}
 	results, err := h.p.Policy.DecideBatch(r.Context(), o, reqs, sem)
 	if err != nil {

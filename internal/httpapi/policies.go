@@ -28,6 +28,7 @@ func (h *handler) policyRoutes(handle func(string, store.Role, func(http.Respons
 	handle("POST /v1/policies/rollback", role, h.rollbackPolicy)
 	handle("POST /v1/policies/diff", role, h.diffPolicies)
 	handle("POST /v1/policies/test", role, h.testPolicy)
+	handle("POST /v1/policies/dry-run", role, h.dryRunPolicy)
 	handle("GET /v1/action-classes", role, h.listActionClasses)
 	handle("PUT /v1/action-classes/{name}", role, h.setActionClass)
 }
@@ -226,6 +227,29 @@ func (h *handler) testPolicy(w http.ResponseWriter, r *http.Request, _ *principa
 			out.Failed++
 		}
 		out.Results[i] = o
+	}
+	h.reply(w, http.StatusOK, out)
+}
+
+func (h *handler) dryRunPolicy(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var in admin.PolicyDryRunRequest
+	if err := h.decode(w, r, &in); err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	rep, err := h.p.Policy.DryRun(r.Context(), policy.ReplayParams{Text: in.Text, Last: in.Last})
+	if err != nil {
+		h.problem(w, r, policyProblem(err))
+		return
+	}
+	out := admin.PolicyDryRun{ActiveVersion: rep.ActiveVersion, Examined: rep.Examined, Replayed: rep.Replayed,
+		Skipped: rep.Skipped, Changed: make([]admin.PolicyReplayChange, len(rep.Changed))}
+	for i, c := range rep.Changed {
+		out.Changed[i] = admin.PolicyReplayChange{EventID: c.EventID, Seq: c.Seq, Time: c.Time.UTC(), Agent: c.Agent,
+			Action: c.Action, ResourceType: c.ResourceType, ResourceID: c.ResourceID, Recorded: c.Recorded,
+			Current: c.Current.Decision, CurrentPolicyIDs: nonNilStrings(c.Current.PolicyIDs), CurrentObligations: c.Current.Obligations,
+			Candidate: c.Candidate.Decision, CandidatePolicyIDs: nonNilStrings(c.Candidate.PolicyIDs),
+			CandidateObligations: c.Candidate.Obligations}
 	}
 	h.reply(w, http.StatusOK, out)
 }

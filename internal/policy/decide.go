@@ -367,7 +367,10 @@ func parseContext(m map[string]any) (requestContext, error) {
 	if v, ok := m["time"]; ok {
 		s, _ := v.(string)
 		if rc.time, err = time.Parse(time.RFC3339Nano, s); err != nil {
-			return rc, invalid("context.time", "must be an RFC 3339 time")
+			// AuthZEN's examples leave the seconds out ("1985-10-26T01:22-07:00").
+			if rc.time, err = time.Parse("2006-01-02T15:04Z07:00", s); err != nil {
+				return rc, invalid("context.time", "must be an RFC 3339 time")
+			}
 		}
 	}
 	if v, ok := m["trace_id"]; ok {
@@ -615,6 +618,7 @@ func (s *Service) decisionEvent(c *compiled, o audit.Origin, req Request, in inp
 		"errored_policy_ids": nonNil(d.ErroredPolicyIDs),
 		"obligations":        nonNil(d.Obligations),
 		"context_sha256":     in.digest,
+		"input":              replayInput(req, in),
 	}
 	if d.ApprovalID != "" {
 		ev.Details["approval_id"] = d.ApprovalID

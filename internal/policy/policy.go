@@ -42,7 +42,9 @@ const (
 	// event's decision, the subject agent as agent axis, the caller as
 	// actor, and details "action", "action_class", "risk_tier",
 	// "resource" {"type", "id"}, "policy_version", "policy_ids",
-	// "errored_policy_ids", "obligations" and "context_sha256". A request
+	// "errored_policy_ids", "obligations", "context_sha256" and "input"
+	// (what DryRun replays: the exact action and resource with its scalar
+	// properties, the context's time and trace_id when given). A request
 	// that could not be evaluated in a batch is recorded with outcome
 	// failure, decision deny and the problem as reason.
 	EventDecisionMade = "decision.made"

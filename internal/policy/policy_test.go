@@ -192,6 +192,8 @@ when { context has attestation_method && context.attestation_method == "k8s" && 
 		{"clock time inside hours", "read", ``, policy.Allow}, // the test clock says 10:00 UTC
 		{"context time outside hours", "read", `{"time": "2026-11-25T20:00:00Z"}`, policy.Deny},
 		{"context time inside hours", "read", `{"time": "2026-11-25T11:00:00+01:00"}`, policy.Allow},
+		{"context time without seconds (AuthZEN's examples)", "read", `{"time": "2026-11-25T11:00+01:00"}`, policy.Allow},
+		{"context time without seconds, outside hours", "read", `{"time": "2026-11-25T18:03-07:00"}`, policy.Deny},
 		{"attested instance", "write", `{"instance": {"id": "ins_1", "attestation_method": "k8s"}, "trace_id": "abc"}`, policy.Allow},
 		{"other attestation", "write", `{"instance": {"id": "ins_1", "attestation_method": "join_token"}, "trace_id": "abc"}`, policy.Deny},
 		{"no trace id", "write", `{"instance": {"id": "ins_1", "attestation_method": "k8s"}}`, policy.Deny},

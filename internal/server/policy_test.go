@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -132,9 +133,27 @@ func TestAuthZENOverHTTP(t *testing.T) {
 			}
 		}
 	}
-	// Without evaluations, /evaluations is one evaluation.
-	if status, _, body := ls.authzen("/access/v1/evaluations", ls.token, eval("read", "ticket"), nil); status != 200 || len(body["evaluations"].([]any)) != 1 {
-		t.Errorf("evaluations without items: %d %v", status, body)
+	// Without evaluations (or with none), /evaluations is one evaluation,
+	// answered as one (AuthZEN 1.0 §7.1; certification scenario 3.4.2-3).
+	for _, body := range []string{eval("read", "ticket"), strings.TrimSuffix(eval("read", "ticket"), "}") + `,"evaluations":[]}`} {
+		if status, _, out := ls.authzen("/access/v1/evaluations", ls.token, body, nil); status != 200 || out["decision"] != true || out["evaluations"] != nil {
+			t.Errorf("evaluations without items: %d %v", status, out)
+		}
+	}
+	// An item missing a member is an item error, the others are answered
+	// (scenario 3.4.1); an item's entity lacking its type takes the
+	// default's (scenario 3.2.7).
+	status, _, body = ls.authzen("/access/v1/evaluations", ls.token, `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},
+		"resource":{"type":"ticket"},"evaluations":[{"resource":{"id":"1"}},{}, {"resource":{"type":"secret","id":"2"}}]}`, nil)
+	if evs, _ := body["evaluations"].([]any); status != 200 || len(evs) != 3 ||
+		!equalJSON(evs[0].(map[string]any)["decision"], true) ||
+		!strings.Contains(fmt.Sprint(evs[1]), "resource.id") || !equalJSON(evs[2].(map[string]any)["decision"], false) {
+		t.Errorf("batch with an incomplete item: %d %v", status, body)
+	}
+	// AuthZEN's examples give times without seconds.
+	if status, _, body = ls.authzen("/access/v1/evaluation", ls.token, strings.TrimSuffix(eval("read", "ticket"), "}")+
+		`,"context":{"time":"2025-06-27T18:03-07:00","ip":"192.168.1.1"}}`, nil); status != 200 || body["decision"] != true {
+		t.Errorf("evaluation with a time without seconds: %d %v", status, body)
 	}
 
 	// An agent's access token: the evaluate permission and the issuer as
@@ -231,7 +250,7 @@ func TestAuthZENBadInput(t *testing.T) {
 		{"oversized context", "/access/v1/evaluation", ls.token, `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"resource":{"type":"t","id":"1"},"context":{"x":"` + strings.Repeat("a", 70<<10) + `"}}`, 400},
 		{"body too large", "/access/v1/evaluation", ls.token, `{"context":{"x":"` + strings.Repeat("a", 2<<20) + `"}}`, 413},
 		{"deeply nested properties", "/access/v1/evaluation", ls.token, `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"resource":{"type":"t","id":"1","properties":` + deep + `}}`, 400},
-		{"batch item without resource", "/access/v1/evaluations", ls.token, `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"evaluations":[{}]}`, 400},
+		{"not JSON", "/access/v1/evaluation", ls.token, `subject=bot`, 400},
 		{"unknown semantic", "/access/v1/evaluations", ls.token, `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"resource":{"type":"t","id":"1"},"options":{"evaluations_semantic":"sometimes"}}`, 400},
 		{"too many evaluations", "/access/v1/evaluations", ls.token, `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"evaluations":[` + strings.TrimSuffix(strings.Repeat(`{"resource":{"type":"t","id":"1"}},`, 1001), ",") + `]}`, 400},
 		{"no token", "/access/v1/evaluation", "", `{}`, 401},
@@ -244,6 +263,11 @@ func TestAuthZENBadInput(t *testing.T) {
 				t.Errorf("%d %v, want %d with a problem", status, body, tc.status)
 			}
 		})
+	}
+	// A body that is not application/json is a 400 (AuthZEN's error table
+	// has no 415; certification scenario 2.4.3).
+	if status, _, body := ls.authzen("/access/v1/evaluation", ls.token, `{}`, map[string]string{"Content-Type": "text/plain"}); status != 400 || body["type"] == nil {
+		t.Errorf("text/plain body: %d %v, want 400 with a problem", status, body)
 	}
 	if n := count(); n != before {
 		t.Errorf("%d authorization events after bad requests, want %d", n, before)

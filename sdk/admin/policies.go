@@ -109,6 +109,50 @@ type PolicyTestReport struct {
 	Results []PolicyTestResult `json:"results"`
 }
 
+// PolicyDryRunRequest is the body of POST /v1/policies/dry-run: a Cedar
+// document checked and replayed against the Last most recent recorded
+// decisions (0: the server's default, 1,000; at most 10,000) without
+// being applied.
+type PolicyDryRunRequest struct {
+	Text string `json:"text"`
+	Last int    `json:"last,omitempty"`
+}
+
+// PolicyDryRun is the answer to POST /v1/policies/dry-run: how many
+// recorded decisions were read, replayed (with the active version and with
+// the document, each at the time it was made, against the agents as they
+// are now, approvals aside) and skipped (recorded before decisions kept
+// their inputs, an unknown agent, an action no longer in the registry),
+// and those the document would change, oldest first.
+type PolicyDryRun struct {
+	ActiveVersion int64                `json:"active_version"`
+	Examined      int                  `json:"examined"`
+	Replayed      int                  `json:"replayed"`
+	Skipped       int                  `json:"skipped"`
+	Changed       []PolicyReplayChange `json:"changed"`
+}
+
+// PolicyReplayChange is one recorded decision that a candidate document
+// would change: the audit event that recorded it, what it asked, the
+// decision recorded then, and the decisions of the active version and of
+// the candidate with the policies that determined them.
+type PolicyReplayChange struct {
+	EventID              string    `json:"event_id"`
+	Seq                  int64     `json:"seq"`
+	Time                 time.Time `json:"time"`
+	Agent                string    `json:"agent"`
+	Action               string    `json:"action"`
+	ResourceType         string    `json:"resource_type"`
+	ResourceID           string    `json:"resource_id"`
+	Recorded             string    `json:"recorded"`
+	Current              string    `json:"current"`
+	CurrentPolicyIDs     []string  `json:"current_policy_ids"`
+	CurrentObligations   []string  `json:"current_obligations,omitempty"`
+	Candidate            string    `json:"candidate"`
+	CandidatePolicyIDs   []string  `json:"candidate_policy_ids"`
+	CandidateObligations []string  `json:"candidate_obligations,omitempty"`
+}
+
 // ActionClass is a class of actions with a risk tier.
 type ActionClass struct {
 	Name        string     `json:"name"`
@@ -167,6 +211,13 @@ func (c *Client) DiffPolicies(ctx context.Context, r PolicyDiffRequest) (PolicyD
 func (c *Client) TestPolicy(ctx context.Context, r PolicyTestRequest) (PolicyTestReport, error) {
 	var rep PolicyTestReport
 	return rep, c.do(ctx, http.MethodPost, "/v1/policies/test", nil, r, &rep)
+}
+
+// DryRunPolicy replays recent recorded decisions against a document
+// without applying it and reports those it would change.
+func (c *Client) DryRunPolicy(ctx context.Context, r PolicyDryRunRequest) (PolicyDryRun, error) {
+	var d PolicyDryRun
+	return d, c.do(ctx, http.MethodPost, "/v1/policies/dry-run", nil, r, &d)
 }
 
 // ListActionClasses returns every action class in name order.
