@@ -36,9 +36,13 @@ type Agent struct {
 	// matches a workload when every one holds. None: no workload runs
 	// as the agent.
 	Selectors []string
-	MaxTTL    time.Duration
-	Labels    map[string]string
-	ExpiresAt time.Time // zero: never
+	// AttestationRules say which evidence proves an instance of the agent
+	// (ADR 0015); one matching rule suffices. None: the agent cannot be
+	// attested.
+	AttestationRules []AttestationRule
+	MaxTTL           time.Duration
+	Labels           map[string]string
+	ExpiresAt        time.Time // zero: never
 	// TokensRevokedAt revokes every token issued to the agent before it;
 	// zero: none.
 	TokensRevokedAt time.Time

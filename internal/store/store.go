@@ -71,6 +71,7 @@ type Reader interface {
 	PolicyReader
 	GrantReader
 	ApprovalReader
+	InstanceReader
 }
 
 // Tx is a read-write transaction. Reads inside it see its own writes.
@@ -91,6 +92,7 @@ type Tx interface {
 	PolicyWriter
 	GrantWriter
 	ApprovalWriter
+	InstanceWriter
 }
 
 // Page asks for one page of a list. A zero PageSize means DefaultPageSize;

@@ -16,7 +16,8 @@
 // the policy versions, policy head and action classes of decisions (the
 // head's compare-and-swap raced), and delegation grants (revocation raced)
 // with the exchanged tokens issued under them (counts by grant, agent and
-// ancestor).
+// ancestor), and attested instances (creation of one key raced, refreshes
+// raced) with the attestation rules of agents.
 package storetest
 
 import (
@@ -101,6 +102,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ExchangedTokens", testExchangedTokens},
 		{"Approvals", testApprovals},
 		{"ApprovalConcurrentDecide", testApprovalConcurrentDecide},
+		{"Instances", testInstances},
+		{"InstanceCreateRace", testInstanceCreateRace},
+		{"InstanceConcurrentCAS", testInstanceConcurrentCAS},
+		{"AgentAttestationRules", testAgentAttestationRules},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

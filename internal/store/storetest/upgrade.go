@@ -41,7 +41,7 @@ func UpgradeFrom0001(t *testing.T, db *sql.DB, d *sqlstore.Dialect, ms []sqlstor
 		t.Fatal(err)
 	}
 	if a.ActionClasses[0] != "read" || a.Scopes != nil || a.Permissions != nil || a.RequireDPoP || !a.TokensRevokedAt.IsZero() ||
-		a.FederatesWith != nil || a.Selectors != nil {
+		a.FederatesWith != nil || a.Selectors != nil || a.AttestationRules != nil {
 		t.Errorf("upgraded agent = %+v, want action class read and empty OAuth and SPIFFE fields", a)
 	}
 	if h, err := s.GetPolicyHead(ctx); err != nil || h != (store.PolicyHead{}) {
