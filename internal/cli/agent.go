@@ -21,6 +21,7 @@ type agentCmd struct {
 	Key         agentKeyCmd         `cmd:"" help:"Manage the public keys an agent authenticates with (private_key_jwt)."`
 	Secret      agentSecretCmd      `cmd:"" help:"Manage an agent's client secrets (prefer keys)."`
 	SVID        agentSVIDCmd        `cmd:"" name:"svid" help:"Issue and list the agent's SPIFFE SVIDs (X.509 and JWT)."`
+	Instances   agentInstancesCmd   `cmd:"" help:"List the agent's attested instances (docs/attestation.md)."`
 }
 
 // agentRefArg is the positional argument naming one agent.
@@ -33,10 +34,11 @@ type agentSpecFlags struct {
 	ActionClass   []string `name:"action-class" help:"Action class granted to the agent (e.g. read:tickets). Repeat the flag or separate with commas." placeholder:"CLASS"`
 	Audience      []string `help:"Audience (resource) its credentials may name. Repeat the flag or separate with commas." placeholder:"AUD"`
 	Scope         []string `help:"OAuth scope the agent may be granted (RFC 6749 scope token, e.g. tickets:read). Repeat the flag or separate with commas." placeholder:"SCOPE"`
-	Permission    []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint), evaluate (ask the decision point with its access token). Repeat the flag or separate with commas." placeholder:"PERM"`
+	Permission    []string `help:"What the agent may do at agentid itself: introspect (call the token introspection endpoint), evaluate (ask the decision point with its access token), impersonate (token exchanges issue tokens without act; see docs/delegation.md). Repeat the flag or separate with commas." placeholder:"PERM"`
 	FederatesWith []string `name:"federates-with" help:"Foreign SPIFFE trust domain whose bundle the agent's workloads get as a federated bundle (see agentid federation list). Repeat the flag or separate with commas." placeholder:"TD"`
 	Selector      []string `name:"selector" sep:"none" help:"Workload selector by which agentid node knows a workload runs as the agent: unix:uid:N, unix:gid:N, unix:path:/abs/exe or unix:sha256:HEX. All must hold. Repeat the flag for several (no comma splitting)." placeholder:"SEL"`
 	Label         []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`
+	Attest        []string `name:"attest" sep:"none" help:"Attestation rule: an attestor and the matchers that must all hold, space-separated, e.g. \"prod k8s:ns:payments k8s:sa:runner\" or \"github repository=org/* ref=refs/heads/main\" (docs/attestation.md). Repeat the flag for several rules; one matching rule suffices." placeholder:"RULE"`
 }
 
 type agentCreateCmd struct {
@@ -64,6 +66,9 @@ func (c *agentCreateCmd) Run(rc *runContext) error {
 		Selectors:     c.Selector,
 	}
 	var err error
+	if req.AttestationRules, err = parseAttestRules(c.Attest); err != nil {
+		return err
+	}
 	if req.MaxTTLSeconds, err = ttlSeconds("--max-ttl", c.MaxTTL); err != nil {
 		return err
 	}
@@ -149,6 +154,7 @@ type agentUpdateCmd struct {
 	ClearPermissions   bool           `name:"clear-permissions" help:"Remove every permission."`
 	ClearFederatesWith bool           `name:"clear-federates-with" help:"Federate with no foreign trust domain."`
 	ClearSelectors     bool           `name:"clear-selectors" help:"Remove every workload selector: no workload gets the agent's SVIDs from a node."`
+	ClearAttest        bool           `name:"clear-attest" help:"Remove every attestation rule: no evidence proves an instance of the agent."`
 	RequireDPoP        *bool          `name:"require-dpop" negatable:"" help:"Require DPoP-bound tokens (--no-require-dpop: no longer require them)."`
 	ClearLabels        bool           `name:"clear-labels" help:"Remove every label."`
 	MaxTTL             *time.Duration `name:"max-ttl" help:"New longest credential lifetime, in whole seconds." placeholder:"DURATION"`
@@ -159,7 +165,7 @@ type agentUpdateCmd struct {
 
 // Help adds the update semantics to the command's help.
 func (c *agentUpdateCmd) Help() string {
-	return "List flags (--owner, --action-class, --audience, --scope, --permission, --federates-with, --selector, --label) replace the whole list or map; " +
+	return "List flags (--owner, --action-class, --audience, --scope, --permission, --federates-with, --selector, --attest, --label) replace the whole list or map; " +
 		"flags not given leave the field unchanged."
 }
 
@@ -175,6 +181,13 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	req.FederatesWith = replaceList(c.FederatesWith, c.ClearFederatesWith)
 	req.Selectors = replaceList(c.Selector, c.ClearSelectors)
 	req.RequireDPoP = c.RequireDPoP
+	if c.Attest != nil || c.ClearAttest {
+		rs, err := parseAttestRules(c.Attest)
+		if err != nil {
+			return err
+		}
+		req.AttestationRules = &rs
+	}
 	if c.Label != nil || c.ClearLabels {
 		m, err := parseLabels(c.Label)
 		if err != nil {
@@ -198,7 +211,7 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	}
 	if req.Purpose == nil && req.Owners == nil && req.ActionClasses == nil && req.Audiences == nil &&
 		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil && req.FederatesWith == nil &&
-		req.Selectors == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
+		req.Selectors == nil && req.AttestationRules == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
 		return &exitError{code: ExitUsage, msg: "agent update: nothing to change; give at least one of the field flags (see --help)"}
 	}
 	cl, err := rc.client()
@@ -294,6 +307,7 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Require DPoP", yesNo(a.RequireDPoP)},
 		{"Federates with", strings.Join(a.FederatesWith, ", ")},
 		{"Selectors", strings.Join(a.Selectors, ", ")},
+		{"Attestation", fmtRules(a.AttestationRules)},
 		{"Max TTL", fmtSeconds(a.MaxTTLSeconds)},
 		{"Labels", fmtLabels(a.Labels)},
 		{"Expires", agentExpiry(a)},

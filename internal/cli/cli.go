@@ -72,6 +72,7 @@ type root struct {
 	Bundle      bundleCmd      `cmd:"" help:"Show the trust domain's SPIFFE trust bundle."`
 	Federation  federationCmd  `cmd:"" help:"List the foreign SPIFFE trust domains agentid federates with, and refresh their bundles."`
 	Node        nodeCmd        `cmd:"" help:"Join tokens for agentid node, and the registry of attested nodes."`
+	Instance    instanceCmd    `cmd:"" help:"Attested instances of agents: show, revoke (docs/attestation.md)."`
 	Policy      policyCmd      `cmd:"" help:"Versioned Cedar policies of the decision point: apply, test, diff, history, rollback."`
 	Approval    approvalCmd    `cmd:"" help:"Approval requests of conditional decisions: list, show, approve, deny."`
 	ActionClass actionClassCmd `cmd:"" name:"action-class" help:"The action classes and their risk tiers that policies decide on."`

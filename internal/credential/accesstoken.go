@@ -161,6 +161,10 @@ type AccessTokenParams struct {
 	Act       json.RawMessage
 	GrantID   string
 	Expiry    time.Time
+	// Impersonation issues a delegated token without Act: the agent acts
+	// as the subject (ADR 0014 addendum B). Subject and GrantID are still
+	// required.
+	Impersonation bool
 }
 
 // AccessToken is a minted token.
@@ -198,8 +202,12 @@ func (i *Issuer) IssueAccessToken(p AccessTokenParams) (AccessToken, error) {
 		}
 		exp = p.Expiry.Unix()
 	}
-	if (p.Subject != "") != (len(p.Act) > 0) || (p.GrantID != "") != (len(p.Act) > 0) {
-		return AccessToken{}, errors.New("credential: a delegated token needs a subject, an act chain and a grant id")
+	delegated := len(p.Act) > 0 || p.Impersonation
+	switch {
+	case p.Impersonation && len(p.Act) > 0:
+		return AccessToken{}, errors.New("credential: an impersonation token has no act chain")
+	case (p.Subject != "") != delegated || (p.GrantID != "") != delegated:
+		return AccessToken{}, errors.New("credential: a delegated token needs a subject, an act chain (or impersonation) and a grant id")
 	}
 	sub := p.Agent.SPIFFEID
 	if p.Subject != "" {

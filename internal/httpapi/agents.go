@@ -18,27 +18,28 @@ const maxTTLSeconds = 366 * 24 * 3600
 func (h *handler) agentOut(a store.Agent) admin.Agent {
 	out := admin.Agent{
 		ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID,
-		ClientID:        a.ID, // an agent's OAuth client_id is its id
-		Owners:          nonNil(a.Owners),
-		Purpose:         a.Purpose,
-		ActionClasses:   nonNil(a.ActionClasses),
-		Audiences:       nonNil(a.Audiences),
-		Scopes:          nonNil(a.Scopes),
-		Permissions:     nonNil(a.Permissions),
-		RequireDPoP:     a.RequireDPoP,
-		FederatesWith:   nonNil(a.FederatesWith),
-		Selectors:       nonNil(a.Selectors),
-		MaxTTLSeconds:   int64(a.MaxTTL / time.Second),
-		Labels:          a.Labels,
-		ExpiresAt:       optTime(a.ExpiresAt),
-		Expired:         h.expired(a.ExpiresAt),
-		TokensRevokedAt: optTime(a.TokensRevokedAt),
-		State:           string(a.State),
-		Orphaned:        a.Orphaned,
-		CreatedBy:       a.CreatedBy,
-		CreatedAt:       a.CreatedAt.UTC(),
-		UpdatedAt:       a.UpdatedAt.UTC(),
-		Version:         a.Version,
+		ClientID:         a.ID, // an agent's OAuth client_id is its id
+		Owners:           nonNil(a.Owners),
+		Purpose:          a.Purpose,
+		ActionClasses:    nonNil(a.ActionClasses),
+		Audiences:        nonNil(a.Audiences),
+		Scopes:           nonNil(a.Scopes),
+		Permissions:      nonNil(a.Permissions),
+		RequireDPoP:      a.RequireDPoP,
+		FederatesWith:    nonNil(a.FederatesWith),
+		Selectors:        nonNil(a.Selectors),
+		AttestationRules: rulesOut(a.AttestationRules),
+		MaxTTLSeconds:    int64(a.MaxTTL / time.Second),
+		Labels:           a.Labels,
+		ExpiresAt:        optTime(a.ExpiresAt),
+		Expired:          h.expired(a.ExpiresAt),
+		TokensRevokedAt:  optTime(a.TokensRevokedAt),
+		State:            string(a.State),
+		Orphaned:         a.Orphaned,
+		CreatedBy:        a.CreatedBy,
+		CreatedAt:        a.CreatedAt.UTC(),
+		UpdatedAt:        a.UpdatedAt.UTC(),
+		Version:          a.Version,
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
@@ -76,6 +77,7 @@ func (h *handler) createAgent(w http.ResponseWriter, r *http.Request, p *princip
 		ActionClasses: in.ActionClasses, Audiences: in.Audiences,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
 		FederatesWith: in.FederatesWith, Selectors: in.Selectors, MaxTTL: ttl, Labels: in.Labels,
+		AttestationRules: rulesIn(in.AttestationRules),
 	}
 	if in.ExpiresAt != nil {
 		params.ExpiresAt = *in.ExpiresAt
@@ -155,6 +157,10 @@ func (h *handler) updateAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Audiences: in.Audiences, Labels: in.Labels, ExpiresAt: in.ExpiresAt,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
 		FederatesWith: in.FederatesWith, Selectors: in.Selectors,
+	}
+	if in.AttestationRules != nil {
+		rs := rulesIn(*in.AttestationRules)
+		params.AttestationRules = &rs
 	}
 	if in.MaxTTLSeconds != nil {
 		ttl, err := ttlParam("max_ttl_seconds", *in.MaxTTLSeconds)

@@ -128,7 +128,8 @@ func (h *handler) revokeTokens(w http.ResponseWriter, r *http.Request, p *princi
 		h.problem(w, r, err)
 		return
 	}
-	out := admin.TokenRevocation{JTI: rev.JTI, RevokedAt: rev.RevokedAt.UTC(), KeptUntil: optTime(rev.ExpiresAt)}
+	out := admin.TokenRevocation{JTI: rev.JTI, RevokedAt: rev.RevokedAt.UTC(), KeptUntil: optTime(rev.ExpiresAt),
+		TokensAffected: rev.TokensAffected}
 	if rev.Agent.ID != "" {
 		a := h.agentOut(rev.Agent)
 		out.Agent = &a

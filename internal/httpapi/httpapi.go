@@ -156,6 +156,9 @@ func (h *handler) routes() {
 	handle("GET /v1/agents/{ref}/secrets", admin, h.listClientSecrets)
 	handle("DELETE /v1/agents/{ref}/secrets/{id}", admin, h.removeClientSecret)
 	handle("POST /v1/tokens/revoke", admin, h.revokeTokens)
+	handle("GET /v1/agents/{ref}/instances", admin, h.listInstances)
+	handle("GET /v1/instances/{id}", admin, h.getInstance)
+	handle("POST /v1/instances/{id}/revoke", admin, h.revokeInstance)
 	if h.p.SVIDs != nil {
 		handle("POST /v1/agents/{ref}/svids", admin, h.issueSVID)
 		handle("GET /v1/agents/{ref}/svids", admin, h.listSVIDs)

@@ -100,6 +100,9 @@ func (h *handler) metadata(openID bool) serverMetadata {
 	if h.p.Grants != nil {
 		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantTokenExchange) // RFC 8693 §2.1
 	}
+	if h.p.OAuth != nil && h.p.OAuth.SupportsJWTBearer() {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantJWTBearer) // RFC 7523 §2.1, ADR 0015
+	}
 	if openID {
 		m.SubjectTypesSupported = []string{"public"}
 		m.IDTokenSigningAlgValuesSupported = h.p.Keys.SigningAlgorithms()

@@ -35,6 +35,7 @@ const (
 	FieldRequireDPoP   = "require_dpop"
 	FieldFederatesWith = "federates_with"
 	FieldSelectors     = "selectors"
+	FieldAttestation   = "attestation_rules"
 	FieldMaxTTL        = "max_ttl_seconds"
 	FieldLabels        = "labels"
 	FieldExpiresAt     = "expires_at"
@@ -71,6 +72,10 @@ type CreateAgentParams struct {
 	// workload runs as the agent; see NormalizeSelectors. None: no
 	// workload gets the agent's SVIDs from a node.
 	Selectors []string
+	// AttestationRules say which evidence proves an instance of the
+	// agent (ADR 0015); see attest.CheckRules. None: the agent cannot be
+	// attested.
+	AttestationRules []store.AttestationRule
 	// MaxTTL is the credential max TTL: zero means the Service's default;
 	// otherwise a whole number of seconds from MinMaxTTL to the cap.
 	MaxTTL time.Duration
@@ -97,8 +102,10 @@ type UpdateAgentParams struct {
 	RequireDPoP   *bool
 	FederatesWith *[]string
 	Selectors     *[]string
-	MaxTTL        *time.Duration
-	Labels        *map[string]string
+	// AttestationRules replaces the agent's attestation rules (ADR 0015).
+	AttestationRules *[]store.AttestationRule
+	MaxTTL           *time.Duration
+	Labels           *map[string]string
 	// ExpiresAt set to the zero time clears the expiry.
 	ExpiresAt *time.Time
 }
@@ -192,6 +199,10 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 	if err != nil {
 		return store.Agent{}, err
 	}
+	rules, err := normalizeRules(p.AttestationRules)
+	if err != nil {
+		return store.Agent{}, err
+	}
 	ttl := p.MaxTTL
 	if ttl == 0 {
 		ttl = s.defaultTTL
@@ -211,22 +222,23 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 		return store.Agent{}, err
 	}
 	return store.Agent{
-		Name:          p.Name,
-		SPIFFEID:      spiffeID,
-		Purpose:       purpose,
-		ActionClasses: classes,
-		Audiences:     auds,
-		Scopes:        scopes,
-		Permissions:   perms,
-		RequireDPoP:   p.RequireDPoP,
-		FederatesWith: federates,
-		Selectors:     selectors,
-		MaxTTL:        ttl,
-		Labels:        cloneLabels(p.Labels),
-		ExpiresAt:     exp,
-		State:         store.AgentActive,
-		CreatedAt:     now,
-		UpdatedAt:     now,
+		Name:             p.Name,
+		SPIFFEID:         spiffeID,
+		Purpose:          purpose,
+		ActionClasses:    classes,
+		Audiences:        auds,
+		Scopes:           scopes,
+		Permissions:      perms,
+		RequireDPoP:      p.RequireDPoP,
+		FederatesWith:    federates,
+		Selectors:        selectors,
+		AttestationRules: rules,
+		MaxTTL:           ttl,
+		Labels:           cloneLabels(p.Labels),
+		ExpiresAt:        exp,
+		State:            store.AgentActive,
+		CreatedAt:        now,
+		UpdatedAt:        now,
 	}, nil
 }
 
@@ -412,6 +424,7 @@ type agentUpdate struct {
 	RequireDPoP   bool
 	FederatesWith []string
 	Selectors     []string
+	Rules         []store.AttestationRule
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time
@@ -478,6 +491,12 @@ func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdat
 		}
 		u.set[FieldSelectors] = true
 	}
+	if p.AttestationRules != nil {
+		if u.Rules, err = normalizeRules(*p.AttestationRules); err != nil {
+			return u, err
+		}
+		u.set[FieldAttestation] = true
+	}
 	if p.MaxTTL != nil {
 		if err := s.checkTTL(*p.MaxTTL); err != nil {
 			return u, err
@@ -542,6 +561,9 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 	if mark(FieldSelectors, !slices.Equal(u.Selectors, a.Selectors)) {
 		a.Selectors = u.Selectors
 	}
+	if mark(FieldAttestation, !rulesEqual(u.Rules, a.AttestationRules)) {
+		a.AttestationRules = u.Rules
+	}
 	if mark(FieldMaxTTL, u.MaxTTL != a.MaxTTL) {
 		a.MaxTTL = u.MaxTTL
 	}
@@ -558,7 +580,7 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 // order agent.updated lists them.
 func allAgentFields() []string {
 	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldScopes, FieldPermissions,
-		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldAttestation, FieldMaxTTL, FieldLabels, FieldExpiresAt}
 }
 
 // agentFieldValues returns the audit detail values of the named fields.
@@ -586,6 +608,8 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			d[f] = nonNil(a.FederatesWith)
 		case FieldSelectors:
 			d[f] = nonNil(a.Selectors)
+		case FieldAttestation:
+			d[f] = rulesDetail(a.AttestationRules)
 		case FieldMaxTTL:
 			d[f] = int64(a.MaxTTL / time.Second)
 		case FieldLabels:
@@ -670,6 +694,15 @@ func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p Transit
 			"version":        updated.Version,
 			"state":          string(updated.State),
 			"previous_state": string(prev),
+		}
+		if to != store.AgentActive {
+			// The cascade (ADR 0014 §5): live delegated tokens whose chain
+			// holds the agent stop being active now.
+			n, err := tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{AgentID: updated.ID, LiveAt: now})
+			if err != nil {
+				return fmt.Errorf("identity: count delegated tokens: %w", err)
+			}
+			details["tokens_affected"] = n
 		}
 		if err := s.appendAgentEvent(ctx, tx, o, eventType, updated, details, reason); err != nil {
 			return err

@@ -119,20 +119,21 @@ func TestCreateAgent(t *testing.T) {
 			t.Errorf("stored agent differs from returned (-returned +stored):\n%s", diff)
 		}
 		wantEv := wantEvent(audit.Issuance, EventAgentCreated, &want, map[string]any{
-			"version":         1,
-			"state":           "active",
-			"owners":          want.Owners,
-			"purpose":         want.Purpose,
-			"action_classes":  want.ActionClasses,
-			"audiences":       want.Audiences,
-			"scopes":          want.Scopes,
-			"permissions":     want.Permissions,
-			"require_dpop":    true,
-			"federates_with":  want.FederatesWith,
-			"selectors":       want.Selectors,
-			"max_ttl_seconds": 300,
-			"labels":          want.Labels,
-			"expires_at":      exp.Format(time.RFC3339Nano),
+			"version":           1,
+			"state":             "active",
+			"owners":            want.Owners,
+			"purpose":           want.Purpose,
+			"action_classes":    want.ActionClasses,
+			"audiences":         want.Audiences,
+			"scopes":            want.Scopes,
+			"permissions":       want.Permissions,
+			"require_dpop":      true,
+			"federates_with":    want.FederatesWith,
+			"selectors":         want.Selectors,
+			"attestation_rules": []string{},
+			"max_ttl_seconds":   300,
+			"labels":            want.Labels,
+			"expires_at":        exp.Format(time.RFC3339Nano),
 		}, "")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
@@ -485,9 +486,11 @@ func TestAgentTransitions(t *testing.T) {
 			if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("%s (-want +got):\n%s", name, diff)
 			}
-			wantEv := wantEvent(audit.Issuance, events[tt.op], &want, map[string]any{
-				"version": want.Version, "state": string(tt.to), "previous_state": string(tt.from),
-			}, "ticket SEC-1")
+			details := map[string]any{"version": want.Version, "state": string(tt.to), "previous_state": string(tt.from)}
+			if tt.to != store.AgentActive {
+				details["tokens_affected"] = 0 // the cascade's count (ADR 0014 §5)
+			}
+			wantEv := wantEvent(audit.Issuance, events[tt.op], &want, details, "ticket SEC-1")
 			if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(snap.HeadSeq)); diff != "" {
 				t.Errorf("%s events (-want +got):\n%s", name, diff)
 			}

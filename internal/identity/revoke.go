@@ -47,6 +47,9 @@ type Revocation struct {
 	// kept: the longest any token issued until now can live. Zero for a
 	// revocation by agent (kept with the agent).
 	ExpiresAt time.Time
+	// TokensAffected is, for a revocation by JTI, how many live delegated
+	// tokens exchanged from it (at any depth) it made inactive.
+	TokensAffected int64
 }
 
 // RevokeTokens revokes one access token by its jti, or every token issued
@@ -108,10 +111,17 @@ func (s *Service) revokeJTI(ctx context.Context, o audit.Origin, jti string) (Re
 		if !rt.RevokedAt.Equal(now) {
 			ev.Details["already_revoked_at"] = optRFC3339(rt.RevokedAt)
 		}
+		// The cascade (ADR 0014 §5): live tokens exchanged from it.
+		n, err := tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{AncestorJTI: jti, LiveAt: now})
+		if err != nil {
+			return fmt.Errorf("identity: count delegated tokens: %w", err)
+		}
+		ev.Details["tokens_affected"] = n
+
 		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
 			return fmt.Errorf("identity: record %s: %w", EventCredentialRevoked, err)
 		}
-		out = Revocation{JTI: jti, RevokedAt: rt.RevokedAt, ExpiresAt: rt.ExpiresAt}
+		out = Revocation{JTI: jti, RevokedAt: rt.RevokedAt, ExpiresAt: rt.ExpiresAt, TokensAffected: n}
 		return nil
 	})
 	if err != nil {

@@ -35,7 +35,7 @@ func TestRevokeTokensByJTI(t *testing.T) {
 			t.Errorf("stored revocation (-want +got):\n%s", diff)
 		}
 		wantEv := wantEvent(audit.Issuance, EventCredentialRevoked, nil, map[string]any{
-			"jti": "tok_01abc", "kept_until": keep.Format(time.RFC3339Nano),
+			"jti": "tok_01abc", "kept_until": keep.Format(time.RFC3339Nano), "tokens_affected": float64(0),
 		}, "")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)

@@ -245,10 +245,15 @@ const (
 	// PermissionEvaluate lets the agent ask the decision point (the
 	// AuthZEN endpoints) with its own access token.
 	PermissionEvaluate = "evaluate"
+	// PermissionImpersonate makes the agent's token exchanges issue tokens
+	// without act: it acts as the subject (ADR 0014 addendum B).
+	PermissionImpersonate = "impersonate"
 )
 
 // Permissions returns every permission an agent may hold, sorted.
-func Permissions() []string { return []string{PermissionEvaluate, PermissionIntrospect} }
+func Permissions() []string {
+	return []string{PermissionEvaluate, PermissionImpersonate, PermissionIntrospect}
+}
 
 // NormalizePermissions validates an agent's permissions, each one of
 // Permissions(), and returns them deduplicated and sorted (never nil). It

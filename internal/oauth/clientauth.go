@@ -43,6 +43,8 @@ type authClient struct {
 	// boundJKT is the DPoP key thumbprint of an actor token that
 	// authenticated the agent (RFC 8693 actor_token with cnf.jkt).
 	boundJKT string
+	// attest is set for federated client authentication (ADR 0015 §4).
+	attest *attestedClient
 }
 
 // authAttempt is what client authentication found out, for the audit event
@@ -52,6 +54,7 @@ type authAttempt struct {
 	clientID string
 	agent    *store.Agent
 	keyID    string
+	attest   *attestedClient // federated client authentication
 }
 
 // authenticate runs client authentication (RFC 6749 §2.3, RFC 7523 §3) on
@@ -71,6 +74,8 @@ func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*
 		return nil, authAttempt{clientID: param(f, "client_id")}, clientFailed(false, "no client authentication")
 	case n > 1:
 		return nil, authAttempt{}, errf(CodeInvalidRequest, "use exactly one client authentication method")
+	case hasAssertion && s.isAttestation(f):
+		return s.authAttested(ctx, r, now)
 	case hasAssertion:
 		return s.authAssertion(ctx, f, now)
 	case r.Basic != nil:
@@ -255,6 +260,9 @@ func (s *Server) checkAssertionClaims(c jwt.Claims, clientID string, now time.Ti
 // useAssertion records the assertion's jti as used inside tx (RFC 7523
 // §3 item 7); ErrAlreadyExists from the store means a replay.
 func (c *authClient) useAssertion(ctx context.Context, tx store.Tx, now time.Time) *Error {
+	if c.attest != nil {
+		return c.attest.refreshInstance(ctx, tx, now)
+	}
 	if c.jti == "" {
 		return nil
 	}
@@ -285,6 +293,9 @@ func (s *Server) authEvent(o audit.Origin, at authAttempt, e *Error, now time.Ti
 	}
 	if at.keyID != "" {
 		ev.Details["key_id"] = at.keyID
+	}
+	if at.attest != nil {
+		at.attest.attestDetails(&ev)
 	}
 	if e != nil {
 		ev.Outcome = audit.Failure

@@ -35,6 +35,7 @@ type exchangeParams struct {
 	actorToken, actorType     string
 	scopes                    []string
 	audiences                 []string // resource and audience, in order, deduplicated
+	requested                 string   // requested_token_type, default access_token
 }
 
 // subjectInfo is what the subject token says, whoever issued it.
@@ -64,7 +65,8 @@ func parseExchange(f url.Values) (exchangeParams, *Error) {
 		return p, errf(CodeInvalidRequest, "subject_token is required")
 	case p.subjectType == "":
 		return p, errf(CodeInvalidRequest, "subject_token_type is required")
-	case p.subjectType != TokenTypeAccessToken && p.subjectType != TokenTypeJWT && p.subjectType != TokenTypeIDToken:
+	case p.subjectType != TokenTypeAccessToken && p.subjectType != TokenTypeJWT && p.subjectType != TokenTypeIDToken &&
+		p.subjectType != TokenTypeTxnToken:
 		return p, errf(CodeInvalidRequest, "subject_token_type %s is not supported", safeName(p.subjectType))
 	case len(p.subjectToken) > credential.MaxTokenBytes || len(p.actorToken) > credential.MaxTokenBytes:
 		return p, errf(CodeInvalidRequest, "a token is longer than %d bytes", credential.MaxTokenBytes)
@@ -75,8 +77,18 @@ func parseExchange(f url.Values) (exchangeParams, *Error) {
 	case p.actorToken != "" && p.actorType != TokenTypeAccessToken && p.actorType != TokenTypeJWT:
 		return p, errf(CodeInvalidRequest, "actor_token_type %s is not supported", safeName(p.actorType))
 	}
-	if rt := param(f, "requested_token_type"); rt != "" && rt != TokenTypeAccessToken {
+	p.requested = TokenTypeAccessToken
+	switch rt := param(f, "requested_token_type"); rt {
+	case "", TokenTypeAccessToken:
+	case TokenTypeTxnToken:
+		p.requested = rt
+	default:
 		return p, errf(CodeInvalidRequest, "requested_token_type %s is not supported", safeName(rt))
+	}
+	if p.subjectType == TokenTypeTxnToken && p.requested != TokenTypeTxnToken {
+		// A transaction token is context, not authority: it buys nothing
+		// but a narrower transaction token (ADR 0014 addendum A).
+		return p, errf(CodeInvalidRequest, "a transaction token can only be exchanged for a transaction token")
 	}
 	scopes, ok := splitScope(param(f, "scope"))
 	switch {
@@ -178,6 +190,9 @@ func (s *Server) exchange(ctx context.Context, r *Request, o audit.Origin, now t
 	if e == nil && boundJKT != "" && proof.Thumbprint != boundJKT {
 		e = errf(CodeInvalidRequest, "the actor token is DPoP-bound: a DPoP proof by its key is required")
 	}
+	if e == nil && xp.requested == TokenTypeTxnToken {
+		return s.txnExchange(ctx, r, o, at, authOK, clients, actor.agent, xp, proof, now)
+	}
 	var (
 		sub *subjectInfo
 		g   store.Grant
@@ -202,6 +217,9 @@ func (s *Server) exchange(ctx context.Context, r *Request, o audit.Origin, now t
 // one of agentid's plain access tokens of an active agent, or a client
 // assertion (RFC 7523 §3, its jti spent with the outcome).
 func (s *Server) actorToken(ctx context.Context, xp exchangeParams, r *Request, now time.Time) (*authClient, authAttempt, *Error) {
+	if xp.actorType == TokenTypeJWT && isJWTSVID(xp.actorToken) {
+		return s.actorSVID(ctx, xp.actorToken, now)
+	}
 	if xp.actorType == TokenTypeJWT {
 		c, at, e := s.authAssertion(ctx, url.Values{
 			"client_assertion_type": {AssertionType}, "client_assertion": {xp.actorToken},
@@ -325,6 +343,8 @@ func (s *Server) selectGrant(ctx context.Context, xp exchangeParams, sub *subjec
 			return none, delegation.Narrowed{}, serverError(err)
 		case !g.RevokedAt.IsZero() || !now.Before(g.ExpiresAt):
 			return none, delegation.Narrowed{}, errf(CodeInvalidRequest, "the subject token's grant is revoked or expired")
+		case sub.act == nil:
+			return none, delegation.Narrowed{}, errf(CodeInvalidRequest, "an impersonation token cannot be exchanged")
 		case !g.AllowSubdelegation:
 			return none, delegation.Narrowed{}, errf(CodeInvalidRequest, "the grant does not allow sub-delegation")
 		case sub.act.Depth()+1 > min(g.MaxDepth, s.deleg.MaxChainDepth()):
@@ -381,13 +401,20 @@ func (s *Server) issueExchanged(ctx context.Context, o audit.Origin, at authAtte
 	if err != nil {
 		return TokenResponse{}, s.fail(ctx, o, at, serverError(err), now)
 	}
+	// Impersonation (addendum B): an agent allowed it gets no act for a
+	// subject token that is not itself delegated; the trail still has the
+	// whole chain.
+	impersonate := sub.grantID == "" && slices.Contains(actor.Permissions, PermissionImpersonate)
+	if impersonate {
+		act = nil
+	}
 	ttl := min(s.ttl, actor.MaxTTL).Truncate(time.Second)
 	tok, err := s.tokens.IssueAccessToken(credential.AccessTokenParams{
 		Agent: actor, Audience: n.Audiences, Scopes: n.Scopes, IssuedAt: now, TTL: max(ttl, time.Second), Expiry: n.Expiry,
 		TraceID: o.TraceID, ReasoningRef: o.ReasoningRef, JKT: proof.Thumbprint,
 		Subject:   sub.subject,
 		SubjectID: &credential.SubjectID{Format: "iss_sub", Issuer: sub.issuer, Subject: sub.subject},
-		Act:       act, GrantID: g.ID,
+		Act:       act, GrantID: g.ID, Impersonation: impersonate,
 	})
 	if err != nil {
 		return TokenResponse{}, s.fail(ctx, o, at, serverError(err), now)
@@ -420,6 +447,9 @@ func (s *Server) issueExchanged(ctx context.Context, o audit.Origin, at authAtte
 	issued.Details["depth"] = chain.Depth()
 	if sub.parentJTI != "" {
 		issued.Details["parent_jti"] = sub.parentJTI
+	}
+	if impersonate {
+		issued.Details["impersonation"] = true
 	}
 	var replay *Error
 	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {

@@ -102,6 +102,9 @@ func (s *Server) activeClaims(ctx context.Context, raw string, now time.Time) (c
 	if usable(a, now) != "" || identity.TokensRevoked(a, time.Unix(c.IssuedAt, 0)) {
 		return c, false, nil
 	}
+	if ok, err := s.instanceActive(ctx, c.AgentInstance); !ok || err != nil {
+		return c, false, err
+	}
 	if c.GrantID != "" || len(c.Act) > 0 {
 		if c.GrantID == "" {
 			return c, false, nil // agentid never issues an act without a grant

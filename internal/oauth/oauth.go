@@ -3,7 +3,9 @@
 // client_secret_post per RFC 6749 §2.3.1), the client_credentials grant
 // (RFC 6749 §4.4) with resource indicators (RFC 8707) and DPoP (RFC 9449),
 // token exchange for delegation (RFC 8693, ADR 0014) with cascade
-// revocation, introspection (RFC 7662) and revocation (RFC 7009).
+// revocation, JWT-SVID actor tokens and transaction tokens
+// (draft-ietf-oauth-transaction-tokens-10), introspection (RFC 7662) and
+// revocation (RFC 7009).
 //
 // It speaks no HTTP: the transport parses a request into a Request and
 // writes what comes back, a response value or an *Error carrying the RFC
@@ -15,6 +17,7 @@ package oauth
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentid/agentid/internal/attest"
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/delegation"
@@ -66,6 +70,10 @@ const (
 const (
 	// PermissionIntrospect lets an agent call the introspection endpoint.
 	PermissionIntrospect = "introspect"
+	// PermissionImpersonate makes the agent's exchanges of a subject token
+	// that is not itself delegated issue tokens without act (ADR 0014
+	// addendum B).
+	PermissionImpersonate = "impersonate"
 )
 
 // Params configures a Server.
@@ -87,6 +95,16 @@ type Params struct {
 	// Delegation holds the grants and trusted issuers of token exchange
 	// (RFC 8693); nil leaves the grant type unsupported.
 	Delegation *delegation.Service
+	// JWTAuthorities gives the trust domain's JWT-SVID keys by kid (the
+	// trust bundle's JWT authorities), which verify JWT-SVIDs presented as
+	// actor tokens; nil refuses them.
+	JWTAuthorities func() (map[string]crypto.PublicKey, error)
+	// TrustDomain is the audience of transaction tokens
+	// (draft-ietf-oauth-transaction-tokens); empty leaves them unsupported.
+	TrustDomain string
+	// Attestors verify the evidence of the JWT bearer grant (RFC 7523
+	// §2.1, ADR 0015); nil or empty leaves the grant type unsupported.
+	Attestors *attest.Set
 	// Clock is the time source; required.
 	Clock func() time.Time
 	// Rand is a cryptographic source; required.
@@ -106,18 +124,21 @@ type NonceSource interface {
 
 // Server handles the OAuth endpoints. It is safe for concurrent use.
 type Server struct {
-	store    store.Store
-	rec      *audit.Recorder
-	tokens   *credential.Issuer
-	issuer   string
-	tokenURL string
-	ttl      time.Duration
-	nonces   NonceSource
-	deleg    *delegation.Service
-	clock    func() time.Time
-	rand     io.Reader
-	log      *slog.Logger
-	clients  clientCache
+	store          store.Store
+	rec            *audit.Recorder
+	tokens         *credential.Issuer
+	issuer         string
+	tokenURL       string
+	ttl            time.Duration
+	nonces         NonceSource
+	deleg          *delegation.Service
+	trustDomain    string
+	jwtAuthorities func() (map[string]crypto.PublicKey, error)
+	attestors      *attest.Set
+	clock          func() time.Time
+	rand           io.Reader
+	log            *slog.Logger
+	clients        clientCache
 }
 
 // New returns a Server.
@@ -129,18 +150,21 @@ func New(p Params) (*Server, error) {
 		return nil, errors.New("oauth: Clock and Rand are required")
 	}
 	s := &Server{
-		store:    p.Store,
-		rec:      p.Recorder,
-		tokens:   p.Tokens,
-		issuer:   p.Tokens.Name(),
-		tokenURL: p.Tokens.Name() + TokenPath,
-		ttl:      p.TokenTTL,
-		nonces:   p.Nonces,
-		deleg:    p.Delegation,
-		clock:    p.Clock,
-		rand:     p.Rand,
-		log:      p.Logger,
-		clients:  clientCache{m: map[string]*client{}},
+		store:          p.Store,
+		rec:            p.Recorder,
+		tokens:         p.Tokens,
+		issuer:         p.Tokens.Name(),
+		tokenURL:       p.Tokens.Name() + TokenPath,
+		ttl:            p.TokenTTL,
+		nonces:         p.Nonces,
+		deleg:          p.Delegation,
+		trustDomain:    p.TrustDomain,
+		jwtAuthorities: p.JWTAuthorities,
+		attestors:      p.Attestors,
+		clock:          p.Clock,
+		rand:           p.Rand,
+		log:            p.Logger,
+		clients:        clientCache{m: map[string]*client{}},
 	}
 	if s.ttl <= 0 {
 		s.ttl = DefaultTokenTTL

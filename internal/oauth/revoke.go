@@ -46,9 +46,7 @@ func (s *Server) Revoke(ctx context.Context, r *Request) *Error {
 		if err != nil {
 			return err
 		}
-		if n > 0 {
-			ev.Details["tokens_affected"] = n
-		}
+		ev.Details["tokens_affected"] = n
 		if err := tx.RevokeToken(ctx, store.RevokedToken{
 			JTI: claims.JTI, AgentID: claims.ClientID, RevokedAt: now, ExpiresAt: exp, RevokedBy: o.Actor.ID,
 		}); err != nil {

@@ -53,7 +53,7 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	switch gt {
 	case "":
 		return TokenResponse{}, errf(CodeInvalidRequest, "grant_type is required")
-	case GrantClientCredentials, GrantTokenExchange:
+	case GrantClientCredentials, GrantTokenExchange, GrantJWTBearer:
 	default:
 		return TokenResponse{}, errf(CodeUnsupportedGrantType, "grant_type %s is not supported", safeName(gt))
 	}
@@ -68,6 +68,9 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	if gt == GrantTokenExchange {
 		return s.exchange(ctx, r, o, now)
 	}
+	if gt == GrantJWTBearer {
+		return s.jwtBearer(ctx, r, o, now)
+	}
 
 	c, at, e := s.authenticate(ctx, r, now)
 	if e != nil {
@@ -78,6 +81,7 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	tp, e := s.tokenParams(r.Form, c.agent)
 	if e == nil {
 		tp.reasoningRef = o.ReasoningRef
+		tp.ttl = c.capTTL(tp.ttl, now)
 	}
 	var proof dpop.Proof
 	if e == nil {
@@ -90,7 +94,7 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	}
 
 	tok, err := s.tokens.IssueAccessToken(credential.AccessTokenParams{
-		Agent: c.agent, Audience: tp.resources, Scopes: tp.scopes,
+		Agent: c.agent, Audience: tp.resources, Scopes: tp.scopes, Instance: c.instanceOf(),
 		IssuedAt: now, TTL: tp.ttl, TraceID: o.TraceID, ReasoningRef: tp.reasoningRef, JKT: proof.Thumbprint,
 	})
 	if err != nil {
@@ -305,6 +309,9 @@ func (s *Server) issuedEvent(o audit.Origin, c *authClient, tok credential.Acces
 	}
 	if tok.Claims.Cnf != nil {
 		ev.Details["cnf_jkt"] = tok.Claims.Cnf.JKT
+	}
+	if c.attest != nil {
+		ev.Instance = &audit.Instance{ID: c.attest.instance.ID, Method: c.attest.ev.Method}
 	}
 	return ev
 }

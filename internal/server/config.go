@@ -53,6 +53,9 @@ type Config struct {
 	// Delegation configures token exchange: trusted issuers of people's
 	// tokens and the chain depth cap (docs/delegation.md).
 	Delegation DelegationConfig `yaml:"delegation"`
+	// Attestors are the sources of attestation evidence the JWT bearer
+	// grant accepts (ADR 0015, docs/attestation.md).
+	Attestors []AttestorConfig `yaml:"attestors"`
 	// NodeAPI configures the listener `agentid node` talks to
 	// (docs/spiffe.md#node-api).
 	NodeAPI NodeAPIConfig `yaml:"node_api"`
@@ -280,6 +283,7 @@ func ParseConfig(b []byte, baseDir string) (Config, error) {
 	}
 	c.resolveFederationPaths(baseDir)
 	c.resolveDelegationPaths(baseDir)
+	c.resolveAttestorPaths(baseDir)
 	c.setDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
@@ -416,6 +420,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.validateDelegation(); err != nil {
+		return err
+	}
+	if err := c.validateAttestors(); err != nil {
 		return err
 	}
 	if err := c.NodeAPI.validate(c.Listen); err != nil {
@@ -593,6 +600,18 @@ bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
 #       # tls_ca_file: ./idp-ca.pem                  # roots for a private IdP
 #       # subject_claim: sub
 #       # email_claim: email
+
+# attestors:                  # evidence for the JWT bearer grant: no stored secret (docs/attestation.md)
+#   - name: prod-cluster      # referenced by agents' attestation rules
+#     kind: kubernetes        # projected service-account tokens of one cluster
+#     issuer: https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE
+#     audience: agentid       # the projected token's audience (never the API server's)
+#     # jwks_file: ./cluster-jwks.json               # air-gapped: a static JWKS instead of discovery
+#   - name: github
+#     kind: oidc              # an external OIDC issuer (CI, cloud workload identity)
+#     issuer: https://token.actions.githubusercontent.com
+#     audience: https://agentid.example.com
+#     # instance_claims: [sub, run_id, run_attempt] # what identifies one run (default [sub])
 
 log:
   level: info                 # debug, info, warn, error

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"fmt"
 	"time"
@@ -32,7 +33,11 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 	}
 	p := oauth.Params{
 		Store: s.store, Recorder: rec, Tokens: iss, TokenTTL: s.cfg.Credentials.TokenTTL,
-		Delegation: s.delegation, Clock: clock, Rand: rand.Reader, Logger: s.log,
+		Delegation: s.delegation, TrustDomain: s.cfg.TrustDomain, Clock: clock, Rand: rand.Reader, Logger: s.log,
+		JWTAuthorities: s.jwtAuthorities,
+	}
+	if p.Attestors, err = s.cfg.attestorSet(clock); err != nil {
+		return nil, err
 	}
 	if s.cfg.Credentials.DPoPNonce {
 		secret, err := root.Derive("dpop-nonce", 32)
@@ -48,6 +53,19 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 		return nil, fmt.Errorf("server: oauth: %w", err)
 	}
 	return o, nil
+}
+
+// jwtAuthorities are the trust bundle's JWT-SVID keys (none without a
+// bundle), which verify JWT-SVIDs presented as actor tokens.
+func (s *Server) jwtAuthorities() (map[string]crypto.PublicKey, error) {
+	if s.bundle == nil {
+		return map[string]crypto.PublicKey{}, nil
+	}
+	d, err := s.bundle.Current()
+	if err != nil {
+		return nil, fmt.Errorf("server: trust bundle: %w", err)
+	}
+	return d.JWTAuthorities, nil
 }
 
 // runCollectors deletes expired token state (one-time ids, revocations),

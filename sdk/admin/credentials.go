@@ -71,6 +71,9 @@ type TokenRevocation struct {
 	Agent     *Agent     `json:"agent,omitempty"`
 	RevokedAt time.Time  `json:"revoked_at"`
 	KeptUntil *time.Time `json:"kept_until,omitempty"`
+	// TokensAffected is, for a revocation by jti, how many live delegated
+	// tokens exchanged from the token it made inactive (ADR 0014 §5).
+	TokensAffected int64 `json:"tokens_affected,omitempty"`
 }
 
 // AddClientKey registers a public key of an agent.

@@ -23,48 +23,52 @@ import (
 // unix:sha256:<hex>) by which a node knows a workload runs as the agent:
 // all of them must hold; none means no workload does.
 type Agent struct {
-	ID              string            `json:"id"`
-	ClientID        string            `json:"client_id"`
-	Name            string            `json:"name"`
-	SPIFFEID        string            `json:"spiffe_id"`
-	Owners          []string          `json:"owners"`
-	Purpose         string            `json:"purpose"`
-	ActionClasses   []string          `json:"action_classes"`
-	Audiences       []string          `json:"audiences"`
-	Scopes          []string          `json:"scopes"`
-	Permissions     []string          `json:"permissions"`
-	RequireDPoP     bool              `json:"require_dpop"`
-	FederatesWith   []string          `json:"federates_with"`
-	Selectors       []string          `json:"selectors"`
-	MaxTTLSeconds   int64             `json:"max_ttl_seconds"`
-	Labels          map[string]string `json:"labels"`
-	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
-	Expired         bool              `json:"expired"`
-	TokensRevokedAt *time.Time        `json:"tokens_revoked_at,omitempty"`
-	State           string            `json:"state"`
-	Orphaned        bool              `json:"orphaned"`
-	CreatedBy       string            `json:"created_by"`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
-	Version         int64             `json:"version"`
+	ID            string   `json:"id"`
+	ClientID      string   `json:"client_id"`
+	Name          string   `json:"name"`
+	SPIFFEID      string   `json:"spiffe_id"`
+	Owners        []string `json:"owners"`
+	Purpose       string   `json:"purpose"`
+	ActionClasses []string `json:"action_classes"`
+	Audiences     []string `json:"audiences"`
+	Scopes        []string `json:"scopes"`
+	Permissions   []string `json:"permissions"`
+	RequireDPoP   bool     `json:"require_dpop"`
+	FederatesWith []string `json:"federates_with"`
+	Selectors     []string `json:"selectors"`
+	// AttestationRules say which evidence proves an instance (ADR 0015).
+	AttestationRules []AttestationRule `json:"attestation_rules"`
+	MaxTTLSeconds    int64             `json:"max_ttl_seconds"`
+	Labels           map[string]string `json:"labels"`
+	ExpiresAt        *time.Time        `json:"expires_at,omitempty"`
+	Expired          bool              `json:"expired"`
+	TokensRevokedAt  *time.Time        `json:"tokens_revoked_at,omitempty"`
+	State            string            `json:"state"`
+	Orphaned         bool              `json:"orphaned"`
+	CreatedBy        string            `json:"created_by"`
+	CreatedAt        time.Time         `json:"created_at"`
+	UpdatedAt        time.Time         `json:"updated_at"`
+	Version          int64             `json:"version"`
 }
 
 // CreateAgentRequest is the body of POST /v1/agents. Owners are owner ids or
 // emails. A zero MaxTTLSeconds means the server's default.
 type CreateAgentRequest struct {
-	Name          string            `json:"name"`
-	Purpose       string            `json:"purpose"`
-	Owners        []string          `json:"owners"`
-	ActionClasses []string          `json:"action_classes,omitempty"`
-	Audiences     []string          `json:"audiences,omitempty"`
-	Scopes        []string          `json:"scopes,omitempty"`
-	Permissions   []string          `json:"permissions,omitempty"`
-	RequireDPoP   bool              `json:"require_dpop,omitempty"`
-	FederatesWith []string          `json:"federates_with,omitempty"`
-	Selectors     []string          `json:"selectors,omitempty"`
-	MaxTTLSeconds int64             `json:"max_ttl_seconds,omitempty"`
-	Labels        map[string]string `json:"labels,omitempty"`
-	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
+	Name          string   `json:"name"`
+	Purpose       string   `json:"purpose"`
+	Owners        []string `json:"owners"`
+	ActionClasses []string `json:"action_classes,omitempty"`
+	Audiences     []string `json:"audiences,omitempty"`
+	Scopes        []string `json:"scopes,omitempty"`
+	Permissions   []string `json:"permissions,omitempty"`
+	RequireDPoP   bool     `json:"require_dpop,omitempty"`
+	FederatesWith []string `json:"federates_with,omitempty"`
+	Selectors     []string `json:"selectors,omitempty"`
+	// AttestationRules say which evidence proves an instance (ADR 0015).
+	AttestationRules []AttestationRule `json:"attestation_rules,omitempty"`
+	MaxTTLSeconds    int64             `json:"max_ttl_seconds,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	ExpiresAt        *time.Time        `json:"expires_at,omitempty"`
 }
 
 // UpdateAgentRequest is the body of PATCH /v1/agents/{ref}. Absent (nil)
@@ -72,19 +76,21 @@ type CreateAgentRequest struct {
 // the server answers 409 when the agent's version differs. The If-Match
 // header carries the same precondition.
 type UpdateAgentRequest struct {
-	Version       int64              `json:"version,omitempty"`
-	Purpose       *string            `json:"purpose,omitempty"`
-	Owners        *[]string          `json:"owners,omitempty"`
-	ActionClasses *[]string          `json:"action_classes,omitempty"`
-	Audiences     *[]string          `json:"audiences,omitempty"`
-	Scopes        *[]string          `json:"scopes,omitempty"`
-	Permissions   *[]string          `json:"permissions,omitempty"`
-	RequireDPoP   *bool              `json:"require_dpop,omitempty"`
-	FederatesWith *[]string          `json:"federates_with,omitempty"`
-	Selectors     *[]string          `json:"selectors,omitempty"`
-	MaxTTLSeconds *int64             `json:"max_ttl_seconds,omitempty"`
-	Labels        *map[string]string `json:"labels,omitempty"`
-	ExpiresAt     *time.Time         `json:"expires_at,omitempty"`
+	Version       int64     `json:"version,omitempty"`
+	Purpose       *string   `json:"purpose,omitempty"`
+	Owners        *[]string `json:"owners,omitempty"`
+	ActionClasses *[]string `json:"action_classes,omitempty"`
+	Audiences     *[]string `json:"audiences,omitempty"`
+	Scopes        *[]string `json:"scopes,omitempty"`
+	Permissions   *[]string `json:"permissions,omitempty"`
+	RequireDPoP   *bool     `json:"require_dpop,omitempty"`
+	FederatesWith *[]string `json:"federates_with,omitempty"`
+	Selectors     *[]string `json:"selectors,omitempty"`
+	// AttestationRules replaces the agent's attestation rules.
+	AttestationRules *[]AttestationRule `json:"attestation_rules,omitempty"`
+	MaxTTLSeconds    *int64             `json:"max_ttl_seconds,omitempty"`
+	Labels           *map[string]string `json:"labels,omitempty"`
+	ExpiresAt        *time.Time         `json:"expires_at,omitempty"`
 }
 
 // TransitionRequest is the body of the lifecycle actions (suspend, resume,

@@ -8,6 +8,9 @@
 // callers share one renewal. With a dpop.Signer the tokens are bound to that
 // key (RFC 9449). A Transport puts the token on every request, with a fresh
 // DPoP proof when the token is bound and the W3C traceparent of the task.
+// Exchange makes an RFC 8693 token exchange as the agent (a person's token
+// for a delegated token, or a transaction token), and Delegated is a
+// TokenSource of delegated tokens for a Transport.
 //
 // The package imports nothing from agentid's internal packages. TokenSource
 // and Transport are safe for concurrent use.
@@ -127,6 +130,10 @@ type TokenSource struct {
 
 	randMu sync.Mutex
 	rand   io.Reader
+
+	// grant, when set, makes the token request (a delegated source's
+	// token exchange); nil is client_credentials.
+	grant func() url.Values
 
 	mu        sync.Mutex
 	tokenURL  string // empty until discovered
@@ -272,7 +279,11 @@ func (s *TokenSource) fetch(ctx context.Context) (*oauth2.Token, time.Time, erro
 		return nil, time.Time{}, err
 	}
 	start := s.clock()
-	resp, err := s.requestToken(ctx, endpoint)
+	grant := s.clientCredentials
+	if s.grant != nil {
+		grant = s.grant
+	}
+	resp, err := s.requestToken(ctx, endpoint, grant())
 	if err != nil {
 		return nil, time.Time{}, err
 	}

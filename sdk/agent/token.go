@@ -97,11 +97,12 @@ func (s *TokenSource) clientAssertion(endpoint string, now time.Time) (string, e
 	return out, nil
 }
 
-// requestToken sends the token request, retrying once with the server's
-// nonce when it asks for one (RFC 9449 §8), and returns a 200 response.
-func (s *TokenSource) requestToken(ctx context.Context, endpoint string) (*http.Response, error) {
+// requestToken sends the token request with the grant's parameters,
+// retrying once with the server's nonce when it asks for one (RFC 9449 §8),
+// and returns a 200 response.
+func (s *TokenSource) requestToken(ctx context.Context, endpoint string, grant url.Values) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
-		req, sent, err := s.tokenRequest(ctx, endpoint)
+		req, sent, err := s.tokenRequest(ctx, endpoint, grant)
 		if err != nil {
 			return nil, err
 		}
@@ -125,21 +126,9 @@ func (s *TokenSource) requestToken(ctx context.Context, endpoint string) (*http.
 	}
 }
 
-// tokenRequest builds one token request with a fresh assertion (its jti is
-// single use) and, with DPoP, a fresh proof; it returns the DPoP nonce it
-// used.
-func (s *TokenSource) tokenRequest(ctx context.Context, endpoint string) (*http.Request, string, error) {
-	now := s.clock()
-	assertion, err := s.clientAssertion(endpoint, now)
-	if err != nil {
-		return nil, "", err
-	}
-	form := url.Values{
-		"grant_type":            {"client_credentials"},
-		"client_id":             {s.clientID},
-		"client_assertion_type": {assertionType},
-		"client_assertion":      {assertion},
-	}
+// clientCredentials is the grant of the TokenSource's own tokens.
+func (s *TokenSource) clientCredentials() url.Values {
+	form := url.Values{"grant_type": {"client_credentials"}}
 	if len(s.scopes) > 0 {
 		form.Set("scope", strings.Join(s.scopes, " "))
 	}
@@ -149,6 +138,25 @@ func (s *TokenSource) tokenRequest(ctx context.Context, endpoint string) (*http.
 	if s.reasoningRef != "" {
 		form.Set("reasoning_ref", s.reasoningRef)
 	}
+	return form
+}
+
+// tokenRequest builds one token request of the grant with a fresh
+// assertion (its jti is single use) and, with DPoP, a fresh proof; it
+// returns the DPoP nonce it used.
+func (s *TokenSource) tokenRequest(ctx context.Context, endpoint string, grant url.Values) (*http.Request, string, error) {
+	now := s.clock()
+	assertion, err := s.clientAssertion(endpoint, now)
+	if err != nil {
+		return nil, "", err
+	}
+	form := url.Values{}
+	for k, v := range grant {
+		form[k] = v
+	}
+	form.Set("client_id", s.clientID)
+	form.Set("client_assertion_type", assertionType)
+	form.Set("client_assertion", assertion)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return nil, "", fmt.Errorf("agent: token request: %w", err)
@@ -173,9 +181,11 @@ func (s *TokenSource) tokenRequest(ctx context.Context, endpoint string) (*http.
 // tokenResponse is a successful token response (RFC 6749 §5.1).
 type tokenResponse struct {
 	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope"`
+	// IssuedTokenType is set by a token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope"`
 }
 
 // parseToken reads a 200 token response and closes its body.
@@ -197,11 +207,17 @@ func (s *TokenSource) parseToken(resp *http.Response) (*oauth2.Token, time.Durat
 		typ = TokenTypeBearer
 	case strings.EqualFold(tr.TokenType, TokenTypeDPoP) && s.dpop != nil:
 		typ = TokenTypeDPoP
+	case tr.TokenType == TokenTypeNA && tr.IssuedTokenType == TokenTypeTxnToken:
+		typ = TokenTypeNA
 	default:
 		return nil, 0, fmt.Errorf("agent: token response: unexpected token_type %q", tr.TokenType)
 	}
 	tok := &oauth2.Token{AccessToken: tr.AccessToken, TokenType: typ, ExpiresIn: tr.ExpiresIn}
-	tok = tok.WithExtra(map[string]any{"scope": tr.Scope})
+	extra := map[string]any{"scope": tr.Scope}
+	if tr.IssuedTokenType != "" {
+		extra["issued_token_type"] = tr.IssuedTokenType
+	}
+	tok = tok.WithExtra(extra)
 	return tok, time.Duration(tr.ExpiresIn) * time.Second, nil
 }
 

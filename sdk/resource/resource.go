@@ -8,7 +8,9 @@
 // DPoP proof (RFC 9449 §7) and that the proof was not used before.
 // Middleware wraps an http.Handler: it answers failures with the RFC 6750
 // §3 / RFC 9449 §7.1 WWW-Authenticate challenges and hands the verified
-// Claims to the handler in the request context.
+// Claims to the handler in the request context. Claims.Chain reads the
+// delegation behind a token (RFC 8693 act, ADR 0014): who acts, for whom,
+// through which grant.
 //
 // The JWKS is cached as its Cache-Control header says and fetched again
 // when a token names an unknown key (key rotation), at most once per

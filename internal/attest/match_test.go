@@ -1,0 +1,184 @@
+package attest
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/agentid/agentid/internal/store"
+)
+
+func TestParseMatcher(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Matcher
+		ok   bool
+	}{
+		{"k8s:ns:payments", Matcher{Fact: "k8s:ns", Glob: "payments"}, true},
+		{"k8s:sa:runner-*", Matcher{Fact: "k8s:sa", Glob: "runner-*"}, true},
+		{"k8s:pod-name:a:b", Matcher{Fact: "k8s:pod-name", Glob: "a:b"}, true},
+		{"k8s:node:*", Matcher{Fact: "k8s:node", Glob: "*"}, true},
+		{"repository=org/*", Matcher{Fact: "repository", Glob: "org/*"}, true},
+		{"ref=refs/heads/main", Matcher{Fact: "ref", Glob: "refs/heads/main"}, true},
+		{"sub=repo:org/x:ref:refs/heads/main", Matcher{Fact: "sub", Glob: "repo:org/x:ref:refs/heads/main"}, true},
+		{"k8s:cluster:x", Matcher{}, false},
+		{"k8s:ns:", Matcher{}, false},
+		{"k8s:ns", Matcher{}, false},
+		{"repository=", Matcher{}, false},
+		{"=x", Matcher{}, false},
+		{"repo sitory=x", Matcher{}, false},
+		{"plain", Matcher{}, false},
+		{"ref=a\nb", Matcher{}, false},
+		{"ref=" + strings.Repeat("a", MaxMatcherLen), Matcher{}, false},
+	} {
+		got, err := ParseMatcher(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("ParseMatcher(%q) = %+v, %v; want %+v, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrBadRule) {
+			t.Errorf("ParseMatcher(%q) error %v is not ErrBadRule", tc.in, err)
+		}
+		if err == nil && got.String() != tc.in {
+			t.Errorf("ParseMatcher(%q).String() = %q", tc.in, got.String())
+		}
+	}
+}
+
+func TestGlob(t *testing.T) {
+	for _, tc := range []struct {
+		p, v string
+		want bool
+	}{
+		{"org/*", "org/repo", true},
+		{"org/*", "org/", true},
+		{"org/*", "other/repo", false},
+		{"org/*", "org", false},
+		{"*", "", true},
+		{"", "", true},
+		{"", "x", false},
+		{"a*b*c", "aXbYc", true},
+		{"a*b*c", "abc", true},
+		{"a*b*c", "acb", false},
+		{"refs/heads/*", "refs/heads/feature/x", true},
+		{"*-prod", "eu-prod", true},
+		{"*-prod", "eu-prod-2", false},
+		{"payments", "Payments", false},
+		{"**", "anything", true},
+	} {
+		if got := Glob(tc.p, tc.v); got != tc.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tc.p, tc.v, got, tc.want)
+		}
+	}
+}
+
+func TestCheckRules(t *testing.T) {
+	got, err := CheckRules([]store.AttestationRule{{Attestor: "prod", Matchers: []string{"k8s:ns:a", "k8s:ns:a", "ref=x"}}})
+	want := []store.AttestationRule{{Attestor: "prod", Matchers: []string{"k8s:ns:a", "ref=x"}}}
+	if err != nil || !cmp.Equal(got, want) {
+		t.Errorf("CheckRules = %+v, %v; want %+v", got, err, want)
+	}
+	if got, err := CheckRules(nil); err != nil || got != nil {
+		t.Errorf("CheckRules(nil) = %+v, %v", got, err)
+	}
+	many := make([]string, MaxMatchers+1)
+	for i := range many {
+		many[i] = "k8s:ns:x"
+	}
+	for name, rs := range map[string][]store.AttestationRule{
+		"no matchers":   {{Attestor: "prod"}},
+		"bad attestor":  {{Attestor: "Prod!", Matchers: []string{"k8s:ns:a"}}},
+		"bad matcher":   {{Attestor: "prod", Matchers: []string{"k8s:zone:a"}}},
+		"many matchers": {{Attestor: "prod", Matchers: many}},
+		"many rules":    make([]store.AttestationRule, MaxRules+1),
+	} {
+		if _, err := CheckRules(rs); !errors.Is(err, ErrBadRule) {
+			t.Errorf("CheckRules(%s) = %v, want ErrBadRule", name, err)
+		}
+	}
+}
+
+func TestMatch(t *testing.T) {
+	k8s := Evidence{Attestor: "prod", Method: MethodKubernetes,
+		Facts: map[string]string{"k8s:ns": "payments", "k8s:sa": "runner", "k8s:pod-name": "runner-7f9", "k8s:pod-uid": "u1"}}
+	gh := Evidence{Attestor: "github", Method: MethodOIDC,
+		Facts: map[string]string{"repository": "org/app", "ref": "refs/heads/main", "sub": "repo:org/app:ref:refs/heads/main"}}
+	rules := []store.AttestationRule{
+		{Attestor: "prod", Matchers: []string{"k8s:ns:billing"}},
+		{Attestor: "prod", Matchers: []string{"k8s:ns:payments", "k8s:sa:runner"}},
+		{Attestor: "github", Matchers: []string{"repository=org/*", "ref=refs/heads/main"}},
+	}
+	for _, tc := range []struct {
+		name  string
+		rules []store.AttestationRule
+		ev    Evidence
+		rule  int
+		why   string
+	}{
+		{"k8s second rule", rules, k8s, 1, ""},
+		{"oidc", rules, gh, 2, ""},
+		{"k8s wrong sa", rules[:1], k8s, -1, "rule 0: k8s:ns:billing does not hold"},
+		{"other attestor", rules[2:], k8s, -1, "the agent has no attestation rule for attestor prod"},
+		{"no rules", nil, gh, -1, "the agent has no attestation rule for attestor github"},
+		{"branch", []store.AttestationRule{{Attestor: "github", Matchers: []string{"repository=org/*", "ref=refs/heads/release"}}}, gh, -1,
+			"rule 0: ref=refs/heads/release does not hold"},
+		{"k8s matcher on oidc evidence", []store.AttestationRule{{Attestor: "github", Matchers: []string{"k8s:ns:*"}}}, gh, -1,
+			"rule 0: k8s:ns:* does not hold"},
+		{"claim matcher on k8s evidence", []store.AttestationRule{{Attestor: "prod", Matchers: []string{"ns=*"}}}, k8s, -1,
+			"rule 0: ns=* does not hold"},
+		{"stored malformed", []store.AttestationRule{{Attestor: "prod", Matchers: []string{"junk"}}}, k8s, -1, "rule 0: junk does not hold"},
+		{"stored empty", []store.AttestationRule{{Attestor: "prod"}}, k8s, -1, "rule 0: (no matchers) does not hold"},
+	} {
+		got := Match(tc.rules, tc.ev)
+		if got.Rule != tc.rule || got.Why != tc.why {
+			t.Errorf("%s: Match = %+v, want rule %d why %q", tc.name, got, tc.rule, tc.why)
+		}
+	}
+}
+
+// globRegexp is an independent implementation of Glob for the fuzz target.
+func globRegexp(p, v string) bool {
+	parts := strings.Split(p, "*")
+	for i, s := range parts {
+		parts[i] = regexp.QuoteMeta(s)
+	}
+	return regexp.MustCompile(`^(?s:` + strings.Join(parts, ".*") + `)$`).MatchString(v)
+}
+
+func FuzzGlob(f *testing.F) {
+	f.Add("org/*", "org/repo")
+	f.Add("a*b*c", "aXbYc")
+	f.Add("**x", "xx")
+	f.Fuzz(func(t *testing.T, p, v string) {
+		if len(p) > 64 || len(v) > 128 || !printableASCII(p) || !printableASCII(v) {
+			return // matchers and fact values are printable ASCII
+		}
+		if got, want := Glob(p, v), globRegexp(p, v); got != want {
+			t.Errorf("Glob(%q, %q) = %v, regexp says %v", p, v, got, want)
+		}
+	})
+}
+
+func FuzzParseMatcher(f *testing.F) {
+	for _, s := range []string{"k8s:ns:payments", "repository=org/*", "k8s:", "=", "a=b=c", "k8s:pod-uid:x:y"} {
+		f.Add(s, "value")
+	}
+	f.Fuzz(func(t *testing.T, s, v string) {
+		m, err := ParseMatcher(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadRule) {
+				t.Fatalf("ParseMatcher(%q) error %v is not ErrBadRule", s, err)
+			}
+			return
+		}
+		m2, err := ParseMatcher(m.String())
+		if err != nil || m2 != m {
+			t.Fatalf("ParseMatcher(%q).String() = %q does not round-trip: %+v, %v", s, m.String(), m2, err)
+		}
+		facts := map[string]string{m.Fact: v}
+		_ = m.Holds(facts)
+		_ = Match([]store.AttestationRule{{Attestor: "a", Matchers: []string{s}}}, Evidence{Attestor: "a", Facts: facts})
+	})
+}
