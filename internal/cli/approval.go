@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/agentid/agentid/sdk/admin"
@@ -41,18 +40,8 @@ func (c *approvalListCmd) Run(rc *runContext) error {
 		})
 }
 
-func limitsText(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "≤" + m[k]
-	}
-	return strings.Join(parts, ", ")
-}
+// limitsText renders an approval's limits as "k≤v, k2≤v2" in key order.
+func limitsText(m map[string]string) string { return fmtPairs(m, "≤") }
 
 func dash(s string) string {
 	if s == "" {

@@ -1,11 +1,7 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 
@@ -14,56 +10,19 @@ import (
 	"github.com/agentid/agentid/sdk/admin"
 )
 
-// delegationServer starts a control plane that trusts idp for people's
-// tokens and returns its URL and the bootstrap admin token.
-func delegationServer(t *testing.T, idp *idptest.IdP) (string, string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	cfg.Delegation.Issuers = []server.TrustedIssuerConfig{{Issuer: idp.URL, Audience: idptest.Audience, TLSCAFile: idp.CAFile}}
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = srv.Close()
-	})
-	return cfg.Issuer, tok
-}
-
 // TestGrantCommandsAgainstServer drives agentid grant against a real
 // server: create (for a person at a trusted IdP and for an agent), list,
 // show, revoke, and the errors a person at the terminal sees.
 func TestGrantCommandsAgainstServer(t *testing.T) {
 	idp := idptest.New(t)
-	url, tok := delegationServer(t, idp)
-	cl, err := admin.New(url, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := cl.CreateOwner(t.Context(), admin.CreateOwnerRequest{Kind: "person", Email: "o@example.org"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, tok := realServer(t, func(cfg *server.Config) {
+		cfg.Delegation.Issuers = []server.TrustedIssuerConfig{{Issuer: idp.URL, Audience: idptest.Audience, TLSCAFile: idp.CAFile}}
+	})
+	cl, owner := newOwner(t, url, tok, "o@example.org")
 	var agents []admin.Agent
 	for _, name := range []string{"booker", "helper"} {
 		a, err := cl.CreateAgent(t.Context(), admin.CreateAgentRequest{
-			Name: name, Owners: []string{owner.ID}, Purpose: "travel", Scopes: []string{"travel:book", "travel:read"},
+			Name: name, Owners: []string{owner}, Purpose: "travel", Scopes: []string{"travel:book", "travel:read"},
 			Audiences: []string{"https://api.example.org"},
 		})
 		if err != nil {
@@ -71,12 +30,7 @@ func TestGrantCommandsAgainstServer(t *testing.T) {
 		}
 		agents = append(agents, a)
 	}
-	run := func(args ...string) result {
-		var out, errb bytes.Buffer
-		env := Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
-		code := Run(t.Context(), append([]string{"--server", url, "--token", tok, "--data", t.TempDir()}, args...), env)
-		return result{code: code, stdout: out.String(), stderr: errb.String()}
-	}
+	run := func(args ...string) result { return runAs(t, url, tok, args...) }
 
 	r := run("grant", "create", "--agent", "booker", "--subject", "alice", "--subject-issuer", idp.URL,
 		"--email", "alice@example.com", "--scope", "travel:book,travel:read", "--audience", "https://api.example.org",

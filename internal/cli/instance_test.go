@@ -1,11 +1,7 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -17,64 +13,24 @@ import (
 	"github.com/agentid/agentid/sdk/admin"
 )
 
-// attestServer starts a control plane with the test cluster as the
-// Kubernetes attestor "prod" and returns its URL and admin token.
-func attestServer(t *testing.T, cluster *idptest.IdP) (string, string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	cfg.Attestors = []server.AttestorConfig{{Name: "prod", Kind: "kubernetes", Issuer: cluster.URL, Audience: "agentid", TLSCAFile: cluster.CAFile}}
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = srv.Close()
-	})
-	return cfg.Issuer, tok
-}
-
 // TestInstanceCommandsAgainstServer drives agent create --attest, agent
 // instances, instance show and instance revoke against a real server.
 func TestInstanceCommandsAgainstServer(t *testing.T) {
 	cluster := idptest.New(t)
-	srvURL, tok := attestServer(t, cluster)
-	cl, err := admin.New(srvURL, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := cl.CreateOwner(t.Context(), admin.CreateOwnerRequest{Kind: "person", Email: "o@example.org"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srvURL, tok := realServer(t, func(cfg *server.Config) {
+		cfg.Attestors = []server.AttestorConfig{{Name: "prod", Kind: "kubernetes", Issuer: cluster.URL, Audience: "agentid", TLSCAFile: cluster.CAFile}}
+	})
+	_, owner := newOwner(t, srvURL, tok, "o@example.org")
 	run := func(args ...string) result {
 		t.Helper()
-		var out, errb bytes.Buffer
-		env := Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
-		code := Run(t.Context(), append([]string{"--server", srvURL, "--token", tok, "--data", t.TempDir()}, args...), env)
-		return result{code: code, stdout: out.String(), stderr: errb.String()}
+		return runAs(t, srvURL, tok, args...)
 	}
-	r := run("agent", "create", "runner", "--owner", owner.ID, "--purpose", "runs payments", "--audience", "https://api.example.org",
+	r := run("agent", "create", "runner", "--owner", owner, "--purpose", "runs payments", "--audience", "https://api.example.org",
 		"--attest", "prod k8s:ns:payments k8s:sa:runner")
 	wantCode(t, r, 0)
 	r = run("agent", "show", "runner")
 	contains(t, "agent show", r.stdout, "Attestation:", "prod: k8s:ns:payments, k8s:sa:runner")
-	r = run("agent", "create", "bad", "--owner", owner.ID, "--purpose", "p", "--attest", "prod")
+	r = run("agent", "create", "bad", "--owner", owner, "--purpose", "p", "--attest", "prod")
 	if r.code == 0 || !strings.Contains(r.stderr, "ATTESTOR MATCHER") {
 		t.Errorf("--attest without matchers: %+v", r)
 	}

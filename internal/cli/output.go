@@ -123,7 +123,10 @@ func fmtSeconds(s int64) string {
 }
 
 // fmtLabels renders labels as "k=v, k2=v2" in key order.
-func fmtLabels(m map[string]string) string {
+func fmtLabels(m map[string]string) string { return fmtPairs(m, "=") }
+
+// fmtPairs renders m as "k<op>v, k2<op>v2" in key order.
+func fmtPairs(m map[string]string, op string) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -131,7 +134,7 @@ func fmtLabels(m map[string]string) string {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = k + "=" + m[k]
+		parts[i] = k + op + m[k]
 	}
 	return strings.Join(parts, ", ")
 }

@@ -2,8 +2,6 @@ package cli
 
 import (
 	"encoding/json"
-	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/agentid/agentid/sdk/admin"
@@ -13,17 +11,10 @@ import (
 // endpoint of a real server, then replays them against a candidate with
 // agentid policy apply --dry-run and policy diff --replay.
 func TestPolicyDryRunAgainstServer(t *testing.T) {
-	url, tok := realServer(t)
-	cl, err := admin.New(url, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, tok := realServer(t, nil)
+	cl, owner := newOwner(t, url, tok, "alice@example.org")
 	ctx := t.Context()
-	owner, err := cl.CreateOwner(ctx, admin.CreateOwnerRequest{Kind: "person", Email: "alice@example.org"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.CreateAgent(ctx, admin.CreateAgentRequest{Name: "invoice-bot", Owners: []string{owner.ID},
+	if _, err := cl.CreateAgent(ctx, admin.CreateAgentRequest{Name: "invoice-bot", Owners: []string{owner},
 		Purpose: "tests", ActionClasses: []string{"read", "payments"}}); err != nil {
 		t.Fatal(err)
 	}
@@ -32,17 +23,7 @@ func TestPolicyDryRunAgainstServer(t *testing.T) {
 		`{"subject":{"type":"agent","id":"invoice-bot"},"action":{"name":"read"},"resource":{"type":"invoice","id":"1"}}`,
 		`{"subject":{"type":"agent","id":"invoice-bot"},"action":{"name":"payments"},"resource":{"type":"invoice","id":"2"}}`,
 	} {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/access/v1/evaluation", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("evaluation: %s", resp.Status)
-		}
+		evaluate(t, url, tok, body)
 	}
 
 	// The candidate forbids reads: the recorded read would change.

@@ -1,59 +1,14 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/sdk/admin"
 )
-
-// realServer starts a control plane on a loopback socket and returns its
-// URL and the bootstrap admin token.
-func realServer(t *testing.T) (string, string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = srv.Close()
-	})
-	return cfg.Issuer, tok
-}
-
-// runAs runs the CLI against url with the admin token.
-func runAs(t *testing.T, url, token string, args ...string) result {
-	t.Helper()
-	var out, errb bytes.Buffer
-	env := Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
-	code := Run(t.Context(), append([]string{"--server", url, "--token", token, "--data", t.TempDir()}, args...), env)
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
-}
 
 func writeTemp(t *testing.T, name, content string) string {
 	t.Helper()
@@ -76,17 +31,10 @@ permit (principal, action in Action::"payments", resource);
 // TestPolicyCommandsAgainstServer drives agentid policy and agentid
 // action-class against a real server.
 func TestPolicyCommandsAgainstServer(t *testing.T) {
-	url, tok := realServer(t)
-	cl, err := admin.New(url, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	url, tok := realServer(t, nil)
+	cl, owner := newOwner(t, url, tok, "alice@example.org")
 	ctx := t.Context()
-	owner, err := cl.CreateOwner(ctx, admin.CreateOwnerRequest{Kind: "person", Email: "alice@example.org"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cl.CreateAgent(ctx, admin.CreateAgentRequest{Name: "invoice-bot", Owners: []string{owner.ID},
+	if _, err := cl.CreateAgent(ctx, admin.CreateAgentRequest{Name: "invoice-bot", Owners: []string{owner},
 		Purpose: "tests", ActionClasses: []string{"read", "payments"}}); err != nil {
 		t.Fatal(err)
 	}

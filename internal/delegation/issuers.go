@@ -278,65 +278,17 @@ func allAlgorithms() []jose.SignatureAlgorithm {
 // returns its subject. The error is a *TokenError of kind
 // ErrUntrustedIssuer, ErrInvalidToken or ErrKeysUnavailable.
 func (is *Issuers) Verify(ctx context.Context, raw string) (Subject, error) {
-	if len(raw) > MaxTokenBytes {
-		return Subject{}, tokenErr(ErrInvalidToken, fmt.Sprintf("longer than %d bytes", MaxTokenBytes))
-	}
-	if is == nil {
-		return Subject{}, tokenErr(ErrUntrustedIssuer, "the token's issuer is not trusted")
-	}
-	iss := is.byIss[UnverifiedIssuer(raw)]
-	if iss == nil {
-		return Subject{}, tokenErr(ErrUntrustedIssuer, "the token's issuer is not trusted")
-	}
-	tok, err := jwt.ParseSigned(raw, iss.algs)
-	if err != nil {
-		return Subject{}, tokenErr(ErrInvalidToken, "not a JWS with an algorithm the issuer may use")
-	}
-	if len(tok.Headers) != 1 {
-		return Subject{}, tokenErr(ErrInvalidToken, "want one signature")
-	}
-	h := tok.Headers[0]
-	keys, err := iss.keysFor(ctx, h.KeyID, is.clock())
+	iss, std, extra, err := is.verifyJWT(ctx, raw)
 	if err != nil {
 		return Subject{}, err
 	}
-	var (
-		std   jwt.Claims
-		extra map[string]json.RawMessage
-		ok    bool
-	)
-	for _, k := range keys {
-		if k.Algorithm != "" && k.Algorithm != h.Algorithm {
-			continue
-		}
-		if err := tok.Claims(k.Key, &std, &extra); err == nil {
-			ok = true
-			break
-		}
-	}
-	if !ok {
-		return Subject{}, tokenErr(ErrInvalidToken, "the signature does not verify with the issuer's keys")
-	}
-	return iss.subject(std, extra, is.clock())
+	return iss.subject(std, extra)
 }
 
-// subject applies the claim checks to a verified token.
-func (iss *issuer) subject(std jwt.Claims, extra map[string]json.RawMessage, now time.Time) (Subject, error) {
+// subject applies the subject-token rules to a token that passed
+// verifyJWT.
+func (iss *issuer) subject(std jwt.Claims, extra map[string]json.RawMessage) (Subject, error) {
 	c := iss.cfg
-	switch {
-	case std.Issuer != c.Issuer:
-		return Subject{}, tokenErr(ErrInvalidToken, "iss does not match")
-	case !slices.Contains([]string(std.Audience), c.Audience):
-		return Subject{}, tokenErr(ErrInvalidToken, "aud does not contain agentid's audience for the issuer")
-	case std.Expiry == nil:
-		return Subject{}, tokenErr(ErrInvalidToken, "the token has no exp")
-	case !now.Before(std.Expiry.Time().Add(Leeway)):
-		return Subject{}, tokenErr(ErrInvalidToken, "the token has expired")
-	case std.NotBefore != nil && std.NotBefore.Time().After(now.Add(Leeway)):
-		return Subject{}, tokenErr(ErrInvalidToken, "the token is not yet valid")
-	case std.IssuedAt != nil && std.IssuedAt.Time().After(now.Add(Leeway)):
-		return Subject{}, tokenErr(ErrInvalidToken, "the token's iat is in the future")
-	}
 	s := Subject{Issuer: c.Issuer, Expiry: std.Expiry.Time().UTC()}
 	var sub string
 	if err := json.Unmarshal(extra[c.SubjectClaim], &sub); err != nil || !printableID(sub) {

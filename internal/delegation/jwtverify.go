@@ -19,28 +19,39 @@ import (
 // *TokenError of kind ErrUntrustedIssuer, ErrInvalidToken or
 // ErrKeysUnavailable.
 func (is *Issuers) VerifyJWT(ctx context.Context, raw string) (jwt.Claims, map[string]json.RawMessage, error) {
+	_, std, extra, err := is.verifyJWT(ctx, raw)
+	return std, extra, err
+}
+
+// verifyJWT is VerifyJWT that also returns the trusted issuer whose keys
+// and rules the token passed, for Verify's subject-token rules. On error
+// the claims are zero.
+func (is *Issuers) verifyJWT(ctx context.Context, raw string) (*issuer, jwt.Claims, map[string]json.RawMessage, error) {
+	fail := func(err error) (*issuer, jwt.Claims, map[string]json.RawMessage, error) {
+		return nil, jwt.Claims{}, nil, err
+	}
 	if len(raw) > MaxTokenBytes {
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, fmt.Sprintf("longer than %d bytes", MaxTokenBytes))
+		return fail(tokenErr(ErrInvalidToken, fmt.Sprintf("longer than %d bytes", MaxTokenBytes)))
 	}
 	if is == nil {
-		return jwt.Claims{}, nil, tokenErr(ErrUntrustedIssuer, "the token's issuer is not trusted")
+		return fail(tokenErr(ErrUntrustedIssuer, "the token's issuer is not trusted"))
 	}
 	iss := is.byIss[UnverifiedIssuer(raw)]
 	if iss == nil {
-		return jwt.Claims{}, nil, tokenErr(ErrUntrustedIssuer, "the token's issuer is not trusted")
+		return fail(tokenErr(ErrUntrustedIssuer, "the token's issuer is not trusted"))
 	}
 	tok, err := jwt.ParseSigned(raw, iss.algs)
 	if err != nil {
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "not a JWS with an algorithm the issuer may use")
+		return fail(tokenErr(ErrInvalidToken, "not a JWS with an algorithm the issuer may use"))
 	}
 	if len(tok.Headers) != 1 {
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "want one signature")
+		return fail(tokenErr(ErrInvalidToken, "want one signature"))
 	}
 	h := tok.Headers[0]
 	now := is.clock()
 	keys, err := iss.keysFor(ctx, h.KeyID, now)
 	if err != nil {
-		return jwt.Claims{}, nil, err
+		return fail(err)
 	}
 	var (
 		std   jwt.Claims
@@ -57,22 +68,22 @@ func (is *Issuers) VerifyJWT(ctx context.Context, raw string) (jwt.Claims, map[s
 		}
 	}
 	if !ok {
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "the signature does not verify with the issuer's keys")
+		return fail(tokenErr(ErrInvalidToken, "the signature does not verify with the issuer's keys"))
 	}
 	c := iss.cfg
 	switch {
 	case std.Issuer != c.Issuer:
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "iss does not match")
+		return fail(tokenErr(ErrInvalidToken, "iss does not match"))
 	case !slices.Contains([]string(std.Audience), c.Audience):
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "aud does not contain agentid's audience for the issuer")
+		return fail(tokenErr(ErrInvalidToken, "aud does not contain agentid's audience for the issuer"))
 	case std.Expiry == nil:
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "the token has no exp")
+		return fail(tokenErr(ErrInvalidToken, "the token has no exp"))
 	case !now.Before(std.Expiry.Time().Add(Leeway)):
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "the token has expired")
+		return fail(tokenErr(ErrInvalidToken, "the token has expired"))
 	case std.NotBefore != nil && std.NotBefore.Time().After(now.Add(Leeway)):
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "the token is not yet valid")
+		return fail(tokenErr(ErrInvalidToken, "the token is not yet valid"))
 	case std.IssuedAt != nil && std.IssuedAt.Time().After(now.Add(Leeway)):
-		return jwt.Claims{}, nil, tokenErr(ErrInvalidToken, "the token's iat is in the future")
+		return fail(tokenErr(ErrInvalidToken, "the token's iat is in the future"))
 	}
-	return std, extra, nil
+	return iss, std, extra, nil
 }

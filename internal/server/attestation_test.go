@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,41 +17,9 @@ import (
 // attestor "prod".
 func startAttestServer(t *testing.T, cluster *idptest.IdP) *liveServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	cfg.Attestors = []server.AttestorConfig{{Name: "prod", Kind: "kubernetes", Issuer: cluster.URL, Audience: "agentid", TLSCAFile: cluster.CAFile}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = srv.Close()
-	})
-	ac, err := admin.New(cfg.Issuer, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := &liveServer{t: t, url: cfg.Issuer, admin: ac, token: tok}
-	ls.agent, ls.key, ls.kid, ls.secret = ls.newAgent(ctx, "bot", []string{"introspect"})
-	return ls
+	return startLive(t, func(cfg *server.Config) {
+		cfg.Attestors = []server.AttestorConfig{{Name: "prod", Kind: "kubernetes", Issuer: cluster.URL, Audience: "agentid", TLSCAFile: cluster.CAFile}}
+	}, []string{"introspect"})
 }
 
 // TestAttestationOverHTTP runs docs/attestation.md's Kubernetes example
@@ -141,13 +106,4 @@ func TestAttestationOverHTTP(t *testing.T) {
 	if status, _, body := ls.post("/oauth2/token", form, nil); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
 		t.Errorf("forged evidence: %d %v", status, body)
 	}
-}
-
-func mustGet(t *testing.T, u string) *http.Request {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return req
 }

@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 
@@ -143,15 +141,7 @@ func TestAuthZENSearchOverHTTP(t *testing.T) {
 	}
 
 	// The metadata lists the search endpoints.
-	resp, err := http.Get(ls.url + "/.well-known/authzen-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var meta map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil {
-		t.Fatal(err)
-	}
+	_, _, meta := ls.do(mustGet(t, ls.url+"/.well-known/authzen-configuration"))
 	if meta["search_subject_endpoint"] != ls.url+"/access/v1/search/subject" ||
 		meta["search_resource_endpoint"] != ls.url+"/access/v1/search/resource" ||
 		meta["search_action_endpoint"] != ls.url+"/access/v1/search/action" {

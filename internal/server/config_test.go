@@ -121,6 +121,24 @@ func TestSampleConfigLoads(t *testing.T) {
 	}
 }
 
+// sampleExample returns the commented example of the sample config that
+// starts with "# <key>:", uncommented.
+func sampleExample(t *testing.T, key string) string {
+	t.Helper()
+	i := strings.Index(SampleConfig, "# "+key+":")
+	if i < 0 {
+		t.Fatalf("the sample config has no %s example", key)
+	}
+	var lines []string
+	for l := range strings.SplitSeq(SampleConfig[i:], "\n") {
+		if !strings.HasPrefix(l, "#") {
+			break
+		}
+		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "))
+	}
+	return strings.Join(lines, "\n")
+}
+
 func FuzzParseConfig(f *testing.F) {
 	f.Add([]byte(SampleConfig))
 	f.Add([]byte("listen: [\n"))

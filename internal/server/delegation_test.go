@@ -1,10 +1,7 @@
 package server_test
 
 import (
-	"context"
 	"encoding/base64"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -22,41 +19,9 @@ import (
 // startDelegationServer is startServer with the IdP as a trusted issuer.
 func startDelegationServer(t *testing.T, idp *idptest.IdP) *liveServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	cfg.Delegation.Issuers = []server.TrustedIssuerConfig{{Issuer: idp.URL, Audience: idptest.Audience, TLSCAFile: idp.CAFile}}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = srv.Close()
-	})
-	ac, err := admin.New(cfg.Issuer, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := &liveServer{t: t, url: cfg.Issuer, admin: ac, token: tok}
-	ls.agent, ls.key, ls.kid, ls.secret = ls.newAgent(ctx, "bot", nil)
-	return ls
+	return startLive(t, func(cfg *server.Config) {
+		cfg.Delegation.Issuers = []server.TrustedIssuerConfig{{Issuer: idp.URL, Audience: idptest.Audience, TLSCAFile: idp.CAFile}}
+	}, nil)
 }
 
 // TestDelegationOverHTTP runs the worked sequence of docs/delegation.md

@@ -58,19 +58,9 @@ func TestParseConfigFederationRejects(t *testing.T) {
 // TestSampleConfigFederation: the commented federation example of the
 // sample config is valid once uncommented.
 func TestSampleConfigFederation(t *testing.T) {
-	i := strings.Index(SampleConfig, "# federation:")
-	if i < 0 {
-		t.Fatal("the sample config has no federation example")
-	}
-	var lines []string
-	for l := range strings.SplitSeq(SampleConfig[i:], "\n") {
-		if !strings.HasPrefix(l, "#") {
-			break
-		}
-		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "))
-	}
-	c, err := ParseConfig([]byte(strings.Join(lines, "\n")), "/etc/agentid")
+	example := sampleExample(t, "federation")
+	c, err := ParseConfig([]byte(example), "/etc/agentid")
 	if err != nil || len(c.Federation) != 1 || c.Federation[0].TrustDomain != "partner.example" {
-		t.Fatalf("uncommented federation example: %+v, %v\n%s", c.Federation, err, strings.Join(lines, "\n"))
+		t.Fatalf("uncommented federation example: %+v, %v\n%s", c.Federation, err, example)
 	}
 }

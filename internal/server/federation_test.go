@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,16 +8,12 @@ import (
 	"crypto/x509/pkix"
 	"log/slog"
 	"math/big"
-	"net"
-	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/bundle/spiffebundle"
-	"github.com/spiffe/go-spiffe/v2/federation"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agentid/agentid/internal/server"
@@ -48,63 +43,19 @@ func TestServerFederation(t *testing.T) {
 	initial.SetSequenceNumber(1)
 	fetched := initial.Clone()
 	fetched.SetSequenceNumber(2)
-	h, err := federation.NewHandler(td, fetched)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := httptest.NewTLSServer(h)
-	t.Cleanup(ep.Close)
-	roots := x509.NewCertPool()
-	roots.AddCert(ep.Certificate())
-
-	dir := t.TempDir()
-	raw, err := initial.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "partner.json"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := server.ParseConfig([]byte("listen: "+ln.Addr().String()+"\ndata_dir: data\nfederation:\n"+
-		"  - trust_domain: partner.example\n    bundle_endpoint_url: "+ep.URL+"/bundle\n    initial_bundle_file: partner.json\n"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler), FederationRoots: roots})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := srv.Federation().Bundles()["partner.example"]; b.Sequence != 1 {
-		t.Fatalf("before Serve: %+v; want the initial bundle", b)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changed := srv.Federation().Changed()
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+	var changed <-chan struct{}
+	cp := servePartner(t, initial, fetched, "", func(srv *server.Server) {
+		if b := srv.Federation().Bundles()["partner.example"]; b.Sequence != 1 {
+			t.Fatalf("before Serve: %+v; want the initial bundle", b)
 		}
-		_ = srv.Close()
+		changed = srv.Federation().Changed()
 	})
 	select {
 	case <-changed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve fetched no bundle within 10 s")
 	}
-	ac, err := admin.New(cfg.Issuer, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, ac, srv := t.Context(), cp.admin, cp.srv
 	l, err := ac.ListFederation(ctx)
 	if err != nil || len(l.Items) != 1 || l.Items[0].Sequence != 2 || l.Items[0].FetchedAt == nil {
 		t.Fatalf("ListFederation = %+v, %v", l.Items, err)
@@ -124,7 +75,8 @@ func TestServerFederation(t *testing.T) {
 		t.Errorf("BundlesFor(%q) = %+v; want partner.example's fetched bundle", a.FederatesWith, got)
 	}
 
-	cfg.Federation[0].InitialBundleFile = filepath.Join(dir, "missing.json")
+	cfg := cp.cfg
+	cfg.Federation[0].InitialBundleFile = filepath.Join(filepath.Dir(cfg.Federation[0].InitialBundleFile), "missing.json")
 	if _, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)}); err == nil {
 		t.Error("New with a missing initial bundle file succeeded")
 	}

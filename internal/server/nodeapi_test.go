@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -50,51 +48,23 @@ type nodeEnv struct {
 
 func startNodeAPI(t *testing.T, mutate func(*server.Config)) *nodeEnv {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	cfg.NodeAPI.Listen = "127.0.0.1:0"
-	cfg.NodeAPI.SyncInterval = 100 * time.Millisecond
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nln, err := srv.ListenNodeAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	var serveErr error
-	e := &nodeEnv{t: t, nodeAddr: nln.Addr().String()}
-	e.stop = func() error {
-		once.Do(func() {
-			cancel()
-			serveErr = <-done
-			_ = srv.Close()
-		})
-		return serveErr
-	}
-	t.Cleanup(func() {
-		if err := e.stop(); err != nil {
-			t.Errorf("Serve: %v", err)
+	ln, cfg := devListener(t, func(cfg *server.Config) {
+		cfg.NodeAPI.Listen = "127.0.0.1:0"
+		cfg.NodeAPI.SyncInterval = 100 * time.Millisecond
+		if mutate != nil {
+			mutate(cfg)
 		}
 	})
-	if e.admin, err = admin.New(cfg.Issuer, tok); err != nil {
-		t.Fatal(err)
-	}
+	var nodeAddr string
+	cp := serve(t, ln, cfg, server.Params{}, func(srv *server.Server) {
+		nln, err := srv.ListenNodeAPI()
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodeAddr = nln.Addr().String()
+	})
+	e := &nodeEnv{t: t, admin: cp.admin, nodeAddr: nodeAddr, stop: cp.stop}
+	ctx := t.Context()
 	own, err := e.admin.CreateOwner(ctx, admin.CreateOwnerRequest{Kind: "person", Email: "ops@example.org"})
 	if err != nil {
 		t.Fatal(err)

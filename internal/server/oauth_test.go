@@ -10,8 +10,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,36 +43,16 @@ const apiAudience = "https://api.example.org"
 
 func startServer(t *testing.T) *liveServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(t.Context())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := server.DevConfig(t.TempDir(), ln.Addr().String())
-	cfg.Issuer = "http://" + ln.Addr().String()
-	srv, err := server.New(ctx, cfg, server.Params{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := srv.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		_ = srv.Close()
-	})
-	ac, err := admin.New(cfg.Issuer, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ls := &liveServer{t: t, url: cfg.Issuer, admin: ac, token: tok}
-	ls.agent, ls.key, ls.kid, ls.secret = ls.newAgent(ctx, "bot", nil)
+	return startLive(t, nil, nil)
+}
+
+// startLive is startServer with the dev configuration changed by mutate
+// (when not nil) and perms the permissions of the agent "bot".
+func startLive(t *testing.T, mutate func(*server.Config), perms []string) *liveServer {
+	t.Helper()
+	cp := startDev(t, mutate)
+	ls := &liveServer{t: t, url: cp.url, admin: cp.admin, token: cp.token}
+	ls.agent, ls.key, ls.kid, ls.secret = ls.newAgent(t.Context(), "bot", perms)
 	return ls
 }
 

@@ -200,15 +200,7 @@ func TestAuthZENOverHTTP(t *testing.T) {
 	}
 
 	// PDP metadata.
-	resp, err := http.Get(ls.url + "/.well-known/authzen-configuration")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var meta map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil {
-		t.Fatal(err)
-	}
+	_, _, meta := ls.do(mustGet(t, ls.url+"/.well-known/authzen-configuration"))
 	if meta["policy_decision_point"] != ls.url || meta["access_evaluation_endpoint"] != ls.url+"/access/v1/evaluation" ||
 		meta["access_evaluations_endpoint"] != ls.url+"/access/v1/evaluations" {
 		t.Errorf("metadata = %v", meta)

@@ -64,7 +64,10 @@ type ExchangedToken struct {
 // GrantID, AgentID and AncestorJTI is set; LiveAt is required.
 type ExchangedTokenFilter struct {
 	GrantID string
-	// AgentID counts tokens whose chain holds the agent.
+	// AgentID counts the tokens a suspension of the agent makes
+	// inactive: those whose chain holds the agent, those exchanged from
+	// one of the agent's own tokens (ParentAgentID), and their
+	// descendants.
 	AgentID string
 	// AncestorJTI counts the tokens descending from the jti through
 	// ParentJTI, at any depth.

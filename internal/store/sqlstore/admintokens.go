@@ -42,16 +42,7 @@ func (r *reader) GetAdminTokenByHash(ctx context.Context, hash []byte) (store.Ad
 }
 
 func (r *reader) getAdminToken(ctx context.Context, col string, key any, suffix string) (store.AdminToken, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.AdminToken{}, err
-	}
-	t, err := scanAdminToken(r.q.QueryRowContext(ctx,
-		`SELECT `+adminTokenCols+` FROM admin_tokens WHERE `+col+` = $1`+suffix, key))
-	if err != nil {
-		return store.AdminToken{}, r.d.classify(err)
-	}
-	return t, nil
+	return getOne(ctx, r, scanAdminToken, `SELECT `+adminTokenCols+` FROM admin_tokens WHERE `+col+` = $1`+suffix, key)
 }
 
 // ListAdminTokens implements store.AdminTokenReader.
@@ -60,33 +51,12 @@ func (r *reader) ListAdminTokens(ctx context.Context, p store.Page) ([]store.Adm
 	if err != nil {
 		return nil, "", err
 	}
-	ctx, err = r.begin(ctx)
+	out, err := queryAll(ctx, r, scanAdminToken, `SELECT `+adminTokenCols+` FROM admin_tokens
+		WHERE id > $1 ORDER BY id`+limit(p.Size()), after)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list admin tokens: %w", err)
 	}
-	size := p.Size()
-	rows, err := r.q.QueryContext(ctx, `SELECT `+adminTokenCols+` FROM admin_tokens
-		WHERE id > $1 ORDER BY id LIMIT `+fmt.Sprint(size+1), after)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list admin tokens: %w", r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.AdminToken
-	for rows.Next() {
-		t, err := scanAdminToken(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list admin tokens: %w", err)
-		}
-		out = append(out, t)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("store: list admin tokens: %w", r.d.classify(err))
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken("admin_tokens", out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), "admin_tokens", func(t store.AdminToken) string { return t.ID })
 	return out, next, nil
 }
 

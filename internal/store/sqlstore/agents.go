@@ -29,19 +29,17 @@ type rowScanner interface{ Scan(dest ...any) error }
 
 func scanAgent(s rowScanner) (store.Agent, error) {
 	var (
-		a                          store.Agent
-		actions, audiences, labels string
-		ownerIDs                   sql.NullString
-		scopes, permissions        string
-		federatesWith, selectors   string
-		rules                      string
-		maxTTL                     int64
-		state                      string
+		a        store.Agent
+		ownerIDs sql.NullString
+		rules    string
+		maxTTL   int64
+		state    string
 	)
-	err := s.Scan(&a.ID, &a.Name, &a.SPIFFEID, &a.Purpose, &actions, &audiences,
-		&maxTTL, &labels, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
+	err := s.Scan(&a.ID, &a.Name, &a.SPIFFEID, &a.Purpose, listCol{&a.ActionClasses}, listCol{&a.Audiences},
+		&maxTTL, mapCol{&a.Labels}, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
 		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version,
-		&scopes, &permissions, &a.RequireDPoP, timeCol{&a.TokensRevokedAt}, &federatesWith, &selectors, &rules, &a.Orphaned, &ownerIDs)
+		listCol{&a.Scopes}, listCol{&a.Permissions}, &a.RequireDPoP, timeCol{&a.TokensRevokedAt},
+		listCol{&a.FederatesWith}, listCol{&a.Selectors}, &rules, &a.Orphaned, &ownerIDs)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -51,27 +49,6 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 	}
 	a.State = store.AgentState(state)
 	a.MaxTTL = time.Duration(maxTTL)
-	if a.ActionClasses, err = parseList(actions); err != nil {
-		return store.Agent{}, err
-	}
-	if a.Audiences, err = parseList(audiences); err != nil {
-		return store.Agent{}, err
-	}
-	if a.Labels, err = parseMap(labels); err != nil {
-		return store.Agent{}, err
-	}
-	if a.Scopes, err = parseList(scopes); err != nil {
-		return store.Agent{}, err
-	}
-	if a.Permissions, err = parseList(permissions); err != nil {
-		return store.Agent{}, err
-	}
-	if a.FederatesWith, err = parseList(federatesWith); err != nil {
-		return store.Agent{}, err
-	}
-	if a.Selectors, err = parseList(selectors); err != nil {
-		return store.Agent{}, err
-	}
 	if a.AttestationRules, err = parseRules(rules); err != nil {
 		return store.Agent{}, err
 	}
@@ -110,16 +87,7 @@ func (r *reader) GetAgentByName(ctx context.Context, name string) (store.Agent, 
 }
 
 func (r *reader) getAgent(ctx context.Context, col, key, suffix string) (store.Agent, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.Agent{}, err
-	}
-	a, err := scanAgent(r.q.QueryRowContext(ctx,
-		`SELECT `+r.d.agentCols()+` FROM agents a WHERE `+col+` = $1`+suffix, key))
-	if err != nil {
-		return store.Agent{}, r.d.classify(err)
-	}
-	return a, nil
+	return getOne(ctx, r, scanAgent, `SELECT `+r.d.agentCols()+` FROM agents a WHERE `+col+` = $1`+suffix, key)
 }
 
 // ListAgents implements store.AgentReader.
@@ -128,34 +96,18 @@ func (r *reader) ListAgents(ctx context.Context, f store.AgentFilter, p store.Pa
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listAgents(ctx, f, p.Size(), after)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list agents: %w", err)
-	}
-	return out, next, nil
-}
-
-func (r *reader) listAgents(ctx context.Context, f store.AgentFilter, size int, after string) ([]store.Agent, string, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, "", err
-	}
 	var (
 		where []string
-		args  []any
+		args  queryArgs
 	)
-	add := func(cond string, arg any) {
-		args = append(args, arg)
-		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
-	}
 	if after != "" {
-		add("a.id > $?", after)
+		where = append(where, "a.id > "+args.add(after))
 	}
 	if f.State != "" {
-		add("a.state = $?", string(f.State))
+		where = append(where, "a.state = "+args.add(string(f.State)))
 	}
 	if f.OwnerID != "" {
-		add("EXISTS (SELECT 1 FROM agent_owners fo WHERE fo.agent_id = a.id AND fo.owner_id = $?)", f.OwnerID)
+		where = append(where, "EXISTS (SELECT 1 FROM agent_owners fo WHERE fo.agent_id = a.id AND fo.owner_id = "+args.add(f.OwnerID)+")")
 	}
 	if f.Orphaned {
 		where = append(where, `NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
@@ -165,29 +117,11 @@ func (r *reader) listAgents(ctx context.Context, f store.AgentFilter, size int, 
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += fmt.Sprintf(` ORDER BY a.id LIMIT %d`, size+1)
-	rows, err := r.q.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, r, scanAgent, q+` ORDER BY a.id`+limit(p.Size()), args...)
 	if err != nil {
-		return nil, "", r.d.classify(err)
+		return nil, "", fmt.Errorf("store: list agents: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Agent
-	for rows.Next() {
-		a, err := scanAgent(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	rows.Close()
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken("agents", out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), "agents", func(a store.Agent) string { return a.ID })
 	return out, next, nil
 }
 

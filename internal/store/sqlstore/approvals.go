@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -14,24 +13,12 @@ const approvalCols = `id, state, scope_key, agent_id, agent_name, person, action
 	created_at, expires_at, decided_at, decider_type, decider, decide_reason, version`
 
 func scanApproval(s rowScanner) (store.Approval, error) {
-	var (
-		a                        store.Approval
-		obligations, limits, ids string
-	)
+	var a store.Approval
 	if err := s.Scan(&a.ID, &a.State, &a.ScopeKey, &a.AgentID, &a.AgentName, &a.Person, &a.Action, &a.ActionClass,
-		&a.RiskTier, &a.ResourceType, &a.ResourceID, &obligations, &limits, &a.PolicyVersion, &ids, &a.Reason,
-		&a.RequestedBy, &a.TraceID, timeCol{&a.CreatedAt}, timeCol{&a.ExpiresAt}, timeCol{&a.DecidedAt},
+		&a.RiskTier, &a.ResourceType, &a.ResourceID, listCol{&a.Obligations}, mapCol{&a.Limits}, &a.PolicyVersion,
+		listCol{&a.PolicyIDs}, &a.Reason, &a.RequestedBy, &a.TraceID,
+		timeCol{&a.CreatedAt}, timeCol{&a.ExpiresAt}, timeCol{&a.DecidedAt},
 		&a.DeciderType, &a.Decider, &a.DecideReason, &a.Version); err != nil {
-		return store.Approval{}, err
-	}
-	var err error
-	if a.Obligations, err = parseList(obligations); err != nil {
-		return store.Approval{}, err
-	}
-	if a.PolicyIDs, err = parseList(ids); err != nil {
-		return store.Approval{}, err
-	}
-	if a.Limits, err = parseMap(limits); err != nil {
 		return store.Approval{}, err
 	}
 	return a, nil
@@ -64,15 +51,7 @@ func (r *reader) GetApproval(ctx context.Context, id string) (store.Approval, er
 }
 
 func (r *reader) getApproval(ctx context.Context, id, suffix string) (store.Approval, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.Approval{}, err
-	}
-	a, err := scanApproval(r.q.QueryRowContext(ctx, `SELECT `+approvalCols+` FROM approvals WHERE id = $1`+suffix, id))
-	if err != nil {
-		return store.Approval{}, r.d.classify(err)
-	}
-	return a, nil
+	return getOne(ctx, r, scanApproval, `SELECT `+approvalCols+` FROM approvals WHERE id = $1`+suffix, id)
 }
 
 // approvalsToken is the page-token kind of ListApprovals; its key is the
@@ -85,57 +64,25 @@ func (r *reader) ListApprovals(ctx context.Context, f store.ApprovalFilter, p st
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listApprovals(ctx, f, p.Size(), after)
+	args := queryArgs{after}
+	q := `SELECT ` + approvalCols + ` FROM approvals WHERE id > $1`
+	if f.State != "" {
+		q += ` AND state = ` + args.add(string(f.State))
+	}
+	if f.AgentID != "" {
+		q += ` AND agent_id = ` + args.add(f.AgentID)
+	}
+	if f.ScopeKey != "" {
+		q += ` AND scope_key = ` + args.add(f.ScopeKey)
+	}
+	if !f.DueAt.IsZero() {
+		q += ` AND state IN ('pending', 'approved') AND expires_at <= ` + args.add(r.d.timeArg(f.DueAt))
+	}
+	out, err := queryAll(ctx, r, scanApproval, q+` ORDER BY id`+limit(p.Size()), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list approvals: %w", err)
 	}
-	return out, next, nil
-}
-
-func (r *reader) listApprovals(ctx context.Context, f store.ApprovalFilter, size int, after string) ([]store.Approval, string, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	args := []any{after}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	q := `SELECT ` + approvalCols + ` FROM approvals WHERE id > $1`
-	if f.State != "" {
-		q += ` AND state = ` + arg(string(f.State))
-	}
-	if f.AgentID != "" {
-		q += ` AND agent_id = ` + arg(f.AgentID)
-	}
-	if f.ScopeKey != "" {
-		q += ` AND scope_key = ` + arg(f.ScopeKey)
-	}
-	if !f.DueAt.IsZero() {
-		q += ` AND state IN ('pending', 'approved') AND expires_at <= ` + arg(r.d.timeArg(f.DueAt))
-	}
-	rows, err := r.q.QueryContext(ctx, q+` ORDER BY id LIMIT `+strconv.Itoa(size+1), args...)
-	if err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	defer rows.Close()
-	var out []store.Approval
-	for rows.Next() {
-		a, err := scanApproval(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken(approvalsToken, out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), approvalsToken, func(a store.Approval) string { return a.ID })
 	return out, next, nil
 }
 

@@ -43,41 +43,17 @@ func (r *reader) GetClientKey(ctx context.Context, agentID, keyID string) (store
 }
 
 func (r *reader) getClientKey(ctx context.Context, agentID, keyID string) (store.ClientKey, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.ClientKey{}, err
-	}
-	k, err := scanClientKey(r.q.QueryRowContext(ctx, `SELECT `+clientKeyCols+` FROM client_keys
-		WHERE agent_id = $1 AND key_id = $2`, agentID, keyID))
-	if err != nil {
-		return store.ClientKey{}, r.d.classify(err)
-	}
-	return k, nil
+	return getOne(ctx, r, scanClientKey, `SELECT `+clientKeyCols+` FROM client_keys
+		WHERE agent_id = $1 AND key_id = $2`, agentID, keyID)
 }
 
 // ListClientKeys implements store.ClientReader. An agent without keys, or
 // no agent, has an empty list.
 func (r *reader) ListClientKeys(ctx context.Context, agentID string) ([]store.ClientKey, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: list client keys of agent %q: %w", agentID, err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+clientKeyCols+` FROM client_keys
+	out, err := queryAll(ctx, r, scanClientKey, `SELECT `+clientKeyCols+` FROM client_keys
 		WHERE agent_id = $1 ORDER BY key_id`, agentID)
 	if err != nil {
-		return nil, fmt.Errorf("store: list client keys of agent %q: %w", agentID, r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.ClientKey
-	for rows.Next() {
-		k, err := scanClientKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list client keys of agent %q: %w", agentID, err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list client keys of agent %q: %w", agentID, r.d.classify(err))
+		return nil, fmt.Errorf("store: list client keys of agent %q: %w", agentID, err)
 	}
 	return out, nil
 }
@@ -85,26 +61,10 @@ func (r *reader) ListClientKeys(ctx context.Context, agentID string) ([]store.Cl
 // ListClientSecrets implements store.ClientReader. An agent without
 // secrets, or no agent, has an empty list.
 func (r *reader) ListClientSecrets(ctx context.Context, agentID string) ([]store.ClientSecret, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: list client secrets of agent %q: %w", agentID, err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+clientSecretCols+` FROM client_secrets
+	out, err := queryAll(ctx, r, scanClientSecret, `SELECT `+clientSecretCols+` FROM client_secrets
 		WHERE agent_id = $1 ORDER BY id`, agentID)
 	if err != nil {
-		return nil, fmt.Errorf("store: list client secrets of agent %q: %w", agentID, r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.ClientSecret
-	for rows.Next() {
-		c, err := scanClientSecret(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list client secrets of agent %q: %w", agentID, err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list client secrets of agent %q: %w", agentID, r.d.classify(err))
+		return nil, fmt.Errorf("store: list client secrets of agent %q: %w", agentID, err)
 	}
 	return out, nil
 }

@@ -14,16 +14,9 @@ import (
 const credentialCols = `kind, id, agent_id, instance_id, spiffe_id, audience, key_id, issued_at, expires_at` //nolint:gosec // G101: column names, not a credential
 
 func scanCredential(s rowScanner) (store.IssuedCredential, error) {
-	var (
-		c   store.IssuedCredential
-		aud string
-	)
-	if err := s.Scan(&c.Kind, &c.ID, &c.AgentID, &c.InstanceID, &c.SPIFFEID, &aud, &c.KeyID,
+	var c store.IssuedCredential
+	if err := s.Scan(&c.Kind, &c.ID, &c.AgentID, &c.InstanceID, &c.SPIFFEID, listCol{&c.Audience}, &c.KeyID,
 		timeCol{&c.IssuedAt}, timeCol{&c.ExpiresAt}); err != nil {
-		return store.IssuedCredential{}, err
-	}
-	var err error
-	if c.Audience, err = parseList(aud); err != nil {
 		return store.IssuedCredential{}, err
 	}
 	return c, nil
@@ -57,69 +50,36 @@ func (r *reader) ListCredentials(ctx context.Context, f store.CredentialFilter, 
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listCredentials(ctx, f, p.Size(), at, kind, id)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list credentials: %w", err)
-	}
-	return out, next, nil
-}
-
-func (r *reader) listCredentials(ctx context.Context, f store.CredentialFilter, size int, at time.Time, kind, id string) ([]store.IssuedCredential, string, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, "", err
-	}
 	var (
 		where []string
-		args  []any
+		args  queryArgs
 	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
 	if !at.IsZero() {
-		where = append(where, "(issued_at, kind, id) > ("+arg(r.d.timeArg(at))+", "+arg(kind)+", "+arg(id)+")")
+		where = append(where, "(issued_at, kind, id) > ("+args.add(r.d.timeArg(at))+", "+args.add(kind)+", "+args.add(id)+")")
 	}
 	if f.Kind != "" {
-		where = append(where, "kind = "+arg(f.Kind))
+		where = append(where, "kind = "+args.add(f.Kind))
 	}
 	if f.AgentID != "" {
-		where = append(where, "agent_id = "+arg(f.AgentID))
+		where = append(where, "agent_id = "+args.add(f.AgentID))
 	}
 	if f.KeyID != "" {
-		where = append(where, "key_id = "+arg(f.KeyID))
+		where = append(where, "key_id = "+args.add(f.KeyID))
 	}
 	if !f.LiveAt.IsZero() {
-		where = append(where, "expires_at > "+arg(r.d.timeArg(f.LiveAt)))
+		where = append(where, "expires_at > "+args.add(r.d.timeArg(f.LiveAt)))
 	}
 	q := `SELECT ` + credentialCols + ` FROM credentials`
 	if len(where) > 0 {
 		q += ` WHERE ` + strings.Join(where, " AND ")
 	}
-	q += ` ORDER BY issued_at, kind, id LIMIT ` + strconv.Itoa(size+1)
-	rows, err := r.q.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, r, scanCredential, q+` ORDER BY issued_at, kind, id`+limit(p.Size()), args...)
 	if err != nil {
-		return nil, "", r.d.classify(err)
+		return nil, "", fmt.Errorf("store: list credentials: %w", err)
 	}
-	defer rows.Close()
-	var out []store.IssuedCredential
-	for rows.Next() {
-		c, err := scanCredential(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		last := out[size-1]
-		next = encodeToken(credentialsToken,
-			strconv.FormatInt(last.IssuedAt.UnixMicro(), 10)+":"+last.Kind+":"+last.ID)
-	}
+	out, next := nextPage(out, p.Size(), credentialsToken, func(c store.IssuedCredential) string {
+		return strconv.FormatInt(c.IssuedAt.UnixMicro(), 10) + ":" + c.Kind + ":" + c.ID
+	})
 	return out, next, nil
 }
 

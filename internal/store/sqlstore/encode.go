@@ -76,6 +76,41 @@ func (c bytesCol) Scan(src any) error {
 	return nil
 }
 
+// listCol scans a column listArg wrote into a []string (parseList).
+type listCol struct{ l *[]string }
+
+func (c listCol) Scan(src any) error {
+	s, err := textOf(src, "a list")
+	if err != nil {
+		return err
+	}
+	*c.l, err = parseList(s)
+	return err
+}
+
+// mapCol scans a column mapArg wrote into a map[string]string (parseMap).
+type mapCol struct{ m *map[string]string }
+
+func (c mapCol) Scan(src any) error {
+	s, err := textOf(src, "a map")
+	if err != nil {
+		return err
+	}
+	*c.m, err = parseMap(s)
+	return err
+}
+
+// textOf is a text column's value as the drivers return it.
+func textOf(src any, what string) (string, error) {
+	switch v := src.(type) {
+	case string:
+		return v, nil
+	case []byte:
+		return string(v), nil
+	}
+	return "", fmt.Errorf("sqlstore: cannot scan %T into %s", src, what)
+}
+
 // bytesArg stores nil and empty slices alike as an empty blob.
 func bytesArg(b []byte) []byte {
 	if b == nil {

@@ -44,40 +44,16 @@ func (r *reader) GetFederatedBundle(ctx context.Context, trustDomain string) (st
 }
 
 func (r *reader) getFederatedBundle(ctx context.Context, trustDomain, suffix string) (store.FederatedBundle, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.FederatedBundle{}, err
-	}
-	b, err := scanFederatedBundle(r.q.QueryRowContext(ctx,
-		`SELECT `+federatedBundleCols+` FROM federated_bundles WHERE trust_domain = $1`+suffix, trustDomain))
-	if err != nil {
-		return store.FederatedBundle{}, r.d.classify(err)
-	}
-	return b, nil
+	return getOne(ctx, r, scanFederatedBundle,
+		`SELECT `+federatedBundleCols+` FROM federated_bundles WHERE trust_domain = $1`+suffix, trustDomain)
 }
 
 // ListFederatedBundles implements store.FederationReader. There is one
 // record per configured foreign trust domain, a handful: no paging.
 func (r *reader) ListFederatedBundles(ctx context.Context) ([]store.FederatedBundle, error) {
-	ctx, err := r.begin(ctx)
+	out, err := queryAll(ctx, r, scanFederatedBundle, `SELECT `+federatedBundleCols+` FROM federated_bundles ORDER BY trust_domain`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list federated bundles: %w", err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+federatedBundleCols+` FROM federated_bundles ORDER BY trust_domain`)
-	if err != nil {
-		return nil, fmt.Errorf("store: list federated bundles: %w", r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.FederatedBundle
-	for rows.Next() {
-		b, err := scanFederatedBundle(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list federated bundles: %w", err)
-		}
-		out = append(out, b)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list federated bundles: %w", r.d.classify(err))
 	}
 	return out, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,23 +17,11 @@ const grantCols = `id, subject_issuer, subject, subject_email, agent_id, scopes,
 	revoked_at, revoked_by, revoke_reason, version`
 
 func scanGrant(s rowScanner) (store.Grant, error) {
-	var (
-		g                          store.Grant
-		scopes, classes, audiences string
-	)
-	if err := s.Scan(&g.ID, &g.SubjectIssuer, &g.Subject, &g.SubjectEmail, &g.AgentID, &scopes, &classes, &audiences,
+	var g store.Grant
+	if err := s.Scan(&g.ID, &g.SubjectIssuer, &g.Subject, &g.SubjectEmail, &g.AgentID,
+		listCol{&g.Scopes}, listCol{&g.ActionClasses}, listCol{&g.Audiences},
 		timeCol{&g.ExpiresAt}, &g.MaxDepth, &g.AllowSubdelegation, &g.CreatedByType, &g.CreatedBy,
 		timeCol{&g.CreatedAt}, timeCol{&g.RevokedAt}, &g.RevokedBy, &g.RevokeReason, &g.Version); err != nil {
-		return store.Grant{}, err
-	}
-	var err error
-	if g.Scopes, err = parseList(scopes); err != nil {
-		return store.Grant{}, err
-	}
-	if g.ActionClasses, err = parseList(classes); err != nil {
-		return store.Grant{}, err
-	}
-	if g.Audiences, err = parseList(audiences); err != nil {
 		return store.Grant{}, err
 	}
 	return g, nil
@@ -63,15 +50,7 @@ func (r *reader) GetGrant(ctx context.Context, id string) (store.Grant, error) {
 }
 
 func (r *reader) getGrant(ctx context.Context, id, suffix string) (store.Grant, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.Grant{}, err
-	}
-	g, err := scanGrant(r.q.QueryRowContext(ctx, `SELECT `+grantCols+` FROM grants WHERE id = $1`+suffix, id))
-	if err != nil {
-		return store.Grant{}, r.d.classify(err)
-	}
-	return g, nil
+	return getOne(ctx, r, scanGrant, `SELECT `+grantCols+` FROM grants WHERE id = $1`+suffix, id)
 }
 
 // grantsToken is the page-token kind of ListGrants; its key is the last id.
@@ -83,57 +62,25 @@ func (r *reader) ListGrants(ctx context.Context, f store.GrantFilter, p store.Pa
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listGrants(ctx, f, p.Size(), after)
+	args := queryArgs{after}
+	q := `SELECT ` + grantCols + ` FROM grants WHERE id > $1`
+	if f.AgentID != "" {
+		q += ` AND agent_id = ` + args.add(f.AgentID)
+	}
+	if f.Subject != "" {
+		q += ` AND subject = ` + args.add(f.Subject)
+	}
+	if f.SubjectIssuer != "" {
+		q += ` AND subject_issuer = ` + args.add(f.SubjectIssuer)
+	}
+	if !f.ActiveAt.IsZero() {
+		q += ` AND revoked_at IS NULL AND expires_at > ` + args.add(r.d.timeArg(f.ActiveAt))
+	}
+	out, err := queryAll(ctx, r, scanGrant, q+` ORDER BY id`+limit(p.Size()), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list grants: %w", err)
 	}
-	return out, next, nil
-}
-
-func (r *reader) listGrants(ctx context.Context, f store.GrantFilter, size int, after string) ([]store.Grant, string, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	args := []any{after}
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
-	q := `SELECT ` + grantCols + ` FROM grants WHERE id > $1`
-	if f.AgentID != "" {
-		q += ` AND agent_id = ` + arg(f.AgentID)
-	}
-	if f.Subject != "" {
-		q += ` AND subject = ` + arg(f.Subject)
-	}
-	if f.SubjectIssuer != "" {
-		q += ` AND subject_issuer = ` + arg(f.SubjectIssuer)
-	}
-	if !f.ActiveAt.IsZero() {
-		q += ` AND revoked_at IS NULL AND expires_at > ` + arg(r.d.timeArg(f.ActiveAt))
-	}
-	rows, err := r.q.QueryContext(ctx, q+` ORDER BY id LIMIT `+strconv.Itoa(size+1), args...)
-	if err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	defer rows.Close()
-	var out []store.Grant
-	for rows.Next() {
-		g, err := scanGrant(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken(grantsToken, out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), grantsToken, func(g store.Grant) string { return g.ID })
 	return out, next, nil
 }
 
@@ -205,16 +152,9 @@ const exchangedTokenCols = "jti, grant_id, agent_id, chain, subject, parent_jti,
 	"parent_issued_at, issued_at, expires_at"
 
 func scanExchangedToken(s rowScanner) (store.ExchangedToken, error) {
-	var (
-		e     store.ExchangedToken
-		chain string
-	)
-	if err := s.Scan(&e.JTI, &e.GrantID, &e.AgentID, &chain, &e.Subject, &e.ParentJTI, &e.ParentAgentID,
+	var e store.ExchangedToken
+	if err := s.Scan(&e.JTI, &e.GrantID, &e.AgentID, listCol{&e.Chain}, &e.Subject, &e.ParentJTI, &e.ParentAgentID,
 		timeCol{&e.ParentIssuedAt}, timeCol{&e.IssuedAt}, timeCol{&e.ExpiresAt}); err != nil {
-		return store.ExchangedToken{}, err
-	}
-	var err error
-	if e.Chain, err = parseList(chain); err != nil {
 		return store.ExchangedToken{}, err
 	}
 	return e, nil
@@ -222,14 +162,9 @@ func scanExchangedToken(s rowScanner) (store.ExchangedToken, error) {
 
 // GetExchangedToken implements store.GrantReader.
 func (r *reader) GetExchangedToken(ctx context.Context, jti string) (store.ExchangedToken, error) {
-	ctx, err := r.begin(ctx)
+	e, err := getOne(ctx, r, scanExchangedToken, `SELECT `+exchangedTokenCols+` FROM exchanged_tokens WHERE jti = $1`, jti)
 	if err != nil {
 		return store.ExchangedToken{}, fmt.Errorf("store: get exchanged token %q: %w", jti, err)
-	}
-	e, err := scanExchangedToken(r.q.QueryRowContext(ctx,
-		`SELECT `+exchangedTokenCols+` FROM exchanged_tokens WHERE jti = $1`, jti))
-	if err != nil {
-		return store.ExchangedToken{}, fmt.Errorf("store: get exchanged token %q: %w", jti, r.d.classify(err))
 	}
 	return e, nil
 }
@@ -269,7 +204,14 @@ func (r *reader) CountExchangedTokens(ctx context.Context, f store.ExchangedToke
 		}
 		// The JSON encoding of the id, quotes included, inside the array.
 		pattern := "%" + likeEscape(strings.TrimSuffix(strings.TrimPrefix(b, "["), "]")) + "%"
-		q, args = `SELECT count(*) FROM exchanged_tokens WHERE chain LIKE $1 ESCAPE '\' AND expires_at > $2`, []any{pattern, live}
+		// The tokens whose chain holds the agent, those exchanged from
+		// one of its own (unrecorded) tokens, and every descendant.
+		q = `WITH RECURSIVE d(jti) AS (
+				SELECT jti FROM exchanged_tokens WHERE chain LIKE $1 ESCAPE '\' OR parent_agent_id = $3
+				UNION
+				SELECT e.jti FROM exchanged_tokens e JOIN d ON e.parent_jti = d.jti)
+			SELECT count(*) FROM exchanged_tokens WHERE jti IN (SELECT jti FROM d) AND expires_at > $2`
+		args = []any{pattern, live, f.AgentID}
 	default:
 		q = `WITH RECURSIVE d(jti) AS (
 				SELECT jti FROM exchanged_tokens WHERE parent_jti = $1

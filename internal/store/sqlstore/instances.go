@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -13,17 +12,10 @@ const instanceCols = `id, agent_id, method, attestor, instance_key, evidence, so
 	first_seen_at, last_seen_at, expires_at, revoked_at, revoked_by, version`
 
 func scanInstance(s rowScanner) (store.Instance, error) {
-	var (
-		in       store.Instance
-		evidence string
-	)
-	if err := s.Scan(&in.ID, &in.AgentID, &in.Method, &in.Attestor, &in.Key, &evidence, &in.SourceIP,
+	var in store.Instance
+	if err := s.Scan(&in.ID, &in.AgentID, &in.Method, &in.Attestor, &in.Key, mapCol{&in.Evidence}, &in.SourceIP,
 		timeCol{&in.FirstSeenAt}, timeCol{&in.LastSeenAt}, timeCol{&in.ExpiresAt},
 		timeCol{&in.RevokedAt}, &in.RevokedBy, &in.Version); err != nil {
-		return store.Instance{}, err
-	}
-	var err error
-	if in.Evidence, err = parseMap(evidence); err != nil {
 		return store.Instance{}, err
 	}
 	return in, nil
@@ -48,15 +40,7 @@ func (r *reader) GetInstanceByKey(ctx context.Context, agentID, attestor, key st
 }
 
 func (r *reader) getInstance(ctx context.Context, where string, args ...any) (store.Instance, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.Instance{}, err
-	}
-	in, err := scanInstance(r.q.QueryRowContext(ctx, `SELECT `+instanceCols+` FROM instances WHERE `+where, args...))
-	if err != nil {
-		return store.Instance{}, r.d.classify(err)
-	}
-	return in, nil
+	return getOne(ctx, r, scanInstance, `SELECT `+instanceCols+` FROM instances WHERE `+where, args...)
 }
 
 // instancesToken is the page-token kind of ListInstances; its key is the
@@ -69,49 +53,19 @@ func (r *reader) ListInstances(ctx context.Context, f store.InstanceFilter, p st
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listInstances(ctx, f, p.Size(), after)
+	args := queryArgs{after}
+	q := `SELECT ` + instanceCols + ` FROM instances WHERE id > $1`
+	if f.AgentID != "" {
+		q += ` AND agent_id = ` + args.add(f.AgentID)
+	}
+	if !f.LiveAt.IsZero() {
+		q += ` AND revoked_at IS NULL AND expires_at > ` + args.add(r.d.timeArg(f.LiveAt))
+	}
+	out, err := queryAll(ctx, r, scanInstance, q+` ORDER BY id`+limit(p.Size()), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list instances: %w", err)
 	}
-	return out, next, nil
-}
-
-func (r *reader) listInstances(ctx context.Context, f store.InstanceFilter, size int, after string) ([]store.Instance, string, error) {
-	q := `SELECT ` + instanceCols + ` FROM instances WHERE id > $1`
-	args := []any{after}
-	if f.AgentID != "" {
-		args = append(args, f.AgentID)
-		q += ` AND agent_id = $` + strconv.Itoa(len(args))
-	}
-	if !f.LiveAt.IsZero() {
-		args = append(args, r.d.timeArg(f.LiveAt))
-		q += ` AND revoked_at IS NULL AND expires_at > $` + strconv.Itoa(len(args))
-	}
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := r.q.QueryContext(ctx, q+` ORDER BY id LIMIT `+strconv.Itoa(size+1), args...)
-	if err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	defer rows.Close()
-	var out []store.Instance
-	for rows.Next() {
-		in, err := scanInstance(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken(instancesToken, out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), instancesToken, func(in store.Instance) string { return in.ID })
 	return out, next, nil
 }
 

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
@@ -163,15 +162,7 @@ func (r *reader) GetNode(ctx context.Context, id string) (store.Node, error) {
 }
 
 func (r *reader) getNode(ctx context.Context, id, suffix string) (store.Node, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.Node{}, err
-	}
-	n, err := scanNode(r.q.QueryRowContext(ctx, `SELECT `+nodeCols+` FROM nodes WHERE id = $1`+suffix, id))
-	if err != nil {
-		return store.Node{}, r.d.classify(err)
-	}
-	return n, nil
+	return getOne(ctx, r, scanNode, `SELECT `+nodeCols+` FROM nodes WHERE id = $1`+suffix, id)
 }
 
 // nodesToken is the page-token kind of ListNodes; its key is the id of the
@@ -185,14 +176,6 @@ func (r *reader) ListNodes(ctx context.Context, f store.NodeFilter, p store.Page
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listNodes(ctx, f, p.Size(), after)
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list nodes: %w", err)
-	}
-	return out, next, nil
-}
-
-func (r *reader) listNodes(ctx context.Context, f store.NodeFilter, size int, after string) ([]store.Node, string, error) {
 	q := `SELECT ` + nodeCols + ` FROM nodes WHERE id > $1`
 	switch f.State {
 	case "":
@@ -201,33 +184,13 @@ func (r *reader) listNodes(ctx context.Context, f store.NodeFilter, size int, af
 	case store.NodeEvicted:
 		q += ` AND evicted_at IS NOT NULL`
 	default:
-		return nil, "", fmt.Errorf("%w: unknown node state %q", store.ErrInvalid, f.State)
+		return nil, "", fmt.Errorf("store: list nodes: %w: unknown node state %q", store.ErrInvalid, f.State)
 	}
-	ctx, err := r.begin(ctx)
+	out, err := queryAll(ctx, r, scanNode, q+` ORDER BY id`+limit(p.Size()), after)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("store: list nodes: %w", err)
 	}
-	rows, err := r.q.QueryContext(ctx, q+` ORDER BY id LIMIT `+strconv.Itoa(size+1), after)
-	if err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	defer rows.Close()
-	var out []store.Node
-	for rows.Next() {
-		n, err := scanNode(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken(nodesToken, out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), nodesToken, func(n store.Node) string { return n.ID })
 	return out, next, nil
 }
 

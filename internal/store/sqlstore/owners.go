@@ -43,16 +43,7 @@ func (r *reader) GetOwnerByEmail(ctx context.Context, email string) (store.Owner
 }
 
 func (r *reader) getOwner(ctx context.Context, col, key, suffix string) (store.Owner, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.Owner{}, err
-	}
-	o, err := scanOwner(r.q.QueryRowContext(ctx,
-		`SELECT `+ownerCols+` FROM owners WHERE `+col+` = $1`+suffix, key))
-	if err != nil {
-		return store.Owner{}, r.d.classify(err)
-	}
-	return o, nil
+	return getOne(ctx, r, scanOwner, `SELECT `+ownerCols+` FROM owners WHERE `+col+` = $1`+suffix, key)
 }
 
 // ListOwners implements store.OwnerReader.
@@ -61,34 +52,13 @@ func (r *reader) ListOwners(ctx context.Context, f store.OwnerFilter, p store.Pa
 	if err != nil {
 		return nil, "", err
 	}
-	ctx, err = r.begin(ctx)
+	out, err := queryAll(ctx, r, scanOwner, `SELECT `+ownerCols+` FROM owners
+		WHERE id > $1 AND ($2 = '' OR state = $2)
+		ORDER BY id`+limit(p.Size()), after, string(f.State))
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list owners: %w", err)
 	}
-	size := p.Size()
-	rows, err := r.q.QueryContext(ctx, `SELECT `+ownerCols+` FROM owners
-		WHERE id > $1 AND ($2 = '' OR state = $2)
-		ORDER BY id LIMIT `+fmt.Sprint(size+1), after, string(f.State))
-	if err != nil {
-		return nil, "", fmt.Errorf("store: list owners: %w", r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.Owner
-	for rows.Next() {
-		o, err := scanOwner(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("store: list owners: %w", err)
-		}
-		out = append(out, o)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("store: list owners: %w", r.d.classify(err))
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken("owners", out[size-1].ID)
-	}
+	out, next := nextPage(out, p.Size(), "owners", func(o store.Owner) string { return o.ID })
 	return out, next, nil
 }
 

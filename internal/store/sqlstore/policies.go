@@ -14,16 +14,9 @@ import (
 const policyVersionCols = `version, text, sha256, policy_ids, author, comment, created_at`
 
 func scanPolicyVersion(s rowScanner) (store.PolicyVersion, error) {
-	var (
-		v   store.PolicyVersion
-		ids string
-	)
-	if err := s.Scan(&v.Version, &v.Text, bytesCol{&v.SHA256}, &ids, &v.Author, &v.Comment,
+	var v store.PolicyVersion
+	if err := s.Scan(&v.Version, &v.Text, bytesCol{&v.SHA256}, listCol{&v.PolicyIDs}, &v.Author, &v.Comment,
 		timeCol{&v.CreatedAt}); err != nil {
-		return store.PolicyVersion{}, err
-	}
-	var err error
-	if v.PolicyIDs, err = parseList(ids); err != nil {
 		return store.PolicyVersion{}, err
 	}
 	return v, nil
@@ -54,14 +47,9 @@ func (r *reader) getPolicyHead(ctx context.Context, suffix string) (store.Policy
 
 // GetPolicyVersion implements store.PolicyReader.
 func (r *reader) GetPolicyVersion(ctx context.Context, version int64) (store.PolicyVersion, error) {
-	ctx, err := r.begin(ctx)
+	v, err := getOne(ctx, r, scanPolicyVersion, `SELECT `+policyVersionCols+` FROM policy_versions WHERE version = $1`, version)
 	if err != nil {
 		return store.PolicyVersion{}, fmt.Errorf("store: get policy version %d: %w", version, err)
-	}
-	v, err := scanPolicyVersion(r.q.QueryRowContext(ctx,
-		`SELECT `+policyVersionCols+` FROM policy_versions WHERE version = $1`, version))
-	if err != nil {
-		return store.PolicyVersion{}, fmt.Errorf("store: get policy version %d: %w", version, r.d.classify(err))
 	}
 	return v, nil
 }
@@ -76,45 +64,18 @@ func (r *reader) ListPolicyVersions(ctx context.Context, p store.Page) ([]store.
 	if err != nil {
 		return nil, "", err
 	}
-	out, next, err := r.listPolicyVersions(ctx, p.Size(), before)
+	q := `SELECT ` + policyVersionCols + ` FROM policy_versions`
+	var args queryArgs
+	if before > 0 {
+		q += ` WHERE version < ` + args.add(before)
+	}
+	out, err := queryAll(ctx, r, scanPolicyVersion, q+` ORDER BY version DESC`+limit(p.Size()), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list policy versions: %w", err)
 	}
-	return out, next, nil
-}
-
-func (r *reader) listPolicyVersions(ctx context.Context, size int, before int64) ([]store.PolicyVersion, string, error) {
-	q := `SELECT ` + policyVersionCols + ` FROM policy_versions`
-	args := []any{}
-	if before > 0 {
-		q += ` WHERE version < $1`
-		args = append(args, before)
-	}
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, "", err
-	}
-	rows, err := r.q.QueryContext(ctx, q+` ORDER BY version DESC LIMIT `+strconv.Itoa(size+1), args...)
-	if err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	defer rows.Close()
-	var out []store.PolicyVersion
-	for rows.Next() {
-		v, err := scanPolicyVersion(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", r.d.classify(err)
-	}
-	next := ""
-	if len(out) > size {
-		out = out[:size]
-		next = encodeToken(policyVersionsToken, strconv.FormatInt(out[size-1].Version, 10))
-	}
+	out, next := nextPage(out, p.Size(), policyVersionsToken, func(v store.PolicyVersion) string {
+		return strconv.FormatInt(v.Version, 10)
+	})
 	return out, next, nil
 }
 
@@ -122,16 +83,9 @@ func (r *reader) listPolicyVersions(ctx context.Context, size int, before int64)
 const actionClassCols = `name, risk_tier, description, actions, updated_at, updated_by, version`
 
 func scanActionClass(s rowScanner) (store.ActionClass, error) {
-	var (
-		c       store.ActionClass
-		actions string
-	)
-	if err := s.Scan(&c.Name, &c.RiskTier, &c.Description, &actions, timeCol{&c.UpdatedAt},
+	var c store.ActionClass
+	if err := s.Scan(&c.Name, &c.RiskTier, &c.Description, listCol{&c.Actions}, timeCol{&c.UpdatedAt},
 		&c.UpdatedBy, &c.Version); err != nil {
-		return store.ActionClass{}, err
-	}
-	var err error
-	if c.Actions, err = parseList(actions); err != nil {
 		return store.ActionClass{}, err
 	}
 	return c, nil
@@ -139,25 +93,9 @@ func scanActionClass(s rowScanner) (store.ActionClass, error) {
 
 // ListActionClasses implements store.PolicyReader.
 func (r *reader) ListActionClasses(ctx context.Context) ([]store.ActionClass, error) {
-	ctx, err := r.begin(ctx)
+	out, err := queryAll(ctx, r, scanActionClass, `SELECT `+actionClassCols+` FROM action_classes ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list action classes: %w", err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+actionClassCols+` FROM action_classes ORDER BY name`)
-	if err != nil {
-		return nil, fmt.Errorf("store: list action classes: %w", r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.ActionClass
-	for rows.Next() {
-		c, err := scanActionClass(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list action classes: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list action classes: %w", r.d.classify(err))
 	}
 	return out, nil
 }

@@ -74,41 +74,16 @@ func decodeCertChain(b []byte) ([][]byte, error) {
 // ListSigningKeys implements store.SigningKeyReader. A key without
 // ActivateAt sorts first.
 func (r *reader) ListSigningKeys(ctx context.Context, purpose string) ([]store.SigningKey, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("store: list signing keys: %w", err)
-	}
-	rows, err := r.q.QueryContext(ctx, `SELECT `+signingKeyCols+` FROM signing_keys
+	out, err := queryAll(ctx, r, scanSigningKey, `SELECT `+signingKeyCols+` FROM signing_keys
 		WHERE purpose = $1 ORDER BY activate_at NULLS FIRST, id`, purpose)
 	if err != nil {
-		return nil, fmt.Errorf("store: list signing keys: %w", r.d.classify(err))
-	}
-	defer rows.Close()
-	var out []store.SigningKey
-	for rows.Next() {
-		k, err := scanSigningKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list signing keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list signing keys: %w", r.d.classify(err))
+		return nil, fmt.Errorf("store: list signing keys: %w", err)
 	}
 	return out, nil
 }
 
 func (r *reader) getSigningKey(ctx context.Context, id, suffix string) (store.SigningKey, error) {
-	ctx, err := r.begin(ctx)
-	if err != nil {
-		return store.SigningKey{}, err
-	}
-	k, err := scanSigningKey(r.q.QueryRowContext(ctx,
-		`SELECT `+signingKeyCols+` FROM signing_keys WHERE id = $1`+suffix, id))
-	if err != nil {
-		return store.SigningKey{}, r.d.classify(err)
-	}
-	return k, nil
+	return getOne(ctx, r, scanSigningKey, `SELECT `+signingKeyCols+` FROM signing_keys WHERE id = $1`+suffix, id)
 }
 
 // CreateSigningKey implements store.SigningKeyWriter.

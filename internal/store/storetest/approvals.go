@@ -41,36 +41,18 @@ func storedApproval(a store.Approval) store.Approval {
 
 func createApprovals(t *testing.T, s store.Store, as ...store.Approval) {
 	t.Helper()
-	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, a := range as {
-			if _, err := tx.CreateApproval(ctx, a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	createAll(t, s, store.Tx.CreateApproval, as...)
 }
 
 func updateApproval(s store.Store, id string, fn func(store.Approval) (store.Approval, error)) (store.Approval, error) {
-	var out store.Approval
-	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		var err error
-		out, err = tx.UpdateApproval(ctx, id, fn)
-		return err
-	})
-	return out, err
+	return inUpdate(s, func(ctx context.Context, tx store.Tx) (store.Approval, error) { return tx.UpdateApproval(ctx, id, fn) })
 }
 
 func listApprovalIDs(t *testing.T, s store.Store, f store.ApprovalFilter, size int) []string {
 	t.Helper()
-	return walk(t, fmt.Sprintf("ListApprovals(%+v)", f), size, func(p store.Page) ([]string, string, error) {
-		as, next, err := s.ListApprovals(context.Background(), f, p)
-		var ids []string
-		for _, a := range as {
-			ids = append(ids, a.ID)
-		}
-		return ids, next, err
-	})
+	return walkItems(t, fmt.Sprintf("ListApprovals(%+v)", f), size, func(p store.Page) ([]store.Approval, string, error) {
+		return s.ListApprovals(context.Background(), f, p)
+	}, approvalKey)
 }
 
 func testApprovals(t *testing.T, s store.Store) {

@@ -222,14 +222,9 @@ func testAuditQueries(t *testing.T, s store.Store) {
 		if diff := cmp.Diff(want, scanned); diff != "" {
 			t.Errorf("ScanAudit(%+v) (-want +got):\n%s", q, diff)
 		}
-		listed := walk(t, "ListAudit", 4, func(p store.Page) ([]string, string, error) {
-			rs, next, err := s.ListAudit(ctx, q, p)
-			var keys []string
-			for _, r := range rs {
-				keys = append(keys, fmt.Sprint(r.Seq))
-			}
-			return keys, next, err
-		})
+		listed := walkItems(t, "ListAudit", 4, func(p store.Page) ([]store.AuditRecord, string, error) {
+			return s.ListAudit(ctx, q, p)
+		}, auditKey)
 		var wantKeys []string
 		for _, seq := range want {
 			wantKeys = append(wantKeys, fmt.Sprint(seq))

@@ -193,14 +193,9 @@ func testCredentialPagination(t *testing.T, s store.Store) {
 			"all":     {store.CredentialFilter{}, wantAll},
 			"agent 1": {store.CredentialFilter{AgentID: agentID(1)}, want1},
 		} {
-			got := walk(t, "ListCredentials "+name, size, func(p store.Page) ([]string, string, error) {
-				cs, next, err := s.ListCredentials(ctx, tc.f, p)
-				var keys []string
-				for _, c := range cs {
-					keys = append(keys, c.Kind+"/"+c.ID)
-				}
-				return keys, next, err
-			})
+			got := walkItems(t, "ListCredentials "+name, size, func(p store.Page) ([]store.IssuedCredential, string, error) {
+				return s.ListCredentials(ctx, tc.f, p)
+			}, credentialKey)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("ListCredentials %s size %d (-want +got):\n%s", name, size, diff)
 			}

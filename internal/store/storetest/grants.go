@@ -47,36 +47,18 @@ func storedGrant(g store.Grant) store.Grant {
 
 func createGrants(t *testing.T, s store.Store, gs ...store.Grant) {
 	t.Helper()
-	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, g := range gs {
-			if _, err := tx.CreateGrant(ctx, g); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	createAll(t, s, store.Tx.CreateGrant, gs...)
 }
 
 func updateGrant(s store.Store, id string, fn func(store.Grant) (store.Grant, error)) (store.Grant, error) {
-	var out store.Grant
-	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		var err error
-		out, err = tx.UpdateGrant(ctx, id, fn)
-		return err
-	})
-	return out, err
+	return inUpdate(s, func(ctx context.Context, tx store.Tx) (store.Grant, error) { return tx.UpdateGrant(ctx, id, fn) })
 }
 
 func listGrantIDs(t *testing.T, s store.Store, f store.GrantFilter, size int) []string {
 	t.Helper()
-	return walk(t, fmt.Sprintf("ListGrants(%+v)", f), size, func(p store.Page) ([]string, string, error) {
-		gs, next, err := s.ListGrants(context.Background(), f, p)
-		var ids []string
-		for _, g := range gs {
-			ids = append(ids, g.ID)
-		}
-		return ids, next, err
-	})
+	return walkItems(t, fmt.Sprintf("ListGrants(%+v)", f), size, func(p store.Page) ([]store.Grant, string, error) {
+		return s.ListGrants(context.Background(), f, p)
+	}, grantKey)
 }
 
 func testGrants(t *testing.T, s store.Store) {
@@ -267,7 +249,9 @@ func testExchangedTokens(t *testing.T, s store.Store) {
 	short := exchanged("tok_short", grantID(1), "tok_root", time.Minute, time.Minute, a2, a1)
 	other := exchanged("tok_other", grantID(2), "tok_cc", 0, time.Hour, a10)
 	other.ParentAgentID = a2
-	recordExchanged(t, s, grand, root, other, child, short)
+	// A token exchanged from other: suspending agent 2 reaches it too.
+	otherChild := exchanged("tok_other_child", grantID(2), "tok_other", time.Minute, time.Hour, a3, a10)
+	recordExchanged(t, s, grand, root, other, child, short, otherChild)
 
 	got, err := s.GetExchangedToken(ctx, "tok_grand")
 	if err != nil {
@@ -299,16 +283,16 @@ func testExchangedTokens(t *testing.T, s store.Store) {
 	}{
 		"grant 1":                {store.ExchangedTokenFilter{GrantID: grantID(1), LiveAt: at}, 3},
 		"grant 1 at base":        {store.ExchangedTokenFilter{GrantID: grantID(1), LiveAt: base()}, 4},
-		"grant 2":                {store.ExchangedTokenFilter{GrantID: grantID(2), LiveAt: at}, 1},
+		"grant 2":                {store.ExchangedTokenFilter{GrantID: grantID(2), LiveAt: at}, 2},
 		"agent 1 in chain":       {store.ExchangedTokenFilter{AgentID: a1, LiveAt: at}, 3},
-		"agent 2 in chain":       {store.ExchangedTokenFilter{AgentID: a2, LiveAt: at}, 2},
-		"agent 10 in chain":      {store.ExchangedTokenFilter{AgentID: a10, LiveAt: at}, 1},
+		"agent 2 and below":      {store.ExchangedTokenFilter{AgentID: a2, LiveAt: at}, 4},
+		"agent 10 in chain":      {store.ExchangedTokenFilter{AgentID: a10, LiveAt: at}, 2},
 		"agent pattern chars":    {store.ExchangedTokenFilter{AgentID: "agt_%", LiveAt: at}, 0},
 		"descendants of root":    {store.ExchangedTokenFilter{AncestorJTI: "tok_root", LiveAt: at}, 2},
 		"descendants at base":    {store.ExchangedTokenFilter{AncestorJTI: "tok_root", LiveAt: base()}, 3},
 		"descendants of child":   {store.ExchangedTokenFilter{AncestorJTI: "tok_child", LiveAt: at}, 1},
 		"descendants of grand":   {store.ExchangedTokenFilter{AncestorJTI: "tok_grand", LiveAt: at}, 0},
-		"descendants of foreign": {store.ExchangedTokenFilter{AncestorJTI: "tok_cc", LiveAt: at}, 1},
+		"descendants of foreign": {store.ExchangedTokenFilter{AncestorJTI: "tok_cc", LiveAt: at}, 2},
 		"all expired":            {store.ExchangedTokenFilter{GrantID: grantID(1), LiveAt: base().Add(2 * time.Hour)}, 0},
 	} {
 		if got := count(tc.f); got != tc.want {

@@ -36,23 +36,11 @@ func storedInstance(in store.Instance, version int64) store.Instance {
 }
 
 func createInstance(s store.Store, in store.Instance) (store.Instance, error) {
-	var out store.Instance
-	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		var err error
-		out, err = tx.CreateInstance(ctx, in)
-		return err
-	})
-	return out, err
+	return inUpdate(s, func(ctx context.Context, tx store.Tx) (store.Instance, error) { return tx.CreateInstance(ctx, in) })
 }
 
 func updateInstance(s store.Store, id string, fn func(store.Instance) (store.Instance, error)) (store.Instance, error) {
-	var out store.Instance
-	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		var err error
-		out, err = tx.UpdateInstance(ctx, id, fn)
-		return err
-	})
-	return out, err
+	return inUpdate(s, func(ctx context.Context, tx store.Tx) (store.Instance, error) { return tx.UpdateInstance(ctx, id, fn) })
 }
 
 // testInstances covers instance create, get (by id and by key), update

@@ -41,6 +41,29 @@ func walk(t *testing.T, name string, size int, list func(p store.Page) ([]string
 	}
 }
 
+// walkItems is walk over a list of items, each keyed by key.
+func walkItems[T any](t *testing.T, name string, size int, list func(p store.Page) ([]T, string, error), key func(T) string) []string {
+	t.Helper()
+	return walk(t, name, size, func(p store.Page) ([]string, string, error) {
+		items, next, err := list(p)
+		var keys []string
+		for _, item := range items {
+			keys = append(keys, key(item))
+		}
+		return keys, next, err
+	})
+}
+
+// Keys of the listed records.
+func ownerKey(o store.Owner) string                 { return o.ID }
+func agentKey(a store.Agent) string                 { return a.ID }
+func adminTokenKey(t store.AdminToken) string       { return t.ID }
+func auditKey(r store.AuditRecord) string           { return fmt.Sprint(r.Seq) }
+func approvalKey(a store.Approval) string           { return a.ID }
+func grantKey(g store.Grant) string                 { return g.ID }
+func nodeKey(n store.Node) string                   { return n.ID }
+func credentialKey(c store.IssuedCredential) string { return c.Kind + "/" + c.ID }
+
 func testPagination(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	const n = 23
@@ -82,73 +105,48 @@ func testPagination(t *testing.T, s store.Store) {
 	}
 
 	for _, size := range []int{1, 5, n, n + 1, 0} {
-		gotA := walk(t, "ListAgents", store.Page{PageSize: size}.Size(), func(p store.Page) ([]string, string, error) {
+		gotA := walkItems(t, "ListAgents", store.Page{PageSize: size}.Size(), func(p store.Page) ([]store.Agent, string, error) {
 			if size == 0 {
 				p.PageSize = 0
 			}
-			as, next, err := s.ListAgents(ctx, store.AgentFilter{}, p)
-			var keys []string
-			for _, a := range as {
-				keys = append(keys, a.ID)
-			}
-			return keys, next, err
-		})
+			return s.ListAgents(ctx, store.AgentFilter{}, p)
+		}, agentKey)
 		if diff := cmp.Diff(wantA, gotA); diff != "" {
 			t.Errorf("ListAgents size %d (-want +got):\n%s", size, diff)
 		}
-		gotO := walk(t, "ListOwners", store.Page{PageSize: size}.Size(), func(p store.Page) ([]string, string, error) {
+		gotO := walkItems(t, "ListOwners", store.Page{PageSize: size}.Size(), func(p store.Page) ([]store.Owner, string, error) {
 			if size == 0 {
 				p.PageSize = 0
 			}
-			os, next, err := s.ListOwners(ctx, store.OwnerFilter{}, p)
-			var keys []string
-			for _, o := range os {
-				keys = append(keys, o.ID)
-			}
-			return keys, next, err
-		})
+			return s.ListOwners(ctx, store.OwnerFilter{}, p)
+		}, ownerKey)
 		if diff := cmp.Diff(wantO, gotO); diff != "" {
 			t.Errorf("ListOwners size %d (-want +got):\n%s", size, diff)
 		}
-		gotT := walk(t, "ListAdminTokens", store.Page{PageSize: size}.Size(), func(p store.Page) ([]string, string, error) {
+		gotT := walkItems(t, "ListAdminTokens", store.Page{PageSize: size}.Size(), func(p store.Page) ([]store.AdminToken, string, error) {
 			if size == 0 {
 				p.PageSize = 0
 			}
-			ts, next, err := s.ListAdminTokens(ctx, p)
-			var keys []string
-			for _, tok := range ts {
-				keys = append(keys, tok.ID)
-			}
-			return keys, next, err
-		})
+			return s.ListAdminTokens(ctx, p)
+		}, adminTokenKey)
 		if diff := cmp.Diff(wantT, gotT); diff != "" {
 			t.Errorf("ListAdminTokens size %d (-want +got):\n%s", size, diff)
 		}
-		gotE := walk(t, "ListAudit", store.Page{PageSize: size}.Size(), func(p store.Page) ([]string, string, error) {
+		gotE := walkItems(t, "ListAudit", store.Page{PageSize: size}.Size(), func(p store.Page) ([]store.AuditRecord, string, error) {
 			if size == 0 {
 				p.PageSize = 0
 			}
-			es, next, err := s.ListAudit(ctx, store.AuditQuery{}, p)
-			var keys []string
-			for _, e := range es {
-				keys = append(keys, fmt.Sprint(e.Seq))
-			}
-			return keys, next, err
-		})
+			return s.ListAudit(ctx, store.AuditQuery{}, p)
+		}, auditKey)
 		if diff := cmp.Diff(wantE, gotE); diff != "" {
 			t.Errorf("ListAudit size %d (-want +got):\n%s", size, diff)
 		}
 	}
 
 	// A filter is kept across pages.
-	gotA := walk(t, "ListAgents by owner", 2, func(p store.Page) ([]string, string, error) {
-		as, next, err := s.ListAgents(ctx, store.AgentFilter{OwnerID: ownerID(1)}, p)
-		var keys []string
-		for _, a := range as {
-			keys = append(keys, a.ID)
-		}
-		return keys, next, err
-	})
+	gotA := walkItems(t, "ListAgents by owner", 2, func(p store.Page) ([]store.Agent, string, error) {
+		return s.ListAgents(ctx, store.AgentFilter{OwnerID: ownerID(1)}, p)
+	}, agentKey)
 	var wantByOwner []string
 	for i := 1; i <= n; i++ {
 		if 1+i%3 == 1 {

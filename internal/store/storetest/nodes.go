@@ -40,25 +40,14 @@ func storedJoinToken(t store.JoinToken) store.JoinToken {
 
 func createJoinTokens(t *testing.T, s store.Store, ts ...store.JoinToken) {
 	t.Helper()
-	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, j := range ts {
-			if _, err := tx.CreateJoinToken(ctx, j); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	createAll(t, s, store.Tx.CreateJoinToken, ts...)
 }
 
 // consumeJoinToken consumes a token in its own Update.
 func consumeJoinToken(s store.Store, hash []byte, node string, now time.Time) (store.JoinToken, error) {
-	var out store.JoinToken
-	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		var err error
-		out, err = tx.ConsumeJoinToken(ctx, hash, node, now)
-		return err
+	return inUpdate(s, func(ctx context.Context, tx store.Tx) (store.JoinToken, error) {
+		return tx.ConsumeJoinToken(ctx, hash, node, now)
 	})
-	return out, err
 }
 
 func testJoinTokens(t *testing.T, s store.Store) {
@@ -261,24 +250,11 @@ func storedNode(n store.Node) store.Node {
 
 func createNodes(t *testing.T, s store.Store, ns ...store.Node) {
 	t.Helper()
-	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, n := range ns {
-			if _, err := tx.CreateNode(ctx, n); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	createAll(t, s, store.Tx.CreateNode, ns...)
 }
 
 func updateNode(s store.Store, id string, fn func(store.Node) (store.Node, error)) (store.Node, error) {
-	var out store.Node
-	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
-		var err error
-		out, err = tx.UpdateNode(ctx, id, fn)
-		return err
-	})
-	return out, err
+	return inUpdate(s, func(ctx context.Context, tx store.Tx) (store.Node, error) { return tx.UpdateNode(ctx, id, fn) })
 }
 
 func testNodes(t *testing.T, s store.Store) {
@@ -400,14 +376,9 @@ func testNodeList(t *testing.T, s store.Store) {
 			"active":  {store.NodeFilter{State: store.NodeActive}, active},
 			"evicted": {store.NodeFilter{State: store.NodeEvicted}, evicted},
 		} {
-			got := walk(t, "ListNodes "+name, size, func(p store.Page) ([]string, string, error) {
-				ns, next, err := s.ListNodes(ctx, tc.f, p)
-				var ids []string
-				for _, n := range ns {
-					ids = append(ids, n.ID)
-				}
-				return ids, next, err
-			})
+			got := walkItems(t, "ListNodes "+name, size, func(p store.Page) ([]store.Node, string, error) {
+				return s.ListNodes(ctx, tc.f, p)
+			}, nodeKey)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("ListNodes %s size %d (-want +got):\n%s", name, size, diff)
 			}

@@ -135,6 +135,31 @@ func update(t *testing.T, s store.Store, fn func(ctx context.Context, tx store.T
 	}
 }
 
+// inUpdate runs op in its own Update and returns what op returned.
+func inUpdate[T any](s store.Store, op func(ctx context.Context, tx store.Tx) (T, error)) (T, error) {
+	var out T
+	err := s.Update(context.Background(), func(ctx context.Context, tx store.Tx) error {
+		var err error
+		out, err = op(ctx, tx)
+		return err
+	})
+	return out, err
+}
+
+// createAll creates items in one Update with create, a store.Tx method
+// such as store.Tx.CreateOwner, failing the test on an error.
+func createAll[T any](t *testing.T, s store.Store, create func(store.Tx, context.Context, T) (T, error), items ...T) {
+	t.Helper()
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		for _, item := range items {
+			if _, err := create(tx, ctx, item); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func ownerID(i int) string { return fmt.Sprintf("own_%04d", i) }
 func agentID(i int) string { return fmt.Sprintf("agt_%04d", i) }
 
@@ -171,26 +196,12 @@ func newAgent(i int, owners ...string) store.Agent {
 
 func createOwners(t *testing.T, s store.Store, os ...store.Owner) {
 	t.Helper()
-	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, o := range os {
-			if _, err := tx.CreateOwner(ctx, o); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	createAll(t, s, store.Tx.CreateOwner, os...)
 }
 
 func createAgents(t *testing.T, s store.Store, as ...store.Agent) {
 	t.Helper()
-	update(t, s, func(ctx context.Context, tx store.Tx) error {
-		for _, a := range as {
-			if _, err := tx.CreateAgent(ctx, a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	createAll(t, s, store.Tx.CreateAgent, as...)
 }
 
 // wantErr fails unless err wraps every target.
