@@ -4,10 +4,13 @@
 // (admin may do everything, auditor may only read).
 //
 // A token's secret is 256 random bits shown once at creation; only its
-// SHA-256 is stored and tokens are looked up by that hash. Secrets never
-// appear in errors, logs or audit events. Every change is recorded as an
-// audit event in the same store transaction, and every failed
-// authentication is recorded as an event of its own.
+// SHA-256 is stored and tokens are looked up by that hash. A usable token
+// is kept in memory for CacheTTL (default one second): a revocation made
+// through the Service takes effect at once, one made by another replica
+// within that bound. Secrets never appear in errors, logs or audit events.
+// Every change is recorded as an audit event in the same store
+// transaction, and every failed authentication is recorded as an event of
+// its own.
 package adminauth
 
 import (
@@ -79,6 +82,12 @@ type Params struct {
 	// Rand is the source of secrets and ids; default crypto/rand.Reader. It
 	// must be a cryptographic source.
 	Rand io.Reader
+	// CacheTTL is how long Authenticate trusts a usable token it read
+	// without reading it again, which bounds how long a token revoked by
+	// another replica keeps working on this one; zero means
+	// DefaultCacheTTL, negative disables the cache. Revocations made
+	// through this Service and expiry take effect at once either way.
+	CacheTTL time.Duration
 }
 
 // Service manages admin tokens. It is safe for concurrent use.
@@ -87,6 +96,8 @@ type Service struct {
 	rec   *audit.Recorder
 	clock func() time.Time
 	rand  io.Reader
+	ttl   time.Duration // <= 0: no cache
+	cache tokenCache
 }
 
 // New returns a Service. It fails when Store or Recorder is nil.
@@ -97,7 +108,10 @@ func New(p Params) (*Service, error) {
 	if p.Recorder == nil {
 		return nil, errors.New("adminauth: Params.Recorder is required")
 	}
-	s := &Service{store: p.Store, rec: p.Recorder, clock: p.Clock, rand: p.Rand}
+	s := &Service{store: p.Store, rec: p.Recorder, clock: p.Clock, rand: p.Rand, ttl: p.CacheTTL}
+	if s.ttl == 0 {
+		s.ttl = DefaultCacheTTL
+	}
 	if s.clock == nil {
 		s.clock = time.Now
 	}
@@ -307,6 +321,7 @@ func (s *Service) Revoke(ctx context.Context, o audit.Origin, id string) (store.
 	if err != nil {
 		return store.AdminToken{}, err
 	}
+	s.cache.revoked(id)
 	out.Hash = nil
 	return out, nil
 }
@@ -366,6 +381,11 @@ func (s *Service) appendTokenEvent(ctx context.Context, tx store.Tx, o audit.Ori
 // error also wraps the audit error (fail closed: the request fails either
 // way).
 //
+// A usable token is kept in memory for CacheTTL by the SHA-256 of its
+// secret: within it a revocation made through this Service and expiry
+// take effect at once, a revocation made by another replica after at
+// most CacheTTL.
+//
 // Successful authentications are not recorded per request: the audit
 // event of each admin action names the token as its actor. The returned
 // token has no hash. Store errors other than not-found are returned
@@ -374,7 +394,17 @@ func (s *Service) Authenticate(ctx context.Context, o audit.Origin, bearer strin
 	if !secret.WellFormed(SecretPrefix, bearer) {
 		return store.AdminToken{}, s.fail(ctx, o, ReasonMalformed, nil)
 	}
-	tok, err := s.store.GetAdminTokenByHash(ctx, secret.Hash(bearer))
+	hash := secret.Hash(bearer)
+	if s.ttl > 0 {
+		// A cached token is usable unless it has expired since; the
+		// store read below then records the failure.
+		now := s.now()
+		if tok, ok := s.cache.get(hash, now, s.ttl); ok && (tok.ExpiresAt.IsZero() || now.Before(tok.ExpiresAt)) {
+			return tok, nil
+		}
+	}
+	gen := s.cache.generation()
+	tok, err := s.store.GetAdminTokenByHash(ctx, hash)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return store.AdminToken{}, s.fail(ctx, o, ReasonUnknown, nil)
@@ -389,6 +419,9 @@ func (s *Service) Authenticate(ctx context.Context, o audit.Origin, bearer strin
 		return store.AdminToken{}, s.fail(ctx, o, ReasonExpired, &tok)
 	}
 	tok.Hash = nil
+	if s.ttl > 0 {
+		s.cache.put(hash, tok, now, gen)
+	}
 	return tok, nil
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/agentid/agentid/internal/audit"
-	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -150,8 +149,9 @@ func (s *Service) DecideBatch(ctx context.Context, o audit.Origin, reqs []Reques
 	out := make([]Result, 0, len(reqs))
 	evs := make([]audit.Event, 0, len(reqs))
 	aps := make([]*store.Approval, 0, len(reqs))
+	memo := agentMemo{} // one look-up per subject for the whole batch, decided at one now
 	for i, req := range reqs {
-		d, ev, ap, err := s.evaluate(ctx, c, o, req, now, true)
+		d, ev, ap, err := s.evaluateWith(ctx, c, o, req, now, true, memo)
 		var ve *ValidationError
 		switch {
 		case errors.As(err, &ve):
@@ -421,47 +421,23 @@ func parseContext(m map[string]any) (requestContext, error) {
 	return rc, nil
 }
 
-// lookupAgent finds the subject agent by id, SPIFFE ID or name; ok is
-// false when there is none.
-func (s *Service) lookupAgent(ctx context.Context, ref string) (store.Agent, bool, error) {
-	var (
-		a   store.Agent
-		err error
-	)
-	switch {
-	case strings.HasPrefix(ref, "agt_"):
-		a, err = s.store.GetAgent(ctx, ref)
-	case strings.HasPrefix(ref, "spiffe://"):
-		_, path, perr := identity.ParseSPIFFEID(ref)
-		name, isAgent := strings.CutPrefix(path, "/agent/")
-		if perr != nil || !isAgent {
-			return store.Agent{}, false, nil //nolint:nilerr // a malformed SPIFFE ID names no agent: a deny, not an error
-		}
-		if a, err = s.store.GetAgentByName(ctx, name); err == nil && a.SPIFFEID != ref {
-			return store.Agent{}, false, nil
-		}
-	default:
-		a, err = s.store.GetAgentByName(ctx, ref)
-	}
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return store.Agent{}, false, nil
-	case err != nil:
-		return store.Agent{}, false, fmt.Errorf("policy: look up agent: %w", err)
-	}
-	return a, true, nil
-}
-
 // evaluate decides one request with c and returns the decision, the
 // event that will record it and, withApprovals, the approval request to
 // create with it (nil when none).
 func (s *Service) evaluate(ctx context.Context, c *compiled, o audit.Origin, req Request, now time.Time,
 	withApprovals bool) (Decision, audit.Event, *store.Approval, error) {
+	return s.evaluateWith(ctx, c, o, req, now, withApprovals, nil)
+}
+
+// evaluateWith is evaluate looking the subject agent up through memo
+// (nil: none).
+func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin, req Request, now time.Time,
+	withApprovals bool, memo agentMemo) (Decision, audit.Event, *store.Approval, error) {
 	in, err := check(c, req)
 	if err != nil {
 		return Decision{}, audit.Event{}, nil, err
 	}
-	a, found, err := s.lookupAgent(ctx, req.Subject.ID)
+	a, found, err := memo.lookup(ctx, s, req.Subject.ID)
 	if err != nil {
 		return Decision{}, audit.Event{}, nil, err
 	}

@@ -14,7 +14,11 @@
 // The active policy set is compiled once and kept in memory with the
 // policy head's generation; a change made through this Service swaps it at
 // once, and a change made by another replica is noticed by reading the
-// head (one row) at most once per RefreshInterval.
+// head (one row) at most once per RefreshInterval. Subject agents are
+// cached too: each decision reads the agent's version (one row) and uses
+// the copy when it is current; a copy is read again in full after
+// RefreshInterval, which bounds how long an owner's deactivation (the
+// derived orphaned attribute) may go unseen.
 //
 // Every decision is an audit event (family authorization, type
 // decision.made) committed before Decide returns: no event, no decision.
@@ -82,7 +86,8 @@ func Tiers() []string { return []string{TierLow, TierMedium, TierHigh} }
 // Defaults and bounds.
 const (
 	// DefaultRefreshInterval bounds how long a decision may use a policy
-	// set that another replica has replaced.
+	// set that another replica has replaced, or a cached agent whose
+	// orphaned attribute an owner change has made stale.
 	DefaultRefreshInterval = time.Second
 	// MaxPolicyBytes bounds a policy document.
 	MaxPolicyBytes = 1 << 20
@@ -140,7 +145,8 @@ type Params struct {
 	// Clock is the time source. Required.
 	Clock func() time.Time
 	// RefreshInterval is how often Decide checks the policy head for a
-	// change made elsewhere; zero means DefaultRefreshInterval.
+	// change made elsewhere, and the age at which a cached agent is read
+	// again in full; zero means DefaultRefreshInterval.
 	RefreshInterval time.Duration
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
@@ -161,6 +167,8 @@ type Service struct {
 	cur       atomic.Pointer[compiled]
 	lastCheck atomic.Int64 // clock UnixNano of the last head check
 	reload    sync.Mutex   // one reload at a time
+
+	agents agentCache
 
 	approvals struct {
 		pendingTTL, ttl time.Duration
