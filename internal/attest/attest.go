@@ -13,6 +13,7 @@ package attest
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sort"
@@ -26,12 +27,18 @@ import (
 const (
 	MethodKubernetes = "kubernetes"
 	MethodOIDC       = "oidc"
+	MethodX509       = "x509"
+	MethodSPIFFE     = "spiffe"
+	// MethodJoinToken is the method of instances created by an agent's
+	// join token (ADR 0015 addendum C); it is not an attestor kind.
+	MethodJoinToken = "join_token"
 )
 
-// Kinds lists every attestor kind the config names; only MethodKubernetes
-// and MethodOIDC are implemented (the others are reserved, ADR 0015 §1).
+// Kinds lists every attestor kind the config names; MethodKubernetes,
+// MethodOIDC, MethodX509 and MethodSPIFFE are implemented; join tokens are
+// not configured as attestors (ADR 0015 addendum C).
 func Kinds() []string {
-	return []string{MethodKubernetes, MethodOIDC, "x509", "join_token", "spiffe"}
+	return []string{MethodKubernetes, MethodOIDC, MethodX509, MethodSPIFFE}
 }
 
 // Sentinel kinds of an *Error.
@@ -80,13 +87,22 @@ type Evidence struct {
 	// instance claims): the instance's refresh key.
 	Key string
 	// Facts are what matchers test: k8s:ns, k8s:sa, k8s:pod-name,
-	// k8s:pod-uid, k8s:node for Kubernetes, claim names for OIDC.
+	// k8s:pod-uid, k8s:node for Kubernetes, claim names for OIDC,
+	// x509:cn and x509:issuer-cn for X.509.
 	Facts map[string]string
+	// Values are multi-valued facts (x509:o, x509:ou, x509:san-dns,
+	// x509:san-uri): a matcher holds when it holds on one of the values.
+	Values map[string][]string
 	// Summary is the evidence summary for the instance record and the
 	// audit trail; never the raw token.
 	Summary map[string]string
-	// Expiry is the evidence's exp.
+	// Expiry is the evidence's exp (a certificate chain's earliest
+	// NotAfter).
 	Expiry time.Time
+	// CertThumbprint is, for X.509 evidence, the base64url SHA-256 of the
+	// leaf certificate's DER: the cnf x5t#S256 of the tokens bound to it
+	// (RFC 8705 §3.1).
+	CertThumbprint string
 }
 
 // Attestor verifies one kind of evidence from one configured source. Its
@@ -100,6 +116,33 @@ type Attestor interface {
 	Issuer() string
 	// Attest verifies raw and returns its evidence, or an *Error.
 	Attest(ctx context.Context, raw string) (Evidence, error)
+}
+
+// ChainAttestor verifies a TLS client certificate chain (leaf first, as
+// presented) against one configured PKI. Its methods are safe for
+// concurrent use.
+type ChainAttestor interface {
+	// Name is the configured name.
+	Name() string
+	// AttestChain verifies chain and returns its evidence, or an *Error:
+	// ErrUntrusted when the chain does not lead to one of the attestor's
+	// trust anchors, ErrInvalid when it does but is refused (usage, name
+	// constraints, expiry, revocation).
+	AttestChain(ctx context.Context, chain []*x509.Certificate) (Evidence, error)
+	// Anchors are the trust anchors (to name acceptable CAs in a TLS
+	// CertificateRequest).
+	Anchors() []*x509.Certificate
+}
+
+// SVIDAttestor is a ChainAttestor of a federated SPIFFE trust domain that
+// also verifies JWT-SVIDs of it.
+type SVIDAttestor interface {
+	ChainAttestor
+	// TrustDomain is the trust domain's name.
+	TrustDomain() string
+	// AttestJWT verifies a JWT-SVID and returns its evidence, or an
+	// *Error.
+	AttestJWT(ctx context.Context, raw string) (Evidence, error)
 }
 
 // CheckName reports whether name is a valid attestor name: a DNS label.
@@ -120,12 +163,39 @@ func CheckName(name string) error {
 type Set struct {
 	byName   map[string]Attestor
 	byIssuer map[string]Attestor
+	chains   []ChainAttestor
+	byTD     map[string]SVIDAttestor
 }
 
 // NewSet returns the set of as; names and issuers must be unique.
-func NewSet(as ...Attestor) (*Set, error) {
-	s := &Set{byName: map[string]Attestor{}, byIssuer: map[string]Attestor{}}
+func NewSet(as ...Attestor) (*Set, error) { return NewSetWithChains(as, nil) }
+
+// NewSetWithChains returns the set of the token attestors as and the
+// certificate chain attestors cs; names are unique across both, issuers
+// across as.
+func NewSetWithChains(as []Attestor, cs []ChainAttestor) (*Set, error) {
+	s := &Set{byName: map[string]Attestor{}, byIssuer: map[string]Attestor{}, byTD: map[string]SVIDAttestor{}}
+	for _, c := range cs {
+		if err := CheckName(c.Name()); err != nil {
+			return nil, err
+		}
+		if sa, ok := c.(SVIDAttestor); ok {
+			if prev := s.byTD[sa.TrustDomain()]; prev != nil {
+				return nil, fmt.Errorf("attest: attestors %q and %q trust one trust domain %q", prev.Name(), c.Name(), sa.TrustDomain())
+			}
+			s.byTD[sa.TrustDomain()] = sa
+		}
+		for _, p := range s.chains {
+			if p.Name() == c.Name() {
+				return nil, fmt.Errorf("attest: attestor %q is configured twice", c.Name())
+			}
+		}
+		s.chains = append(s.chains, c)
+	}
 	for _, a := range as {
+		if s.hasChain(a.Name()) {
+			return nil, fmt.Errorf("attest: attestor %q is configured twice", a.Name())
+		}
 		if err := CheckName(a.Name()); err != nil {
 			return nil, err
 		}
@@ -140,12 +210,96 @@ func NewSet(as ...Attestor) (*Set, error) {
 	return s, nil
 }
 
+func (s *Set) hasChain(name string) bool {
+	for _, c := range s.chains {
+		if c.Name() == name {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of attestors.
 func (s *Set) Len() int {
 	if s == nil {
 		return 0
 	}
-	return len(s.byName)
+	return len(s.byName) + len(s.chains)
+}
+
+// HasChains reports whether the set holds a certificate chain attestor.
+func (s *Set) HasChains() bool { return s != nil && len(s.chains) > 0 }
+
+// ChainAnchors are the trust anchors of every chain attestor, nil when
+// one has none to name (a federated trust domain's authorities change
+// with its bundle): then a TLS server names no acceptable CA.
+func (s *Set) ChainAnchors() []*x509.Certificate {
+	if s == nil {
+		return nil
+	}
+	var out []*x509.Certificate
+	for _, c := range s.chains {
+		as := c.Anchors()
+		if len(as) == 0 {
+			return nil
+		}
+		out = append(out, as...)
+	}
+	return out
+}
+
+// HasPKI reports whether the set holds a chain attestor of a PKI (not of
+// a federated SPIFFE trust domain).
+func (s *Set) HasPKI() bool { return s != nil && len(s.chains) > len(s.byTD) }
+
+// HasSVIDs reports whether the set holds an attestor of a federated SPIFFE
+// trust domain.
+func (s *Set) HasSVIDs() bool { return s != nil && len(s.byTD) > 0 }
+
+// AttestJWTSVID verifies a JWT-SVID of trust domain td (its unverified
+// sub's) with the attestor of td; ErrUntrusted when there is none.
+func (s *Set) AttestJWTSVID(ctx context.Context, td, raw string) (Evidence, error) {
+	if s == nil || s.byTD[td] == nil {
+		return Evidence{}, &Error{Kind: ErrUntrusted, Reason: "no attestor trusts the JWT-SVID's trust domain"}
+	}
+	return s.byTD[td].AttestJWT(ctx, raw)
+}
+
+// MaxChainLen bounds a presented certificate chain.
+const MaxChainLen = 8
+
+// AttestChain verifies a TLS client certificate chain with the chain
+// attestors, in configuration order: the first that accepts it gives the
+// evidence. When none does, the error is the first ErrInvalid refusal (an
+// attestor trusted the chain but refused it), else ErrUntrusted.
+func (s *Set) AttestChain(ctx context.Context, chain []*x509.Certificate) (Evidence, error) {
+	switch {
+	case len(chain) == 0:
+		return Evidence{}, &Error{Kind: ErrInvalid, Reason: "no client certificate"}
+	case len(chain) > MaxChainLen:
+		return Evidence{}, &Error{Kind: ErrInvalid, Reason: fmt.Sprintf("the client certificate chain is longer than %d", MaxChainLen)}
+	case !s.HasChains():
+		return Evidence{}, &Error{Kind: ErrUntrusted, Reason: "no attestor trusts client certificates"}
+	}
+	var first, untrusted error
+	for _, c := range s.chains {
+		ev, err := c.AttestChain(ctx, chain)
+		switch {
+		case err == nil:
+			return ev, nil
+		case first == nil && !errors.Is(err, ErrUntrusted):
+			first = err
+		case untrusted == nil:
+			untrusted = err
+		}
+	}
+	switch {
+	case first != nil:
+		return Evidence{}, first
+	case len(s.chains) == 1:
+		return Evidence{}, untrusted
+	}
+	return Evidence{}, &Error{Kind: ErrUntrusted, Reason: "no attestor trusts the client certificate's issuer"}
 }
 
 // Names are the attestors' names, sorted.
@@ -153,9 +307,12 @@ func (s *Set) Names() []string {
 	if s == nil {
 		return nil
 	}
-	out := make([]string, 0, len(s.byName))
+	out := make([]string, 0, s.Len())
 	for n := range s.byName {
 		out = append(out, n)
+	}
+	for _, c := range s.chains {
+		out = append(out, c.Name())
 	}
 	sort.Strings(out)
 	return out

@@ -19,6 +19,13 @@ const (
 // k8sFields are the fields of k8s:<field>:<glob> matchers.
 func k8sFields() []string { return []string{"ns", "sa", "pod-name", "pod-uid", "node"} }
 
+// X509Fields are the fields of x509:<field>:<glob> matchers: the leaf
+// certificate's subject CN, O and OU, its DNS and URI SANs, its issuer's
+// CN and its issuer's full DN (RFC 4514 string).
+func X509Fields() []string {
+	return []string{"cn", "o", "ou", "san-dns", "san-uri", "issuer-cn", "issuer"}
+}
+
 // ErrBadRule means an attestation rule or matcher is malformed.
 var ErrBadRule = errors.New("attest: malformed attestation rule")
 
@@ -32,14 +39,15 @@ type Matcher struct {
 
 // String is the matcher's canonical text.
 func (m Matcher) String() string {
-	if strings.HasPrefix(m.Fact, "k8s:") {
+	if strings.HasPrefix(m.Fact, "k8s:") || strings.HasPrefix(m.Fact, "x509:") || strings.HasPrefix(m.Fact, "spiffe:") {
 		return m.Fact + ":" + m.Glob
 	}
 	return m.Fact + "=" + m.Glob
 }
 
 // ParseMatcher parses k8s:<field>:<glob> (field ns, sa, pod-name,
-// pod-uid, node) or <claim>=<glob> (claim [A-Za-z0-9_.-]{1,64}). The glob
+// pod-uid, node), x509:<field>:<glob> (field one of X509Fields),
+// spiffe:id:<glob> (a federated SVID's SPIFFE ID) or <claim>=<glob> (claim [A-Za-z0-9_.-]{1,64}). The glob
 // is printable ASCII and not empty. Errors wrap ErrBadRule.
 func ParseMatcher(s string) (Matcher, error) {
 	if len(s) > MaxMatcherLen {
@@ -55,9 +63,23 @@ func ParseMatcher(s string) (Matcher, error) {
 		}
 		return Matcher{Fact: "k8s:" + field, Glob: glob}, nil
 	}
+	if rest, ok := strings.CutPrefix(s, "x509:"); ok {
+		field, glob, ok := strings.Cut(rest, ":")
+		if !ok || !contains(X509Fields(), field) || glob == "" {
+			return Matcher{}, fmt.Errorf("%w: %q: want x509:<field>:<value> with field one of %s", ErrBadRule, s, strings.Join(X509Fields(), ", "))
+		}
+		return Matcher{Fact: "x509:" + field, Glob: glob}, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "spiffe:"); ok {
+		field, glob, ok := strings.Cut(rest, ":")
+		if !ok || field != "id" || glob == "" {
+			return Matcher{}, fmt.Errorf("%w: %q: want spiffe:id:<value>", ErrBadRule, s)
+		}
+		return Matcher{Fact: "spiffe:id", Glob: glob}, nil
+	}
 	claim, glob, ok := strings.Cut(s, "=")
 	if !ok || !validClaimName(claim) || glob == "" {
-		return Matcher{}, fmt.Errorf("%w: %q: want k8s:<field>:<value> or <claim>=<value>", ErrBadRule, s)
+		return Matcher{}, fmt.Errorf("%w: %q: want k8s:<field>:<value>, x509:<field>:<value>, spiffe:id:<value> or <claim>=<value>", ErrBadRule, s)
 	}
 	return Matcher{Fact: claim, Glob: glob}, nil
 }
@@ -66,6 +88,20 @@ func ParseMatcher(s string) (Matcher, error) {
 func (m Matcher) Holds(facts map[string]string) bool {
 	v, ok := facts[m.Fact]
 	return ok && Glob(m.Glob, v)
+}
+
+// HoldsOn reports whether the matcher holds on ev: on its single-valued
+// fact, or on one of the values of its multi-valued fact.
+func (m Matcher) HoldsOn(ev Evidence) bool {
+	if m.Holds(ev.Facts) {
+		return true
+	}
+	for _, v := range ev.Values[m.Fact] {
+		if Glob(m.Glob, v) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckRules validates an agent's attestation rules: at most MaxRules,
@@ -121,19 +157,16 @@ func Match(rules []store.AttestationRule, ev Evidence) MatchResult {
 		if r.Attestor != ev.Attestor {
 			continue
 		}
-		failed := ""
+		failed, holds := "(no matchers)", len(r.Matchers) > 0
 		for _, s := range r.Matchers {
 			m, err := ParseMatcher(s)
-			if err != nil || !m.Holds(ev.Facts) {
-				failed = s
+			if err != nil || !m.HoldsOn(ev) {
+				failed, holds = s, false
 				break
 			}
 		}
-		if failed == "" && len(r.Matchers) > 0 {
+		if holds {
 			return MatchResult{Rule: i}
-		}
-		if failed == "" {
-			failed = "(no matchers)"
 		}
 		why = append(why, fmt.Sprintf("rule %d: %s does not hold", i, printableOrHash(failed)))
 	}

@@ -24,6 +24,14 @@ func TestParseMatcher(t *testing.T) {
 		{"repository=org/*", Matcher{Fact: "repository", Glob: "org/*"}, true},
 		{"ref=refs/heads/main", Matcher{Fact: "ref", Glob: "refs/heads/main"}, true},
 		{"sub=repo:org/x:ref:refs/heads/main", Matcher{Fact: "sub", Glob: "repo:org/x:ref:refs/heads/main"}, true},
+		{"x509:cn:runner-*", Matcher{Fact: "x509:cn", Glob: "runner-*"}, true},
+		{"x509:san-uri:spiffe://corp.example/*", Matcher{Fact: "x509:san-uri", Glob: "spiffe://corp.example/*"}, true},
+		{"x509:issuer:CN=Corp Issuing,O=Example Corp", Matcher{Fact: "x509:issuer", Glob: "CN=Corp Issuing,O=Example Corp"}, true},
+		{"x509:serial:1", Matcher{}, false},
+		{"spiffe:id:spiffe://partner.example/payments/*", Matcher{Fact: "spiffe:id", Glob: "spiffe://partner.example/payments/*"}, true},
+		{"spiffe:td:partner.example", Matcher{}, false},
+		{"x509:cn:", Matcher{}, false},
+		{"x509:cn=x", Matcher{}, false},
 		{"k8s:cluster:x", Matcher{}, false},
 		{"k8s:ns:", Matcher{}, false},
 		{"k8s:ns", Matcher{}, false},
@@ -162,7 +170,7 @@ func FuzzGlob(f *testing.F) {
 }
 
 func FuzzParseMatcher(f *testing.F) {
-	for _, s := range []string{"k8s:ns:payments", "repository=org/*", "k8s:", "=", "a=b=c", "k8s:pod-uid:x:y"} {
+	for _, s := range []string{"k8s:ns:payments", "repository=org/*", "k8s:", "=", "a=b=c", "k8s:pod-uid:x:y", "x509:ou:pay*", "x509:san-dns:*.corp", "spiffe:id:spiffe://td/*"} {
 		f.Add(s, "value")
 	}
 	f.Fuzz(func(t *testing.T, s, v string) {
@@ -179,6 +187,26 @@ func FuzzParseMatcher(f *testing.F) {
 		}
 		facts := map[string]string{m.Fact: v}
 		_ = m.Holds(facts)
-		_ = Match([]store.AttestationRule{{Attestor: "a", Matchers: []string{s}}}, Evidence{Attestor: "a", Facts: facts})
+		if Match([]store.AttestationRule{{Attestor: "a", Matchers: []string{s}}}, Evidence{Attestor: "a", Facts: facts}).Rule != 0 && Glob(m.Glob, v) {
+			t.Fatalf("%q does not hold on its own fact %q", s, v)
+		}
+		multi := Evidence{Attestor: "a", Values: map[string][]string{m.Fact: {"other", v}}}
+		if m.HoldsOn(multi) != (Glob(m.Glob, "other") || Glob(m.Glob, v)) {
+			t.Fatalf("%q on values [other %q]", s, v)
+		}
 	})
+}
+
+// TestMatchMalformedStoredMatcher: a stored matcher that does not parse
+// never holds, the empty one included (found by FuzzFacts).
+func TestMatchMalformedStoredMatcher(t *testing.T) {
+	ev := Evidence{Attestor: "a", Facts: map[string]string{"k8s:ns": "payments"}, Values: map[string][]string{"x509:ou": {"ops", "payments"}}}
+	for _, ms := range [][]string{{""}, {"k8s:ns:payments", ""}, {"bogus"}, {}} {
+		if m := Match([]store.AttestationRule{{Attestor: "a", Matchers: ms}}, ev); m.Rule != -1 {
+			t.Errorf("matchers %q matched", ms)
+		}
+	}
+	if m := Match([]store.AttestationRule{{Attestor: "a", Matchers: []string{"x509:ou:pay*", "k8s:ns:payments"}}}, ev); m.Rule != 0 {
+		t.Errorf("a multi-valued fact: %+v", m)
+	}
 }

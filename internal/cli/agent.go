@@ -22,6 +22,7 @@ type agentCmd struct {
 	Secret      agentSecretCmd      `cmd:"" help:"Manage an agent's client secrets (prefer keys)."`
 	SVID        agentSVIDCmd        `cmd:"" name:"svid" help:"Issue and list the agent's SPIFFE SVIDs (X.509 and JWT)."`
 	Instances   agentInstancesCmd   `cmd:"" help:"List the agent's attested instances (docs/attestation.md)."`
+	JoinToken   agentJoinTokenCmd   `cmd:"" name:"join-token" help:"Create one-time join tokens an instance of the agent redeems for an instance and a token (docs/attestation.md)."`
 }
 
 // agentRefArg is the positional argument naming one agent.

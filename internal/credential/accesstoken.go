@@ -99,9 +99,11 @@ type AgentClaim struct {
 }
 
 // Confirmation is the "cnf" claim (RFC 7800); JKT binds the token to a DPoP
-// key (RFC 9449 §6.1).
+// key (RFC 9449 §6.1), X5TS256 to a TLS client certificate (RFC 8705
+// §3.1).
 type Confirmation struct {
-	JKT string `json:"jkt,omitempty"`
+	JKT     string `json:"jkt,omitempty"`
+	X5TS256 string `json:"x5t#S256,omitempty"`
 }
 
 // SubjectID is the "sub_id" claim of RFC 9493 §3.2.3 (format "iss_sub"):
@@ -150,6 +152,9 @@ type AccessTokenParams struct {
 	// JKT is the RFC 7638 thumbprint of the DPoP key the token is bound to,
 	// empty for a bearer token.
 	JKT string
+	// X5T is the base64url SHA-256 of the DER of the TLS client
+	// certificate the token is bound to (cnf x5t#S256, RFC 8705 §3.1).
+	X5T string
 
 	// Delegation (RFC 8693, ADR 0014): Subject, when set, is the sub in
 	// place of the agent's SPIFFE ID (the person or delegating agent),
@@ -231,8 +236,8 @@ func (i *Issuer) IssueAccessToken(p AccessTokenParams) (AccessToken, error) {
 		TraceID:       p.TraceID,
 		ReasoningRef:  p.ReasoningRef,
 	}
-	if p.JKT != "" {
-		c.Cnf = &Confirmation{JKT: p.JKT}
+	if p.JKT != "" || p.X5T != "" {
+		c.Cnf = &Confirmation{JKT: p.JKT, X5TS256: p.X5T}
 	}
 	raw, err := signJWS(key, TokenType, c)
 	if err != nil {

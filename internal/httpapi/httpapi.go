@@ -159,6 +159,9 @@ func (h *handler) routes() {
 	handle("GET /v1/agents/{ref}/instances", admin, h.listInstances)
 	handle("GET /v1/instances/{id}", admin, h.getInstance)
 	handle("POST /v1/instances/{id}/revoke", admin, h.revokeInstance)
+	if h.p.OAuth != nil && h.p.OAuth.SupportsJoinTokens() {
+		handle("POST /v1/agents/{ref}/join-tokens", admin, h.createAgentJoinToken)
+	}
 	if h.p.SVIDs != nil {
 		handle("POST /v1/agents/{ref}/svids", admin, h.issueSVID)
 		handle("GET /v1/agents/{ref}/svids", admin, h.listSVIDs)

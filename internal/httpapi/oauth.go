@@ -70,6 +70,9 @@ func (h *handler) oauthRequest(w http.ResponseWriter, r *http.Request) (*oauth.R
 			Description: "the body is not valid form encoding"}
 	}
 	req := &oauth.Request{Form: form, DPoP: r.Header.Values("DPoP"), Origin: h.origin(r)}
+	if r.TLS != nil {
+		req.PeerCertificates = r.TLS.PeerCertificates // verified by the x509 attestors (RFC 8705 §2.1)
+	}
 	authz := r.Header.Get("Authorization")
 	scheme, _, _ := strings.Cut(authz, " ")
 	switch {

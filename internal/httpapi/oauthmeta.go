@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,8 @@ type serverMetadata struct {
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	// RFC 9449 §5.1.
 	DPoPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported"`
+	// RFC 8705 §3.3: set with an x509 attestor.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	// OpenID Connect Discovery 1.0 §3 (openid-configuration only).
 	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
@@ -102,6 +105,18 @@ func (h *handler) metadata(openID bool) serverMetadata {
 	}
 	if h.p.OAuth != nil && h.p.OAuth.SupportsJWTBearer() {
 		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantJWTBearer) // RFC 7523 §2.1, ADR 0015
+	}
+	if h.p.OAuth != nil && h.p.OAuth.SupportsJoinTokens() {
+		m.GrantTypesSupported = append(m.GrantTypesSupported, oauth.GrantJoinToken) // RFC 6749 §4.5, ADR 0015 addendum C
+	}
+	if h.p.OAuth != nil && h.p.OAuth.SupportsTLSClientAuth() {
+		// RFC 8705 §2.1 and §3.3, ADR 0015 addendum A.
+		m.TokenEndpointAuthMethodsSupported = append(slices.Clone(m.TokenEndpointAuthMethodsSupported), oauth.MethodTLSClientAuth)
+		m.TLSClientCertificateBoundAccessTokens = true
+	}
+	if h.p.OAuth != nil && h.p.OAuth.SupportsSPIFFE() {
+		// draft-ietf-oauth-spiffe-client-auth-02 §4, ADR 0015 addendum B.
+		m.TokenEndpointAuthMethodsSupported = append(slices.Clone(m.TokenEndpointAuthMethodsSupported), oauth.MethodSPIFFEJWT, oauth.MethodSPIFFEX509)
 	}
 	if openID {
 		m.SubjectTypesSupported = []string{"public"}

@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/agentid/agentid/internal/attest/federated"
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/store"
@@ -70,10 +71,14 @@ func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*
 		}
 	}
 	switch {
+	case n == 0 && len(r.PeerCertificates) > 0 && s.attestors.HasChains():
+		return s.authCertificate(ctx, r, now)
 	case n == 0:
 		return nil, authAttempt{clientID: param(f, "client_id")}, clientFailed(false, "no client authentication")
 	case n > 1:
 		return nil, authAttempt{}, errf(CodeInvalidRequest, "use exactly one client authentication method")
+	case hasAssertion && param(f, "client_assertion_type") == federated.AssertionType:
+		return s.authJWTSVID(ctx, r, now)
 	case hasAssertion && s.isAttestation(f):
 		return s.authAttested(ctx, r, now)
 	case hasAssertion:

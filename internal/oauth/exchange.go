@@ -256,6 +256,11 @@ func (s *Server) actorToken(ctx context.Context, xp exchangeParams, r *Request, 
 	c := &authClient{agent: a, method: at.method}
 	if claims.Cnf != nil {
 		c.boundJKT = claims.Cnf.JKT
+		// A certificate-bound actor token (RFC 8705 §3) is only used over
+		// TLS with its certificate.
+		if x5t := claims.Cnf.X5TS256; x5t != "" && (len(r.PeerCertificates) == 0 || CertThumbprint(r.PeerCertificates[0]) != x5t) {
+			return nil, at, errf(CodeInvalidRequest, "the actor token is bound to a client certificate the request does not present")
+		}
 	}
 	return c, at, nil
 }

@@ -72,7 +72,14 @@ func (s *Server) authAttested(ctx context.Context, r *Request, now time.Time) (*
 		}
 		return nil, at, clientFailed(false, "attestation: %s", ae.Reason)
 	}
-	ac := &attestedClient{ev: ev, ip: r.Origin.Source.IP}
+	return s.attestedClient(ctx, at, ref, ev, r.Origin.Source.IP, now)
+}
+
+// attestedClient completes federated client authentication once the
+// evidence verified: the agent ref names, one of its rules matching ev,
+// and the instance (created when new, refused when revoked).
+func (s *Server) attestedClient(ctx context.Context, at authAttempt, ref string, ev attest.Evidence, ip string, now time.Time) (*authClient, authAttempt, *Error) {
+	ac := &attestedClient{ev: ev, ip: ip}
 	at.attest = ac
 	a, e := s.attestedAgent(ctx, ref)
 	if e != nil {
@@ -95,7 +102,7 @@ func (s *Server) authAttested(ctx context.Context, r *Request, now time.Time) (*
 	if !in.RevokedAt.IsZero() {
 		return nil, at, clientFailed(false, "instance %s was revoked", in.ID)
 	}
-	return &authClient{agent: a, method: MethodAttestation, attest: ac}, at, nil
+	return &authClient{agent: a, method: at.method, attest: ac}, at, nil
 }
 
 // ensureInstance returns the instance of (agent, attestor, key), creating

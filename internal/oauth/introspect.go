@@ -81,6 +81,11 @@ func (s *Server) activeClaims(ctx context.Context, raw string, now time.Time) (c
 		// Not a token of ours: inactive, which is not a failure (RFC 7662 §2.2).
 		return credential.Claims{}, false, nil //nolint:nilerr // see above
 	}
+	return s.activeParsed(ctx, c, now)
+}
+
+// activeParsed is activeClaims for claims already parsed and verified.
+func (s *Server) activeParsed(ctx context.Context, c credential.Claims, now time.Time) (credential.Claims, bool, error) {
 	t := now.Unix()
 	if c.Expiry <= t || c.NotBefore > t+int64(Leeway/time.Second) {
 		return c, false, nil

@@ -1,6 +1,8 @@
 // Package oauth is agentid's OAuth 2.0 authorization server logic: client
 // authentication (private_key_jwt per RFC 7523 §2.2, client_secret_basic and
-// client_secret_post per RFC 6749 §2.3.1), the client_credentials grant
+// client_secret_post per RFC 6749 §2.3.1, attestation evidence and PKI
+// mutual TLS with certificate-bound tokens per RFC 8705, ADR 0015), the
+// client_credentials grant
 // (RFC 6749 §4.4) with resource indicators (RFC 8707) and DPoP (RFC 9449),
 // token exchange for delegation (RFC 8693, ADR 0014) with cascade
 // revocation, JWT-SVID actor tokens and transaction tokens
@@ -18,6 +20,7 @@ package oauth
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/attest"
+	"github.com/agentid/agentid/internal/attest/jointoken"
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/delegation"
@@ -105,6 +109,10 @@ type Params struct {
 	// Attestors verify the evidence of the JWT bearer grant (RFC 7523
 	// §2.1, ADR 0015); nil or empty leaves the grant type unsupported.
 	Attestors *attest.Set
+	// JoinTokenKey, at least 32 bytes, authenticates agents' join tokens
+	// (ADR 0015 addendum C); every replica must use the same. Nil leaves
+	// join tokens unsupported.
+	JoinTokenKey []byte
 	// Clock is the time source; required.
 	Clock func() time.Time
 	// Rand is a cryptographic source; required.
@@ -135,10 +143,12 @@ type Server struct {
 	trustDomain    string
 	jwtAuthorities func() (map[string]crypto.PublicKey, error)
 	attestors      *attest.Set
+	joinTokens     *jointoken.Codec
 	clock          func() time.Time
 	rand           io.Reader
 	log            *slog.Logger
 	clients        clientCache
+	bearers        bearerCache
 }
 
 // New returns a Server.
@@ -169,6 +179,13 @@ func New(p Params) (*Server, error) {
 	if s.ttl <= 0 {
 		s.ttl = DefaultTokenTTL
 	}
+	if p.JoinTokenKey != nil {
+		c, err := jointoken.New(p.JoinTokenKey)
+		if err != nil {
+			return nil, fmt.Errorf("oauth: %w", err)
+		}
+		s.joinTokens = c
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -188,6 +205,10 @@ type Request struct {
 	Admin *audit.Actor
 	// Origin is the request context stamped on audit events.
 	Origin audit.Origin
+	// PeerCertificates is the TLS client certificate chain as presented
+	// (leaf first), not verified by the transport: the x509 attestors
+	// verify it (RFC 8705 §2.1).
+	PeerCertificates []*x509.Certificate
 }
 
 // BasicCredentials are the raw (still form-encoded, RFC 6749 §2.3.1) user

@@ -53,7 +53,7 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	switch gt {
 	case "":
 		return TokenResponse{}, errf(CodeInvalidRequest, "grant_type is required")
-	case GrantClientCredentials, GrantTokenExchange, GrantJWTBearer:
+	case GrantClientCredentials, GrantTokenExchange, GrantJWTBearer, GrantJoinToken:
 	default:
 		return TokenResponse{}, errf(CodeUnsupportedGrantType, "grant_type %s is not supported", safeName(gt))
 	}
@@ -70,6 +70,9 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	}
 	if gt == GrantJWTBearer {
 		return s.jwtBearer(ctx, r, o, now)
+	}
+	if gt == GrantJoinToken {
+		return s.joinTokenGrant(ctx, r, o, now)
 	}
 
 	c, at, e := s.authenticate(ctx, r, now)
@@ -96,6 +99,7 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	tok, err := s.tokens.IssueAccessToken(credential.AccessTokenParams{
 		Agent: c.agent, Audience: tp.resources, Scopes: tp.scopes, Instance: c.instanceOf(),
 		IssuedAt: now, TTL: tp.ttl, TraceID: o.TraceID, ReasoningRef: tp.reasoningRef, JKT: proof.Thumbprint,
+		X5T: c.certThumbprint(),
 	})
 	if err != nil {
 		return TokenResponse{}, s.fail(ctx, o, at, serverError(err), now)
@@ -307,8 +311,11 @@ func (s *Server) issuedEvent(o audit.Origin, c *authClient, tok credential.Acces
 		"token_type": tokenType,
 		"grant_type": GrantClientCredentials,
 	}
-	if tok.Claims.Cnf != nil {
+	if tok.Claims.Cnf != nil && tok.Claims.Cnf.JKT != "" {
 		ev.Details["cnf_jkt"] = tok.Claims.Cnf.JKT
+	}
+	if tok.Claims.Cnf != nil && tok.Claims.Cnf.X5TS256 != "" {
+		ev.Details["cnf_x5t#S256"] = tok.Claims.Cnf.X5TS256
 	}
 	if c.attest != nil {
 		ev.Instance = &audit.Instance{ID: c.attest.instance.ID, Method: c.attest.ev.Method}

@@ -1,14 +1,20 @@
 package server
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/agentid/agentid/internal/attest"
+	"github.com/agentid/agentid/internal/attest/federated"
 	"github.com/agentid/agentid/internal/attest/kubernetes"
 	"github.com/agentid/agentid/internal/attest/oidc"
+	"github.com/agentid/agentid/internal/attest/pki"
+	"github.com/agentid/agentid/internal/federation"
 )
 
 // AttestorConfig is one entry of the attestors section (ADR 0015 §1): a
@@ -16,7 +22,8 @@ import (
 type AttestorConfig struct {
 	// Name is referenced by agents' attestation rules; a DNS label.
 	Name string `yaml:"name"`
-	// Kind is kubernetes or oidc (x509, join_token, spiffe: reserved).
+	// Kind is kubernetes, oidc, x509 or spiffe (join tokens need no
+	// attestor: docs/attestation.md#join-tokens).
 	Kind string `yaml:"kind"`
 	// Issuer is the exact iss of the evidence.
 	Issuer string `yaml:"issuer"`
@@ -32,11 +39,27 @@ type AttestorConfig struct {
 	DefaultAudiences []string `yaml:"default_audiences"`
 	// InstanceClaims (oidc) identify one run; default [sub].
 	InstanceClaims []string `yaml:"instance_claims"`
+	// TrustAnchorFiles (x509, required) are PEM CA bundles: the roots of
+	// client certificate chains presented by mutual TLS.
+	TrustAnchorFiles []string `yaml:"trust_anchor_files"`
+	// CRLFiles (x509) are CRLs (PEM or DER) of the anchors or
+	// intermediates, read at start.
+	CRLFiles []string `yaml:"crl_files"`
+	// TrustDomain (spiffe, required) is a federated trust domain of the
+	// federation section whose SVIDs prove instances.
+	TrustDomain string `yaml:"trust_domain"`
 }
 
 func (c *Config) resolveAttestorPaths(baseDir string) {
 	for i := range c.Attestors {
-		for _, p := range []*string{&c.Attestors[i].JWKSFile, &c.Attestors[i].TLSCAFile} {
+		ps := []*string{&c.Attestors[i].JWKSFile, &c.Attestors[i].TLSCAFile}
+		for j := range c.Attestors[i].TrustAnchorFiles {
+			ps = append(ps, &c.Attestors[i].TrustAnchorFiles[j])
+		}
+		for j := range c.Attestors[i].CRLFiles {
+			ps = append(ps, &c.Attestors[i].CRLFiles[j])
+		}
+		for _, p := range ps {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(baseDir, *p)
 			}
@@ -51,15 +74,68 @@ func (c *Config) validateAttestors() error {
 	return err
 }
 
-// attestorSet builds the configured attestors; nil when there are none.
+// attestorSet builds the configured attestors, spiffe attestors without
+// bundles; nil when there are none.
 func (c *Config) attestorSet(clock func() time.Time) (*attest.Set, error) {
+	return c.attestorSetWith(clock, nil)
+}
+
+// serverBundles hands the federation manager's bundles to spiffe
+// attestors; the manager is built after the authorization server.
+type serverBundles struct{ s *Server }
+
+func (b serverBundles) BundlesFor(tds []string) map[string]federation.Bundle {
+	if b.s.federation == nil {
+		return nil
+	}
+	return b.s.federation.BundlesFor(tds)
+}
+
+// attestorSetWith builds the configured attestors, spiffe attestors with
+// bundles; nil when there are none.
+func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundles) (*attest.Set, error) {
 	if len(c.Attestors) == 0 {
 		return nil, nil
 	}
-	var as []attest.Attestor
+	var (
+		as []attest.Attestor
+		cs []attest.ChainAttestor
+	)
 	for i, ac := range c.Attestors {
 		bad := func(err error) error { return fmt.Errorf("%w: attestors[%d] (%s): %w", ErrConfig, i, ac.Name, err) }
+		if ac.Kind != attest.MethodX509 && (len(ac.TrustAnchorFiles) > 0 || len(ac.CRLFiles) > 0) {
+			return nil, bad(errors.New("trust_anchor_files and crl_files are for x509 attestors"))
+		}
+		if ac.Kind != attest.MethodSPIFFE && ac.TrustDomain != "" {
+			return nil, bad(errors.New("trust_domain is for spiffe attestors"))
+		}
 		switch ac.Kind {
+		case attest.MethodSPIFFE:
+			if ac.Issuer != "" || ac.Audience != "" || ac.JWKSURL != "" || ac.JWKSFile != "" || ac.TLSCAFile != "" ||
+				len(ac.DefaultAudiences) > 0 || len(ac.InstanceClaims) > 0 {
+				return nil, bad(errors.New("a spiffe attestor takes trust_domain only"))
+			}
+			if !slices.ContainsFunc(c.Federation, func(f FederationConfig) bool { return f.TrustDomain == ac.TrustDomain }) {
+				return nil, bad(fmt.Errorf("trust_domain %q is not in the federation section", ac.TrustDomain))
+			}
+			a, err := federated.New(federated.Config{Name: ac.Name, TrustDomain: ac.TrustDomain, Audience: c.Issuer}, bundles, clock)
+			if err != nil {
+				return nil, bad(err)
+			}
+			cs = append(cs, a)
+		case attest.MethodX509:
+			switch {
+			case ac.Issuer != "" || ac.Audience != "" || ac.JWKSURL != "" || ac.JWKSFile != "" || ac.TLSCAFile != "" ||
+				len(ac.DefaultAudiences) > 0 || len(ac.InstanceClaims) > 0:
+				return nil, bad(errors.New("an x509 attestor takes trust_anchor_files and crl_files only"))
+			case c.TLS.CertFile == "":
+				return nil, bad(errors.New("an x509 attestor needs tls: clients present certificates by mutual TLS"))
+			}
+			a, err := pki.New(pki.Config{Name: ac.Name, TrustAnchorFiles: ac.TrustAnchorFiles, CRLFiles: ac.CRLFiles}, clock)
+			if err != nil {
+				return nil, bad(err)
+			}
+			cs = append(cs, a)
 		case attest.MethodKubernetes:
 			if len(ac.InstanceClaims) > 0 {
 				return nil, bad(fmt.Errorf("instance_claims is for oidc attestors"))
@@ -81,15 +157,32 @@ func (c *Config) attestorSet(clock func() time.Time) (*attest.Set, error) {
 			}
 			as = append(as, a)
 		default:
-			if slices.Contains(attest.Kinds(), ac.Kind) {
-				return nil, bad(fmt.Errorf("kind %s is not supported yet (docs/attestation.md)", ac.Kind))
-			}
-			return nil, bad(fmt.Errorf("kind %q is not one of kubernetes, oidc", ac.Kind))
+			return nil, bad(fmt.Errorf("kind %q is not one of kubernetes, oidc, x509, spiffe", ac.Kind))
 		}
 	}
-	set, err := attest.NewSet(as...)
+	set, err := attest.NewSetWithChains(as, cs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: attestors: %w", ErrConfig, err)
 	}
 	return set, nil
+}
+
+// requestClientCerts makes the listener ask for (not require, not verify)
+// a client certificate when an x509 or spiffe attestor is configured,
+// naming the x509 attestors' trust anchors as acceptable CAs (none when a
+// spiffe attestor is configured: its authorities change with its bundle): the token endpoint verifies
+// the chain (RFC 8705 §2.1), so that a refusal is an OAuth error and an
+// audit event rather than a failed handshake.
+func (s *Server) requestClientCerts(c *tls.Config) {
+	if s.oauth == nil || !s.oauth.RequestsClientCerts() {
+		return
+	}
+	c.ClientAuth = tls.RequestClientCert
+	if anchors := s.oauth.ClientCertAnchors(); len(anchors) > 0 {
+		pool := x509.NewCertPool()
+		for _, a := range anchors {
+			pool.AddCert(a)
+		}
+		c.ClientCAs = pool
+	}
 }

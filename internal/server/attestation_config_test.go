@@ -12,12 +12,25 @@ func TestParseConfigAttestorsRejects(t *testing.T) {
 		return "attestors:\n  - name: prod\n    kind: kubernetes\n    issuer: https://k8s.example\n" + extra
 	}
 	for name, tc := range map[string]struct{ yaml, want string }{
-		"no audience":        {k8s(""), "audience is required"},
-		"default audience":   {k8s("    audience: https://kubernetes.default.svc\n"), "API-server default audience"},
-		"issuer audience":    {k8s("    audience: https://k8s.example\n"), "API-server default audience"},
-		"bad name":           {"attestors:\n  - name: Prod\n    kind: oidc\n    issuer: https://i.example\n    audience: a\n", "DNS label"},
-		"unknown kind":       {"attestors:\n  - name: p\n    kind: tpm\n    issuer: https://i.example\n    audience: a\n", `kind "tpm" is not one of`},
-		"reserved kind":      {"attestors:\n  - name: p\n    kind: x509\n    issuer: https://i.example\n    audience: a\n", "x509 is not supported yet"},
+		"no audience":      {k8s(""), "audience is required"},
+		"default audience": {k8s("    audience: https://kubernetes.default.svc\n"), "API-server default audience"},
+		"issuer audience":  {k8s("    audience: https://k8s.example\n"), "API-server default audience"},
+		"bad name":         {"attestors:\n  - name: Prod\n    kind: oidc\n    issuer: https://i.example\n    audience: a\n", "DNS label"},
+		"unknown kind":     {"attestors:\n  - name: p\n    kind: tpm\n    issuer: https://i.example\n    audience: a\n", `kind "tpm" is not one of`},
+		"join_token kind":  {"attestors:\n  - name: p\n    kind: join_token\n    issuer: https://i.example\n    audience: a\n", `kind "join_token" is not one of`},
+		"x509 without tls": {"attestors:\n  - name: p\n    kind: x509\n    trust_anchor_files: [./ca.pem]\n", "needs tls"},
+		"x509 with issuer": {"tls:\n  cert_file: c\n  key_file: k\nattestors:\n  - name: p\n    kind: x509\n    issuer: https://i.example\n    trust_anchor_files: [./ca.pem]\n",
+			"trust_anchor_files and crl_files only"},
+		"x509 without anchors": {"tls:\n  cert_file: c\n  key_file: k\nattestors:\n  - name: p\n    kind: x509\n", "trust_anchor_files is required"},
+		"x509 missing anchors": {"tls:\n  cert_file: c\n  key_file: k\nattestors:\n  - name: p\n    kind: x509\n    trust_anchor_files: [./nope.pem]\n",
+			"/etc/agentid/nope.pem"},
+		"spiffe without federation": {"attestors:\n  - name: p\n    kind: spiffe\n    trust_domain: partner.example\n", "not in the federation section"},
+		"spiffe with audience": {"federation:\n  - trust_domain: partner.example\n    bundle_endpoint_url: https://partner.example/bundle\nattestors:\n  - name: p\n    kind: spiffe\n    trust_domain: partner.example\n    audience: a\n",
+			"trust_domain only"},
+		"trust_domain on oidc": {"attestors:\n  - name: p\n    kind: oidc\n    issuer: https://i.example\n    audience: a\n    trust_domain: partner.example\n",
+			"trust_domain is for spiffe"},
+		"anchors on oidc": {"attestors:\n  - name: p\n    kind: oidc\n    issuer: https://i.example\n    audience: a\n    crl_files: [x.crl]\n",
+			"are for x509 attestors"},
 		"http issuer":        {"attestors:\n  - name: p\n    kind: oidc\n    issuer: http://i.example\n    audience: a\n", "attestors[0]"},
 		"missing jwks file":  {k8s("    audience: agentid\n    jwks_file: ./nope.json\n"), "jwks_file"},
 		"oidc option on k8s": {k8s("    audience: agentid\n    instance_claims: [sub]\n"), "instance_claims is for oidc"},
@@ -37,23 +50,25 @@ func TestParseConfigAttestorsRejects(t *testing.T) {
 // TestSampleConfigAttestors: the commented attestors example of the
 // sample config is valid once uncommented (jwks_file aside).
 func TestSampleConfigAttestors(t *testing.T) {
-	i := strings.Index(SampleConfig, "# attestors:")
-	if i < 0 {
-		t.Fatal("the sample config has no attestors example")
-	}
-	var lines []string
-	for l := range strings.SplitSeq(SampleConfig[i:], "\n") {
-		if !strings.HasPrefix(l, "#") {
-			break
-		}
-		lines = append(lines, strings.TrimPrefix(strings.TrimPrefix(l, "#"), " "))
-	}
-	c, err := ParseConfig([]byte(strings.Join(lines, "\n")), "/etc/agentid")
+	example := sampleExample(t, "attestors")
+	c, err := ParseConfig([]byte(example), "/etc/agentid")
 	if err != nil || len(c.Attestors) != 2 || c.Attestors[0].Kind != "kubernetes" || c.Attestors[1].Name != "github" {
-		t.Fatalf("uncommented attestors example: %+v, %v\n%s", c.Attestors, err, strings.Join(lines, "\n"))
+		t.Fatalf("uncommented attestors example: %+v, %v\n%s", c.Attestors, err, example)
 	}
 	set, err := c.attestorSet(time.Now)
 	if err != nil || set.Len() != 2 {
 		t.Errorf("attestor set = %v, %v", set.Names(), err)
+	}
+}
+
+func TestParseConfigSPIFFEAttestor(t *testing.T) {
+	c, err := ParseConfig([]byte("federation:\n  - trust_domain: partner.example\n    bundle_endpoint_url: https://partner.example/bundle\n"+
+		"attestors:\n  - name: partner\n    kind: spiffe\n    trust_domain: partner.example\n"), "/etc/agentid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := c.attestorSet(time.Now)
+	if err != nil || !set.HasSVIDs() || set.HasPKI() {
+		t.Fatalf("attestor set = %v, %v", set.Names(), err)
 	}
 }

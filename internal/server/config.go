@@ -612,6 +612,10 @@ bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
 #     issuer: https://token.actions.githubusercontent.com
 #     audience: https://agentid.example.com
 #     # instance_claims: [sub, run_id, run_attempt] # what identifies one run (default [sub])
+#   # - name: corp-pki        # client certificates of the deployment's PKI by mutual TLS (needs tls:)
+#   #   kind: x509
+#   #   trust_anchor_files: [./corp-root.pem]
+#   #   crl_files: [./corp-issuing.crl]
 
 log:
   level: info                 # debug, info, warn, error

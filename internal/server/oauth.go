@@ -36,8 +36,13 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 		Delegation: s.delegation, TrustDomain: s.cfg.TrustDomain, Clock: clock, Rand: rand.Reader, Logger: s.log,
 		JWTAuthorities: s.jwtAuthorities,
 	}
-	if p.Attestors, err = s.cfg.attestorSet(clock); err != nil {
+	if p.Attestors, err = s.cfg.attestorSetWith(clock, serverBundles{s}); err != nil {
 		return nil, err
+	}
+	// Agents' join tokens (ADR 0015 addendum C): every replica derives the
+	// same key.
+	if p.JoinTokenKey, err = root.Derive("agent-join-token", 32); err != nil {
+		return nil, fmt.Errorf("server: join tokens: %w", err)
 	}
 	if s.cfg.Credentials.DPoPNonce {
 		secret, err := root.Derive("dpop-nonce", 32)

@@ -291,6 +291,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("server: tls: %w", err)
 		}
 		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.requestClientCerts(srv.TLSConfig)
 		ln = tls.NewListener(ln, srv.TLSConfig)
 	}
 	nodeLn, err := s.nodeListener()
