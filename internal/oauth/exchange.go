@@ -456,32 +456,9 @@ func (s *Server) issueExchanged(ctx context.Context, o audit.Origin, at authAtte
 	if impersonate {
 		issued.Details["impersonation"] = true
 	}
-	var replay *Error
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		for _, c := range clients {
-			if replay = c.useAssertion(ctx, tx, now); replay != nil {
-				return replay
-			}
-		}
-		if replay = useProof(ctx, tx, proof, now); replay != nil {
-			return replay
-		}
-		if err := tx.RecordExchangedToken(ctx, rec); err != nil {
-			return err
-		}
-		for _, ev := range []audit.Event{authOK, issued} {
-			if _, err := s.rec.Append(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	switch {
-	case replay != nil && errors.Is(err, replay):
-		return TokenResponse{}, s.fail(ctx, o, at, replay, now)
-	case err != nil:
-		s.log.ErrorContext(ctx, "oauth: exchanged token not issued", "agent", actor.ID, "err", err)
-		return TokenResponse{}, serverError(err)
+	record := func(ctx context.Context, tx store.Tx) error { return tx.RecordExchangedToken(ctx, rec) }
+	if e := s.commitIssued(ctx, o, at, now, clients, proof, record, authOK, issued); e != nil {
+		return TokenResponse{}, e
 	}
 	return TokenResponse{
 		AccessToken: tok.Raw, IssuedTokenType: TokenTypeAccessToken, TokenType: tokenType,

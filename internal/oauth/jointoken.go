@@ -226,12 +226,5 @@ func (s *Server) joinEvent(o audit.Origin, at attestAttempt, e *Error, now time.
 
 // failJoin records a refused redemption and returns e.
 func (s *Server) failJoin(ctx context.Context, o audit.Origin, at attestAttempt, e *Error, now time.Time) *Error {
-	if e.Code == CodeServerError {
-		return e
-	}
-	if err := s.record(ctx, s.joinEvent(o, at, e, now)); err != nil {
-		s.log.ErrorContext(ctx, "oauth: audit trail not written", "err", err)
-		return serverError(err)
-	}
-	return e
+	return s.refused(ctx, e, func() audit.Event { return s.joinEvent(o, at, e, now) })
 }

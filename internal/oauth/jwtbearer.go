@@ -280,10 +280,17 @@ func grantRefused(format string, args ...any) *Error {
 // failAttest records a failed attestation and returns e (or a server
 // error when the trail cannot be written).
 func (s *Server) failAttest(ctx context.Context, o audit.Origin, at attestAttempt, e *Error, now time.Time) *Error {
+	return s.refused(ctx, e, func() audit.Event { return s.attestEvent(o, at, e, now) })
+}
+
+// refused records the event ev makes of a refused request and returns e,
+// or a server error when the trail cannot be written; a server error is
+// returned as is, unrecorded.
+func (s *Server) refused(ctx context.Context, e *Error, ev func() audit.Event) *Error {
 	if e.Code == CodeServerError {
 		return e
 	}
-	if err := s.record(ctx, s.attestEvent(o, at, e, now)); err != nil {
+	if err := s.record(ctx, ev()); err != nil {
 		s.log.ErrorContext(ctx, "oauth: audit trail not written", "err", err)
 		return serverError(err)
 	}

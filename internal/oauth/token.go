@@ -109,15 +109,41 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 		tokenType = TokenTypeDPoP
 	}
 	issued := s.issuedEvent(o, c, tok, tokenType, now)
+	if e := s.commitIssued(ctx, o, at, now, []*authClient{c}, proof, nil, authOK, issued); e != nil {
+		return TokenResponse{}, e
+	}
+	return TokenResponse{
+		AccessToken: tok.Raw,
+		TokenType:   tokenType,
+		ExpiresIn:   tok.Claims.Expiry - tok.Claims.IssuedAt,
+		Scope:       tok.Claims.Scope,
+	}, nil
+}
+
+// commitIssued commits a token's issuance in one transaction: it spends
+// the clients' assertion jtis and the DPoP proof's, runs also (nil:
+// nothing more) and appends the events; the token leaves only if all of
+// it commits. A replayed jti or proof is refused (recorded by fail); any
+// other failure is a server error, logged.
+func (s *Server) commitIssued(ctx context.Context, o audit.Origin, at authAttempt, now time.Time, clients []*authClient,
+	proof dpop.Proof, also func(context.Context, store.Tx) error, evs ...audit.Event,
+) *Error {
 	var replay *Error
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		if replay = c.useAssertion(ctx, tx, now); replay != nil {
-			return replay
+	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		for _, c := range clients {
+			if replay = c.useAssertion(ctx, tx, now); replay != nil {
+				return replay
+			}
 		}
 		if replay = useProof(ctx, tx, proof, now); replay != nil {
 			return replay
 		}
-		for _, ev := range []audit.Event{authOK, issued} {
+		if also != nil {
+			if err := also(ctx, tx); err != nil {
+				return err
+			}
+		}
+		for _, ev := range evs {
 			if _, err := s.rec.Append(ctx, tx, ev); err != nil {
 				return err
 			}
@@ -126,17 +152,16 @@ func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	})
 	switch {
 	case replay != nil && errors.Is(err, replay):
-		return TokenResponse{}, s.fail(ctx, o, at, replay, now)
+		return s.fail(ctx, o, at, replay, now)
 	case err != nil:
-		s.log.ErrorContext(ctx, "oauth: token not issued: audit trail not written", "agent", c.agent.ID, "err", err)
-		return TokenResponse{}, serverError(err)
+		agent := ""
+		if len(clients) > 0 && clients[0] != nil {
+			agent = clients[0].agent.ID
+		}
+		s.log.ErrorContext(ctx, "oauth: token not issued: its records were not written", "agent", agent, "err", err)
+		return serverError(err)
 	}
-	return TokenResponse{
-		AccessToken: tok.Raw,
-		TokenType:   tokenType,
-		ExpiresIn:   tok.Claims.Expiry - tok.Claims.IssuedAt,
-		Scope:       tok.Claims.Scope,
-	}, nil
+	return nil
 }
 
 // fail records a failed request's events (by default the failed

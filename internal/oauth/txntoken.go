@@ -216,29 +216,8 @@ func (s *Server) txnExchange(ctx context.Context, r *Request, o audit.Origin, at
 		issued.Delegation = &audit.Delegation{Subject: org.subject, Actors: chain.Actors(), GrantID: org.grantID}
 	}
 	setTxn(&authOK, txn)
-	var replay *Error
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		for _, c := range clients {
-			if replay = c.useAssertion(ctx, tx, now); replay != nil {
-				return replay
-			}
-		}
-		if replay = useProof(ctx, tx, proof, now); replay != nil {
-			return replay
-		}
-		for _, ev := range []audit.Event{authOK, issued} {
-			if _, err := s.rec.Append(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	switch {
-	case replay != nil && errors.Is(err, replay):
-		return TokenResponse{}, s.fail(ctx, o, at, replay, now)
-	case err != nil:
-		s.log.ErrorContext(ctx, "oauth: transaction token not issued", "agent", actor.ID, "err", err)
-		return TokenResponse{}, serverError(err)
+	if e := s.commitIssued(ctx, o, at, now, clients, proof, nil, authOK, issued); e != nil {
+		return TokenResponse{}, e
 	}
 	return TokenResponse{
 		AccessToken: tok.Raw, IssuedTokenType: TokenTypeTxnToken, TokenType: TokenTypeNA,
