@@ -302,6 +302,24 @@ func (s *Set) AttestChain(ctx context.Context, chain []*x509.Certificate) (Evide
 	return Evidence{}, &Error{Kind: ErrUntrusted, Reason: "no attestor trusts the client certificate's issuer"}
 }
 
+// ChainMethod returns the kind of the chain attestor named name:
+// MethodSPIFFE for a federated trust domain's, else MethodX509.
+func (s *Set) ChainMethod(name string) (string, bool) {
+	if s == nil {
+		return "", false
+	}
+	for _, c := range s.chains {
+		if c.Name() != name {
+			continue
+		}
+		if _, ok := c.(SVIDAttestor); ok {
+			return MethodSPIFFE, true
+		}
+		return MethodX509, true
+	}
+	return "", false
+}
+
 // Names are the attestors' names, sorted.
 func (s *Set) Names() []string {
 	if s == nil {

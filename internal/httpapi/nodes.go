@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/agentid/agentid/internal/attest"
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/noderegistry"
@@ -34,6 +35,12 @@ func nodeProblem(err error) error {
 		renamed := *ve
 		renamed.Field = "ttl_seconds"
 		return &renamed
+	case errors.Is(err, noderegistry.ErrEvidenceRefused):
+		return &requestError{status: http.StatusUnauthorized, typ: admin.ProblemUnauthenticated, title: "Unauthenticated",
+			detail: "the attestation evidence (Kubernetes token or client certificate) is not trusted, not valid, or matches no node attestation rule"}
+	case errors.Is(err, attest.ErrUnavailable):
+		return &requestError{status: http.StatusServiceUnavailable, typ: admin.ProblemUnavailable, title: "Unavailable",
+			detail: "the attestor's trust material could not be fetched; retry later"}
 	case errors.Is(err, noderegistry.ErrUnauthenticated):
 		return &requestError{status: http.StatusUnauthorized, typ: admin.ProblemUnauthenticated, title: "Unauthenticated",
 			detail: "the join token is malformed, unknown, expired or already used; ask an administrator for a new one"}
@@ -147,12 +154,15 @@ func (h *handler) nodeAttestRoute() {
 // sizes are bounded here. Safe on any input.
 func parseAttestRequest(in admin.AttestNodeRequest) (noderegistry.AttestParams, error) {
 	if len(in.JoinToken) > maxJoinTokenLen {
-		in.JoinToken = "" // longer than any token: refused as malformed, never hashed
+		in.JoinToken = "x" // longer than any token: refused as malformed, never hashed
+	}
+	if len(in.KubernetesToken) > attest.MaxTokenBytes {
+		return noderegistry.AttestParams{}, badRequest("kubernetes_token", "kubernetes_token is longer than %d bytes", attest.MaxTokenBytes)
 	}
 	if len(in.CSR) > maxAttestCSRLen {
 		return noderegistry.AttestParams{}, badRequest("csr", "csr is longer than %d bytes", maxAttestCSRLen)
 	}
-	return noderegistry.AttestParams{JoinToken: in.JoinToken, CSR: []byte(in.CSR)}, nil
+	return noderegistry.AttestParams{JoinToken: in.JoinToken, KubernetesToken: in.KubernetesToken, CSR: []byte(in.CSR)}, nil
 }
 
 // Bounds of an attestation body's fields.
@@ -176,6 +186,11 @@ func (h *handler) attestNode(w http.ResponseWriter, r *http.Request) {
 	}
 	o := h.origin(r)
 	p.Source, p.TraceID = o.Source, o.TraceID
+	if r.TLS != nil {
+		// Asked for, not verified, by the listener when an x509 attestor
+		// is configured: the registry verifies the chain.
+		p.PeerCertificates = r.TLS.PeerCertificates
+	}
 	got, err := h.p.Nodes.Attest(r.Context(), p)
 	if err != nil {
 		h.problem(w, r, nodeProblem(err))

@@ -70,7 +70,7 @@ type liveServer struct {
 // startServer starts a server on dir, listening on addr and nodeAddr
 // ("127.0.0.1:0" picks a port), with a node API that syncs every 100 ms.
 // tok is the admin token of an earlier start on dir, "" the first time.
-func startServer(t *testing.T, dir, addr, nodeAddr, tok string) *liveServer {
+func startServer(t *testing.T, dir, addr, nodeAddr, tok string, mut ...func(*server.Config)) *liveServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -80,6 +80,9 @@ func startServer(t *testing.T, dir, addr, nodeAddr, tok string) *liveServer {
 	cfg.Issuer = "http://" + ln.Addr().String()
 	cfg.NodeAPI.Listen = nodeAddr
 	cfg.NodeAPI.SyncInterval = 100 * time.Millisecond
+	for _, m := range mut {
+		m(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, cfg, server.Params{Logger: testLogger(t, "server "+ln.Addr().String())})
 	if err != nil {
@@ -179,13 +182,17 @@ type runningNode struct {
 
 // startNode runs a node on dataDir against the server, with a socket in
 // sockDir.
-func startNode(t *testing.T, ls *liveServer, dataDir, sockDir, token string) *runningNode {
+func startNode(t *testing.T, ls *liveServer, dataDir, sockDir, token string, mut ...func(*node.Params)) *runningNode {
 	t.Helper()
 	sock := filepath.Join(sockDir, "wl.sock")
-	n, err := node.New(node.Params{
+	p := node.Params{
 		DataDir: dataDir, SocketPath: sock, ServerURL: ls.url, NodeAPIAddr: ls.nodeAddr, JoinToken: token,
 		MaxBackoff: time.Second, Logger: testLogger(t, "node "+dataDir), Clock: time.Now,
-	})
+	}
+	for _, m := range mut {
+		m(&p)
+	}
+	n, err := node.New(p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,6 +112,16 @@ type Params struct {
 	// JoinToken attests the node when its cache holds no node SVID valid
 	// for another minute. Never logged.
 	JoinToken string
+	// KubernetesTokenFile is, instead of a join token, a projected
+	// service-account token file (read at each attestation: the kubelet
+	// rotates it) that a kubernetes attestor of the server verifies.
+	KubernetesTokenFile string
+	// ClientCertFile and ClientKeyFile are, instead of a join token, a PEM
+	// certificate chain and its key that the node presents by mutual TLS
+	// to the admin API, verified by an x509 attestor of the server (https
+	// only).
+	ClientCertFile string
+	ClientKeyFile  string
 	// MaxBackoff bounds the waits between retries; zero:
 	// DefaultMaxBackoff.
 	MaxBackoff time.Duration
@@ -158,6 +168,9 @@ func New(p Params) (*Node, error) {
 		return nil, errors.New("node: the node API address (host:port) is required")
 	case p.MaxBackoff < 0:
 		return nil, errors.New("node: MaxBackoff must not be negative")
+	}
+	if err := p.checkAttestation(); err != nil {
+		return nil, err
 	}
 	if p.Upstream == nil {
 		if _, _, err := net.SplitHostPort(p.NodeAPIAddr); err != nil {
@@ -287,12 +300,12 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	if node != nil && node.notAfter().Sub(now) >= minNodeSVIDLife {
 		td, id := n.cache.identity()
 		n.log.Info("using the cached node SVID", "node_id", id, "trust_domain", td, "expires_at", node.notAfter())
-		if n.p.JoinToken != "" {
-			n.log.Info("join token not used: the cache holds a valid node SVID")
+		if n.p.canAttest() {
+			n.log.Info("attestation credential not used: the cache holds a valid node SVID")
 		}
 		return nil
 	}
-	if n.p.JoinToken == "" {
+	if !n.p.canAttest() {
 		switch {
 		case node != nil && node.validAt(now):
 			n.log.Warn("the cached node SVID expires within a minute; renewing it", "expires_at", node.notAfter())
@@ -307,7 +320,7 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	att := n.p.Attestor
 	if att == nil {
 		var err error
-		if att, err = newAttestor(n.p.ServerURL, n.p.ServerCAFile); err != nil {
+		if att, err = newAttestor(n.p.ServerURL, n.p.ServerCAFile, n.p.ClientCertFile, n.p.ClientKeyFile); err != nil {
 			return err
 		}
 	}
@@ -336,12 +349,16 @@ func (n *Node) attest(ctx context.Context, att Attestor) error {
 	if err != nil {
 		return err
 	}
-	ans, err := att.AttestNode(ctx, admin.AttestNodeRequest{
-		JoinToken: n.p.JoinToken,
-		CSR:       string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr})),
-	})
+	req, err := n.p.attestRequest()
+	if err != nil {
+		return err
+	}
+	req.CSR = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csr}))
+	ans, err := att.AttestNode(ctx, req)
 	var p *admin.Problem
 	switch {
+	case errors.As(err, &p) && p.Status == http.StatusUnauthorized && req.JoinToken == "":
+		return fmt.Errorf("%w: %s", ErrAttestation, p.Detail)
 	case errors.As(err, &p) && p.Status == http.StatusUnauthorized:
 		return fmt.Errorf("%w: the join token is unknown, expired or already used; create a new one with `agentid node token create`", ErrAttestation)
 	case errors.As(err, &p) && p.Status/100 == 4:
@@ -383,7 +400,7 @@ func (n *Node) attest(ctx context.Context, att Attestor) error {
 // newAttestor returns an admin API client of serverURL for attestation:
 // https (verified with the roots of caFile, else the system's), or http
 // on a loopback host.
-func newAttestor(serverURL, caFile string) (Attestor, error) {
+func newAttestor(serverURL, caFile, certFile, keyFile string) (Attestor, error) {
 	if serverURL == "" {
 		return nil, errors.New("node: the server URL (admin API) is required to attest")
 	}
@@ -400,6 +417,9 @@ func newAttestor(serverURL, caFile string) (Attestor, error) {
 		if caFile != "" {
 			return nil, errors.New("node: a server CA file is given for a plain http server URL")
 		}
+		if certFile != "" {
+			return nil, errors.New("node: a client certificate attests over https only")
+		}
 	default:
 		return nil, fmt.Errorf("node: server URL %s: want https://host[:port]", serverURL)
 	}
@@ -414,6 +434,11 @@ func newAttestor(serverURL, caFile string) (Attestor, error) {
 			return nil, fmt.Errorf("node: server CA %s holds no PEM certificate", caFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	if certFile != "" {
+		if err := withClientCert(tr, certFile, keyFile); err != nil {
+			return nil, err
+		}
 	}
 	c, err := admin.New(serverURL, "",
 		admin.WithHTTPClient(&http.Client{Transport: tr, Timeout: 30 * time.Second}),

@@ -3,6 +3,7 @@ package noderegistry
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -18,10 +19,18 @@ import (
 )
 
 // AttestParams is a node's attestation request. The caller is not
-// authenticated: the join token is its credential.
+// authenticated: the join token, or else the evidence (a Kubernetes
+// token, a client certificate chain), is its credential.
 type AttestParams struct {
 	// JoinToken is the secret CreateJoinToken returned.
 	JoinToken string
+	// KubernetesToken is a projected service-account token, verified by a
+	// kubernetes attestor; used when JoinToken is empty.
+	KubernetesToken string
+	// PeerCertificates is the client certificate chain the node presented
+	// by mutual TLS (leaf first), verified by an x509 attestor; used when
+	// JoinToken and KubernetesToken are empty.
+	PeerCertificates []*x509.Certificate
 	// CSR is a PKCS #10 request (PEM or DER) for the node's key; see
 	// credential.ParseCSR. Only its key is used.
 	CSR []byte
@@ -49,7 +58,17 @@ type NodeSVID struct {
 // token stays usable); credential.ErrNoCA when no CA can sign. If the
 // failure's audit event cannot be written, the error also wraps the audit
 // error. On any error no node is created and the token is not consumed.
+//
+// With no join token but a Kubernetes token or a client certificate chain,
+// the evidence attests the node instead (ADR 0015 addendum D): it must be
+// verified by a kubernetes or x509 attestor and match a node attestation
+// rule (Params.NodeRules); the node's method is the attestor's kind. A
+// refusal is ErrEvidenceRefused (also ErrUnauthenticated), recorded with
+// the attestor, the evidence summary and why.
 func (s *Service) Attest(ctx context.Context, p AttestParams) (NodeSVID, error) {
+	if p.hasEvidence() {
+		return s.attestEvidence(ctx, p)
+	}
 	o := audit.Origin{Source: p.Source, TraceID: p.TraceID}
 	if !WellFormed(p.JoinToken) {
 		return NodeSVID{}, s.refuse(ctx, o, ReasonMalformed, nil, ErrUnauthenticated)

@@ -18,6 +18,11 @@
 // ErrUnauthenticated, whatever the token's problem. Secrets never appear in
 // errors, logs or audit events.
 //
+// Instead of a join token, a node may present evidence — a Kubernetes
+// projected service-account token or a client certificate chain — that an
+// attestor of Params.Attestors verifies and Params.NodeRules accept
+// (evidence.go, ADR 0015 addendum D).
+//
 // An evicted node cannot renew its SVID. The SVIDs it holds are not revoked:
 // they expire (at most the node SVID TTL, 1 h by default, after their
 // issue).
@@ -35,6 +40,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/agentid/agentid/internal/attest"
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/fault"
@@ -158,6 +164,13 @@ type Params struct {
 	Rand io.Reader
 	// Logger receives diagnostics; nil discards them.
 	Logger *slog.Logger
+	// Attestors verify the evidence of nodes that attest without a join
+	// token; nil: only join tokens attest nodes.
+	Attestors *attest.Set
+	// NodeRules say which evidence attests a node: a kubernetes or x509
+	// attestor of Attestors and matchers (CheckNodeRules). None: no
+	// evidence attests a node.
+	NodeRules []store.AttestationRule
 }
 
 // Service manages join tokens and nodes. It is safe for concurrent use.
@@ -171,6 +184,8 @@ type Service struct {
 	clock     func() time.Time
 	rand      io.Reader
 	log       *slog.Logger
+	attestors *attest.Set
+	rules     []store.AttestationRule
 }
 
 // New returns a Service.
@@ -188,8 +203,12 @@ func New(p Params) (*Service, error) {
 	if err := identity.ValidateTrustDomain(p.TrustDomain); err != nil {
 		return nil, fmt.Errorf("noderegistry: trust domain: %w", err)
 	}
+	rules, err := CheckNodeRules(p.NodeRules, p.Attestors)
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{store: p.Store, rec: p.Recorder, iss: p.Issuer, td: p.TrustDomain, ttl: p.SVIDTTL,
-		retention: p.Retention, clock: p.Clock, rand: p.Rand, log: p.Logger}
+		retention: p.Retention, clock: p.Clock, rand: p.Rand, log: p.Logger, attestors: p.Attestors, rules: rules}
 	if s.ttl == 0 {
 		s.ttl = credential.DefaultX509SVIDTTL
 	}

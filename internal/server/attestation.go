@@ -48,11 +48,29 @@ type AttestorConfig struct {
 	// TrustDomain (spiffe, required) is a federated trust domain of the
 	// federation section whose SVIDs prove instances.
 	TrustDomain string `yaml:"trust_domain"`
+	// TokenReview (kubernetes) also asks the cluster's API server whether
+	// each token is still valid (a deleted pod's is not).
+	TokenReview *TokenReviewConfig `yaml:"token_review"`
+}
+
+// TokenReviewConfig is a kubernetes attestor's TokenReview check
+// (docs/attestation.md#tokenreview).
+type TokenReviewConfig struct {
+	// APIServer is the API server's https URL. Required.
+	APIServer string `yaml:"api_server"`
+	// CAFile verifies the API server; empty: the system's roots.
+	CAFile string `yaml:"ca_file"`
+	// ReviewerTokenFile holds the review request's bearer token (read at
+	// each review); empty: the reviewed token itself.
+	ReviewerTokenFile string `yaml:"reviewer_token_file"`
 }
 
 func (c *Config) resolveAttestorPaths(baseDir string) {
 	for i := range c.Attestors {
 		ps := []*string{&c.Attestors[i].JWKSFile, &c.Attestors[i].TLSCAFile}
+		if tr := c.Attestors[i].TokenReview; tr != nil {
+			ps = append(ps, &tr.CAFile, &tr.ReviewerTokenFile)
+		}
 		for j := range c.Attestors[i].TrustAnchorFiles {
 			ps = append(ps, &c.Attestors[i].TrustAnchorFiles[j])
 		}
@@ -106,6 +124,9 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 		if ac.Kind != attest.MethodX509 && (len(ac.TrustAnchorFiles) > 0 || len(ac.CRLFiles) > 0) {
 			return nil, bad(errors.New("trust_anchor_files and crl_files are for x509 attestors"))
 		}
+		if ac.Kind != attest.MethodKubernetes && ac.TokenReview != nil {
+			return nil, bad(errors.New("token_review is for kubernetes attestors"))
+		}
 		if ac.Kind != attest.MethodSPIFFE && ac.TrustDomain != "" {
 			return nil, bad(errors.New("trust_domain is for spiffe attestors"))
 		}
@@ -140,8 +161,12 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 			if len(ac.InstanceClaims) > 0 {
 				return nil, bad(fmt.Errorf("instance_claims is for oidc attestors"))
 			}
-			a, err := kubernetes.New(kubernetes.Config{Name: ac.Name, Issuer: ac.Issuer, Audience: ac.Audience,
-				JWKSURL: ac.JWKSURL, JWKSFile: ac.JWKSFile, TLSCAFile: ac.TLSCAFile, DefaultAudiences: ac.DefaultAudiences}, clock)
+			kc := kubernetes.Config{Name: ac.Name, Issuer: ac.Issuer, Audience: ac.Audience,
+				JWKSURL: ac.JWKSURL, JWKSFile: ac.JWKSFile, TLSCAFile: ac.TLSCAFile, DefaultAudiences: ac.DefaultAudiences}
+			if tr := ac.TokenReview; tr != nil {
+				kc.TokenReview = &kubernetes.TokenReview{APIServer: tr.APIServer, CAFile: tr.CAFile, ReviewerTokenFile: tr.ReviewerTokenFile}
+			}
+			a, err := kubernetes.New(kc, clock)
 			if err != nil {
 				return nil, bad(err)
 			}

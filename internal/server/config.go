@@ -191,6 +191,18 @@ type NodeAPIConfig struct {
 	// no change of this replica pokes it (changes of other replicas, CA
 	// rotations): 100ms to 1m, default 1s.
 	SyncInterval time.Duration `yaml:"sync_interval"`
+	// Attestation are the node attestation rules: which evidence, besides
+	// join tokens, attests an `agentid node` (ADR 0015 addendum D). Each
+	// names a kubernetes or x509 attestor of the attestors section and
+	// matchers its evidence must satisfy; none: only join tokens.
+	Attestation []NodeAttestationRule `yaml:"attestation"`
+}
+
+// NodeAttestationRule is one node attestation rule: an attestor and its
+// matchers (k8s:ns:agentid-system, x509:san-dns:*.nodes.example.com, …).
+type NodeAttestationRule struct {
+	Attestor string   `yaml:"attestor"`
+	Matchers []string `yaml:"matchers"`
 }
 
 func (c NodeAPIConfig) validate(listen string) error {
@@ -425,6 +437,9 @@ func (c *Config) Validate() error {
 	if err := c.validateAttestors(); err != nil {
 		return err
 	}
+	if err := c.validateNodeRules(); err != nil {
+		return err
+	}
 	if err := c.NodeAPI.validate(c.Listen); err != nil {
 		return err
 	}
@@ -590,6 +605,8 @@ bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
 # node_api:                   # mutual TLS for agentid node (docs/spiffe.md#node-api)
 #   listen: 0.0.0.0:8081      # host:port; unset: off. Always TLS 1.3 with node SVIDs required
 #   sync_interval: 1s         # rebuild the snapshot nodes watch this often (other replicas' changes)
+#   # attestation:            # evidence that attests nodes besides join tokens (docs/attestation.md#node-attestation)
+#   #   - {attestor: prod-cluster, matchers: ["k8s:ns:agentid-system", "k8s:sa:agentid-node"]}
 
 # delegation:                 # token exchange (RFC 8693): agents acting for people (docs/delegation.md)
 #   max_chain_depth: 5        # the cap on every grant's max_depth (1..10)
@@ -607,6 +624,7 @@ bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
 #     issuer: https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE
 #     audience: agentid       # the projected token's audience (never the API server's)
 #     # jwks_file: ./cluster-jwks.json               # air-gapped: a static JWKS instead of discovery
+#     # token_review: {api_server: https://10.0.0.1:6443, ca_file: ./apiserver-ca.pem}  # refuse deleted pods' tokens
 #   - name: github
 #     kind: oidc              # an external OIDC issuer (CI, cloud workload identity)
 #     issuer: https://token.actions.githubusercontent.com

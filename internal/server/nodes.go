@@ -8,6 +8,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/noderegistry"
+	"github.com/agentid/agentid/internal/store"
 )
 
 // newNodes builds the node registry: join tokens, node attestation and
@@ -28,6 +29,7 @@ func (s *Server) newNodes(rec *audit.Recorder, clock func() time.Time) error {
 		Store: s.store, Recorder: rec, Issuer: iss, TrustDomain: s.cfg.TrustDomain,
 		SVIDTTL: min(credential.DefaultX509SVIDTTL, s.cfg.Credentials.MaxTTL),
 		Clock:   clock, Rand: rand.Reader, Logger: s.log,
+		Attestors: s.attestors, NodeRules: s.cfg.NodeAPI.nodeRules(),
 	})
 	if err != nil {
 		return fmt.Errorf("server: node registry: %w", err)
@@ -37,3 +39,28 @@ func (s *Server) newNodes(rec *audit.Recorder, clock func() time.Time) error {
 
 // Nodes is the node registry: join tokens, attestation and eviction.
 func (s *Server) Nodes() *noderegistry.Service { return s.nodes }
+
+// nodeRules are the node attestation rules in the registry's form.
+func (c NodeAPIConfig) nodeRules() []store.AttestationRule {
+	var out []store.AttestationRule
+	for _, r := range c.Attestation {
+		out = append(out, store.AttestationRule{Attestor: r.Attestor, Matchers: r.Matchers})
+	}
+	return out
+}
+
+// validateNodeRules checks node_api.attestation against the attestors
+// section (files are read; nothing is fetched).
+func (c *Config) validateNodeRules() error {
+	if len(c.NodeAPI.Attestation) == 0 {
+		return nil
+	}
+	set, err := c.attestorSet(time.Now)
+	if err != nil {
+		return err
+	}
+	if _, err := noderegistry.CheckNodeRules(c.NodeAPI.nodeRules(), set); err != nil {
+		return fmt.Errorf("%w: node_api.attestation: %w", ErrConfig, err)
+	}
+	return nil
+}

@@ -39,6 +39,7 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 	if p.Attestors, err = s.cfg.attestorSetWith(clock, serverBundles{s}); err != nil {
 		return nil, err
 	}
+	s.attestors = p.Attestors
 	// Agents' join tokens (ADR 0015 addendum C): every replica derives the
 	// same key.
 	if p.JoinTokenKey, err = root.Derive("agent-join-token", 32); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/agentid/agentid/internal/adminauth"
+	"github.com/agentid/agentid/internal/attest"
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/buildinfo"
 	"github.com/agentid/agentid/internal/bundle"
@@ -68,6 +69,9 @@ type Server struct {
 
 	// nodes is the node registry (nodes.go).
 	nodes *noderegistry.Service
+	// attestors are the configured attestors, shared by the OAuth server
+	// and the node registry; nil when there are none.
+	attestors *attest.Set
 
 	// delegation holds grants and trusted issuers (delegation.go).
 	delegation *delegation.Service

@@ -62,9 +62,14 @@ const NodeAttestPath = "/v1/node/attest"
 // AttestNodeRequest is the body of POST /v1/node/attest: a join token and
 // a PEM certificate signing request for the node's key (only the key is
 // used).
+//
+// Instead of a join token a node may attest with evidence: a Kubernetes
+// projected service-account token (KubernetesToken), or the client
+// certificate it presents by mutual TLS (neither field set).
 type AttestNodeRequest struct {
-	JoinToken string `json:"join_token"`
-	CSR       string `json:"csr"`
+	JoinToken       string `json:"join_token,omitempty"`
+	KubernetesToken string `json:"kubernetes_token,omitempty"`
+	CSR             string `json:"csr"`
 }
 
 // AttestedNode is the answer to POST /v1/node/attest: the new node's id

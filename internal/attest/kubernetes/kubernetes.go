@@ -4,7 +4,8 @@
 // air-gapped clusters), a configured audience, never an API-server
 // default audience, exp — and reads the kubernetes.io claims: namespace,
 // service account, pod name and uid, node. The pod uid is the instance
-// key.
+// key. Optionally it also asks the cluster's API server by TokenReview
+// whether the token is still valid.
 package kubernetes
 
 import (
@@ -45,14 +46,18 @@ type Config struct {
 	// DefaultAudiences are refused in addition to the issuer and
 	// DefaultAPIAudiences (a cluster with custom --api-audiences).
 	DefaultAudiences []string
+	// TokenReview, when set, also asks the cluster's API server whether
+	// each token is still valid (a deleted pod's is not).
+	TokenReview *TokenReview
 }
 
 // Attestor verifies projected service-account tokens of one cluster. It
 // is safe for concurrent use.
 type Attestor struct {
-	cfg     Config
-	refused []string
-	keys    *issuer.Verifier
+	cfg      Config
+	refused  []string
+	keys     *issuer.Verifier
+	reviewer *reviewer // nil: no TokenReview
 }
 
 var _ attest.Attestor = (*Attestor)(nil)
@@ -77,7 +82,13 @@ func New(c Config, clock func() time.Time) (*Attestor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: attestor %s: %w", c.Name, err)
 	}
-	return &Attestor{cfg: c, refused: refused, keys: is}, nil
+	a := &Attestor{cfg: c, refused: refused, keys: is}
+	if c.TokenReview != nil {
+		if a.reviewer, err = newReviewer(*c.TokenReview, c.Audience); err != nil {
+			return nil, fmt.Errorf("kubernetes: attestor %s: %w", c.Name, err)
+		}
+	}
+	return a, nil
 }
 
 // Name implements attest.Attestor.
@@ -152,6 +163,11 @@ func (a *Attestor) Attest(ctx context.Context, raw string) (attest.Evidence, err
 	}
 	if k.Node != nil && k.Node.Name != "" {
 		ev.Facts["k8s:node"], ev.Summary["node"] = k.Node.Name, k.Node.Name
+	}
+	if a.reviewer != nil {
+		if err := a.review(ctx, raw, ev); err != nil {
+			return attest.Evidence{}, err
+		}
 	}
 	return ev, nil
 }
