@@ -3,15 +3,11 @@ package bundle_test
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
-	"math/big"
-	"net/url"
 	"path/filepath"
 	"regexp"
 	"sync"
@@ -31,61 +27,17 @@ import (
 	"github.com/agentid/agentid/internal/golden"
 	"github.com/agentid/agentid/internal/keys"
 	"github.com/agentid/agentid/internal/store/sqlite"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
-// fakeCA is an X509Source and a credential.CA over CA certificates made in
-// the test; the last one signs.
-type fakeCA struct {
-	mu    sync.Mutex
-	certs []*x509.Certificate
-	keys  []crypto.Signer
-}
-
-func (c *fakeCA) X509Authorities() []*x509.Certificate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]*x509.Certificate(nil), c.certs...)
-}
-
-func (c *fakeCA) CurrentCA() (credential.CAKey, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := len(c.certs) - 1
-	return credential.CAKey{ID: "sgk_ca", Signer: c.keys[n], Chain: c.certs[n:]}, nil
-}
-
-// add makes one more self-signed CA.
-func (c *fakeCA) add(t *testing.T) {
+// newFakeCA returns an X509Source and a credential.CA over CA certificates
+// made in the test (Rotate makes one more, Drop removes the oldest); the
+// newest one signs.
+func newFakeCA(t *testing.T) *testca.Rotating {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(int64(len(c.certs) + 1)), Subject: pkix.Name{Organization: []string{"agentid"}},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		URIs: []*url.URL{{Scheme: "spiffe", Host: "example.org"}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.certs, c.keys = append(c.certs, cert), append(c.keys, key)
-}
-
-func (c *fakeCA) drop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.certs, c.keys = c.certs[1:], c.keys[1:]
+	return testca.NewRotating(t, testca.Params{Serial: 1, Subject: pkix.Name{Organization: []string{"agentid"}}, KeyID: "sgk_ca"})
 }
 
 func jwtKeys(t *testing.T, alg string, clock func() time.Time) *keys.Manager {
@@ -153,9 +105,8 @@ func current(t *testing.T, b *bundle.Bundle) bundle.Document {
 // TestPeerAcceptsBundle: go-spiffe parses the document, and verifies with
 // it an X.509-SVID and a JWT-SVID minted by this server's issuer.
 func TestPeerAcceptsBundle(t *testing.T) {
-	ca := &fakeCA{}
-	ca.add(t)
-	ca.add(t) // a next CA, published before it signs
+	ca := newFakeCA(t)
+	ca.Rotate(t) // a next CA, published before it signs
 	jk := jwtKeys(t, keys.ES256, time.Now)
 	b := newBundle(t, bundle.Params{X509: ca, JWT: jk, RefreshHint: 90 * time.Second})
 	d := current(t, b)
@@ -208,8 +159,7 @@ func TestPeerAcceptsBundle(t *testing.T) {
 // TestBundleGolden pins the document's shape with key material and the
 // sequence replaced by placeholders.
 func TestBundleGolden(t *testing.T) {
-	ca := &fakeCA{}
-	ca.add(t)
+	ca := newFakeCA(t)
 	b := newBundle(t, bundle.Params{X509: ca, JWT: jwtKeys(t, keys.ES256, time.Now)})
 	raw := current(t, b).JSON
 	for _, r := range []struct{ re, with string }{
@@ -232,8 +182,7 @@ func TestBundleGolden(t *testing.T) {
 // goes back.
 func TestSequence(t *testing.T) {
 	clk := &clock{t: time.Unix(2_000_000_000, 0)}
-	ca := &fakeCA{}
-	ca.add(t)
+	ca := newFakeCA(t)
 	jk := jwtKeys(t, keys.ES256, clk.Now)
 	b := newBundle(t, bundle.Params{X509: ca, JWT: jk, Clock: clk.Now})
 	first := current(t, b)
@@ -245,12 +194,12 @@ func TestSequence(t *testing.T) {
 		t.Errorf("unchanged bundle: sequence %d → %d", first.Sequence, again.Sequence)
 	}
 
-	ca.add(t) // a new CA: the clock's time
+	ca.Rotate(t) // a new CA: the clock's time
 	added := current(t, b)
 	if added.Sequence != 2_000_000_060 || len(added.X509Authorities) != 2 {
 		t.Errorf("after a new CA: sequence %d with %d authorities, want 2000000060 and 2", added.Sequence, len(added.X509Authorities))
 	}
-	ca.drop() // a removal in the same second: previous + 1
+	ca.Drop() // a removal in the same second: previous + 1
 	dropped := current(t, b)
 	if dropped.Sequence != added.Sequence+1 {
 		t.Errorf("after a removal in the same second: sequence %d, want %d", dropped.Sequence, added.Sequence+1)
@@ -265,7 +214,7 @@ func TestSequence(t *testing.T) {
 			rotated.Sequence, len(rotated.JWTAuthorities))
 	}
 	clk.Set(clk.Now().Add(-time.Hour)) // the clock goes back
-	ca.add(t)
+	ca.Rotate(t)
 	if back := current(t, b); back.Sequence != rotated.Sequence+1 {
 		t.Errorf("after a change with the clock back: sequence %d, want %d", back.Sequence, rotated.Sequence+1)
 	}
@@ -306,8 +255,7 @@ func TestNewRefuses(t *testing.T) {
 // TestCurrentConcurrent: callers racing a change each see sequence
 // numbers that never go back.
 func TestCurrentConcurrent(t *testing.T) {
-	ca := &fakeCA{}
-	ca.add(t)
+	ca := newFakeCA(t)
 	b := newBundle(t, bundle.Params{X509: ca, JWT: jwtKeys(t, keys.ES256, time.Now)})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -327,7 +275,7 @@ func TestCurrentConcurrent(t *testing.T) {
 		})
 	}
 	for range 3 {
-		ca.add(t)
+		ca.Rotate(t)
 	}
 	wg.Wait()
 	if got := len(current(t, b).X509Authorities); got != 4 {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
@@ -28,6 +27,7 @@ import (
 	"github.com/agentid/agentid/internal/keys"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/storetest"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 const td = "example.org"
@@ -143,10 +143,7 @@ func states(l []ca.Info) []string {
 // self-signed roots).
 func leaf(t *testing.T, k credential.CAKey, now time.Time, ttl time.Duration) []*x509.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := testca.Key(t)
 	notAfter := now.Add(ttl)
 	for _, c := range k.Chain {
 		if c.NotAfter.Before(notAfter) {

@@ -3,7 +3,6 @@ package ca_test
 import (
 	"crypto"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/agentid/agentid/internal/ca"
 	"github.com/agentid/agentid/internal/keys"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 // testPKI is a deployment PKI: a root and an intermediate CA that signs
@@ -27,15 +27,6 @@ import (
 type testPKI struct {
 	root, inter       *x509.Certificate
 	rootKey, interKey *ecdsa.PrivateKey
-}
-
-func newKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 func issue(t *testing.T, tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Signer) *x509.Certificate {
@@ -61,7 +52,7 @@ func caTemplate(cn string, serial int64, notAfter time.Time) *x509.Certificate {
 
 func newPKI(t *testing.T, interNotAfter time.Time) *testPKI {
 	t.Helper()
-	p := &testPKI{rootKey: newKey(t), interKey: newKey(t)}
+	p := &testPKI{rootKey: testca.Key(t), interKey: testca.Key(t)}
 	rt := caTemplate("Example Root CA", 1, t0.Add(10*365*24*time.Hour))
 	p.root = issue(t, rt, rt, p.rootKey.Public(), p.rootKey)
 	p.inter = issue(t, caTemplate("Example Issuing CA", 2, interNotAfter), p.root, p.interKey.Public(), p.rootKey)
@@ -219,14 +210,14 @@ func TestUpstreamRejected(t *testing.T) {
 		}
 		return writePEM(t, t.TempDir(), "c", "CERTIFICATE", ders...)
 	}
-	leafKey := newKey(t)
+	leafKey := testca.Key(t)
 	notCA := issue(t, &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "leaf"},
 		NotBefore: t0.Add(-time.Hour), NotAfter: t0.Add(time.Hour)}, pki.root, leafKey.Public(), pki.rootKey)
-	pl0Key := newKey(t)
+	pl0Key := testca.Key(t)
 	pl0Tmpl := caTemplate("Path Zero CA", 10, t0.Add(time.Hour))
 	pl0Tmpl.MaxPathLenZero = true
 	pathZero := issue(t, pl0Tmpl, pki.root, pl0Key.Public(), pki.rootKey)
-	expKey := newKey(t)
+	expKey := testca.Key(t)
 	expTmpl := caTemplate("Expired CA", 11, t0.Add(-time.Hour))
 	expired := issue(t, expTmpl, pki.root, expKey.Public(), pki.rootKey)
 	garbage := filepath.Join(dir, "garbage")

@@ -45,7 +45,7 @@ func TestX509SVIDOnDemandThenCached(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := x509bundle.FromX509Authorities(spiffeid.RequireTrustDomainFromString(trustDomain), []*x509.Certificate{tc.ca.cert})
+	b := x509bundle.FromX509Authorities(spiffeid.RequireTrustDomainFromString(trustDomain), []*x509.Certificate{tc.ca.Cert})
 	if _, _, err := x509svid.ParseAndVerify(sv.Chain, b, x509svid.WithTime(tc.clock.Now())); err != nil {
 		t.Fatalf("x509svid.ParseAndVerify: %v", err)
 	}
@@ -57,7 +57,7 @@ func TestX509SVIDOnDemandThenCached(t *testing.T) {
 		t.Errorf("upstream X509SVID calls = %d, want 1", n)
 	}
 	tb, err := tc.TrustBundle()
-	if err != nil || len(tb.X509Authorities) != 1 || !tb.X509Authorities[0].Equal(tc.ca.cert) {
+	if err != nil || len(tb.X509Authorities) != 1 || !tb.X509Authorities[0].Equal(tc.ca.Cert) {
 		t.Errorf("TrustBundle = %+v, %v", tb, err)
 	}
 }
@@ -220,7 +220,7 @@ func TestTaintReissue(t *testing.T) {
 	next := newTestCA(t, 2)
 	tc.up.set(func(f *fakeUpstream) { f.ca = next })
 	both := bundleDoc(t, trustDomain, nil, tc.ca, next)
-	tc.applySnapshot(snapshot("r2", 1000, both, []string{fingerprint(tc.ca.cert)}, "triage", "billing"))
+	tc.applySnapshot(snapshot("r2", 1000, both, []string{fingerprint(tc.ca.Cert)}, "triage", "billing"))
 	if got, err := tc.X509SVID(t.Context(), triage); err != nil || serial(t, got.Chain) != serial(t, old.Chain) {
 		t.Fatalf("before re-issue: %v; want the tainted SVID still served", err)
 	}

@@ -4,16 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +19,7 @@ import (
 
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/nodeapi"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 const trustDomain = "example.org"
@@ -50,42 +46,18 @@ func (c *fakeClock) Set(t time.Time) {
 
 func (c *fakeClock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
 
-// testCA is a self-signed P-256 CA of the trust domain.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func newTestCA(t testing.TB, serial int64) *testCA {
+// newTestCA is a self-signed P-256 CA of the trust domain.
+func newTestCA(t testing.TB, serial int64) *testca.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: trustDomain + " CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		URIs: []*url.URL{{Scheme: "spiffe", Host: trustDomain}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
+	return testca.New(t, testca.Params{TrustDomain: trustDomain, Serial: serial, KeyID: "sgk_ca"})
 }
 
 // bundleDoc is a SPIFFE bundle document with the CAs and a JWT key.
-func bundleDoc(t testing.TB, td string, jwtKey crypto.PublicKey, cas ...*testCA) []byte {
+func bundleDoc(t testing.TB, td string, jwtKey crypto.PublicKey, cas ...*testca.CA) []byte {
 	t.Helper()
 	b := spiffebundle.New(spiffeid.RequireTrustDomainFromString(td))
 	for _, ca := range cas {
-		b.AddX509Authority(ca.cert)
+		b.AddX509Authority(ca.Cert)
 	}
 	if jwtKey != nil {
 		if err := b.AddJWTAuthority("sgk_jwt", jwtKey); err != nil {
@@ -128,7 +100,7 @@ type fakeUpstream struct {
 	clock *fakeClock
 
 	mu         sync.Mutex
-	ca         *testCA
+	ca         *testca.CA
 	ttl        time.Duration
 	jwtTTL     time.Duration
 	err        error         // every call fails with it when set
@@ -143,7 +115,7 @@ type fakeUpstream struct {
 
 var _ Upstream = (*fakeUpstream)(nil)
 
-func newFakeUpstream(clock *fakeClock, ca *testCA) *fakeUpstream {
+func newFakeUpstream(clock *fakeClock, ca *testca.CA) *fakeUpstream {
 	return &fakeUpstream{
 		clock: clock, ca: ca, ttl: time.Hour, jwtTTL: 5 * time.Minute,
 		x509Calls: map[string]int{}, snaps: make(chan nodeapi.Snapshot, 16),
@@ -153,7 +125,7 @@ func newFakeUpstream(clock *fakeClock, ca *testCA) *fakeUpstream {
 func (f *fakeUpstream) CurrentCA() (credential.CAKey, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return credential.CAKey{ID: "sgk_ca", Signer: f.ca.key, Chain: []*x509.Certificate{f.ca.cert}}, nil
+	return f.ca.CurrentCA()
 }
 
 func (f *fakeUpstream) set(fn func(f *fakeUpstream)) {
@@ -267,7 +239,7 @@ type testCache struct {
 	*cache
 	clock  *fakeClock
 	up     *fakeUpstream
-	ca     *testCA
+	ca     *testca.CA
 	bundle []byte
 	evicts chan struct{}
 }
@@ -307,11 +279,11 @@ func serial(t *testing.T, chain [][]byte) string {
 }
 
 // issuedBy reports whether the SVID's leaf was signed by the CA.
-func issuedBy(t *testing.T, chain [][]byte, ca *testCA) bool {
+func issuedBy(t *testing.T, chain [][]byte, ca *testca.CA) bool {
 	t.Helper()
 	c, err := x509.ParseCertificate(chain[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	return bytes.Equal(c.RawIssuer, ca.cert.RawSubject) && c.CheckSignatureFrom(ca.cert) == nil
+	return bytes.Equal(c.RawIssuer, ca.Cert.RawSubject) && c.CheckSignatureFrom(ca.Cert) == nil
 }

@@ -252,7 +252,7 @@ func TestWatchStream(t *testing.T) {
 		t.Errorf("revision %s, want %s", m.Snapshot.Revision, rev)
 	}
 	first := m.Snapshot.Revision
-	e.snaps.set(t, nodeapi.Snapshot{Agents: []nodeapi.Agent{web}, TaintedAuthorities: []string{nodeapi.Fingerprint(e.ca.taint())}})
+	e.snaps.set(t, nodeapi.Snapshot{Agents: []nodeapi.Agent{web}, TaintedAuthorities: []string{nodeapi.Fingerprint(e.ca.Taint())}})
 	for m = next(t, msgs, done); m.Type == nodeapi.MessageHeartbeat; m = next(t, msgs, done) {
 	}
 	if m.Snapshot.Revision == first || len(m.Snapshot.TaintedAuthorities) != 1 {

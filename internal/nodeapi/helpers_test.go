@@ -2,20 +2,16 @@ package nodeapi_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +25,7 @@ import (
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/storetest"
 	"github.com/agentid/agentid/internal/svid"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 const trustDomain = "example.org"
@@ -53,116 +50,25 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// testCA is a self-signed P-256 CA of a trust domain: a credential.CA, a
-// bundle.X509Source and a nodeapi.TaintSource. rotate replaces the
-// signing key (the old one stays an authority); taint marks the current
-// one tainted.
+// testCA is a rotating self-signed P-256 CA of a trust domain (a
+// credential.CA, a bundle.X509Source and a nodeapi.TaintSource) with an
+// SVID issuer over it.
 type testCA struct {
-	td  string
+	*testca.Rotating
 	iss *credential.SVIDIssuer
-
-	mu      sync.Mutex
-	cur     *caKey
-	all     []*caKey
-	tainted map[*caKey]bool
-}
-
-type caKey struct {
-	cert *x509.Certificate
-	key  crypto.Signer
 }
 
 func newTestCA(t testing.TB, td string) *testCA {
 	t.Helper()
-	c := &testCA{td: td, tainted: map[*caKey]bool{}}
-	c.rotate(t)
-	var err error
-	if c.iss, err = credential.NewSVIDIssuer(credential.SVIDIssuerParams{CA: c, Rand: rand.Reader}); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func (c *testCA) rotate(t testing.TB) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: "test CA " + serial.String()},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-		URIs: []*url.URL{{Scheme: "spiffe", Host: c.td}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cur = &caKey{cert: cert, key: key}
-	c.all = append(c.all, c.cur)
-}
-
-func (c *testCA) taint() *x509.Certificate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tainted[c.cur] = true
-	return c.cur.cert
-}
-
-func (c *testCA) CurrentCA() (credential.CAKey, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return credential.CAKey{ID: "sgk_" + c.cur.cert.SerialNumber.String(), Signer: c.cur.key, Chain: []*x509.Certificate{c.cur.cert}}, nil
-}
-
-func (c *testCA) X509Authorities() []*x509.Certificate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]*x509.Certificate, len(c.all))
-	for i, k := range c.all {
-		out[i] = k.cert
-	}
-	return out
-}
-
-func (c *testCA) TaintedCAs() []*x509.Certificate {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out []*x509.Certificate
-	for _, k := range c.all {
-		if c.tainted[k] {
-			out = append(out, k.cert)
-		}
-	}
-	return out
+	r := testca.NewRotating(t, testca.Params{TrustDomain: td, TTL: 48 * time.Hour})
+	return &testCA{Rotating: r, iss: testca.Issuer(t, r)}
 }
 
 // svidCert mints an X.509-SVID of the CA for the SPIFFE ID, with a new key,
 // as a TLS certificate.
 func (c *testCA) svidCert(t testing.TB, id string, ttl time.Duration) *tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sv, err := c.iss.X509SVID(credential.X509SVIDParams{SPIFFEID: id, PublicKey: &key.PublicKey, IssuedAt: time.Now(), TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(sv.Chain[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Certificate{Certificate: sv.Chain, PrivateKey: key, Leaf: leaf}
+	return testca.SVIDCert(t, c.iss, id, ttl)
 }
 
 func newNodeID(t *testing.T) string {

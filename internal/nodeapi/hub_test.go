@@ -203,7 +203,7 @@ func TestHubSnapshot(t *testing.T) {
 			}
 
 			// Taint, expiry.
-			tainted := e.ca.taint()
+			tainted := e.ca.Taint()
 			e.clock.Advance(2 * time.Hour)
 			s3, changed := e.sync()
 			if !changed || s3.Revision == s.Revision {
@@ -281,7 +281,7 @@ func TestHubInterval(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); e.hub.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	tainted := nodeapi.Fingerprint(e.ca.taint())
+	tainted := nodeapi.Fingerprint(e.ca.Taint())
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if s, ok := e.hub.Current(); ok && len(s.TaintedAuthorities) == 1 && s.TaintedAuthorities[0] == tainted {

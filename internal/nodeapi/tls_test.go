@@ -108,8 +108,8 @@ func TestServerCert(t *testing.T) {
 	c.Advance(time.Minute + time.Second)
 	refresh(true)
 	refresh(false)
-	ca.taint()
-	ca.rotate(t)
+	ca.Taint()
+	ca.Rotate(t)
 	refresh(true)
 	if got, _ := sc.GetCertificate(nil); got.Leaf.CheckSignatureFrom(ca.X509Authorities()[1]) != nil {
 		t.Error("the certificate after the taint is not signed by the new CA")
@@ -191,8 +191,8 @@ func TestServerCertRotationOverTLS(t *testing.T) {
 		return conn.ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
 	}
 	first := serial()
-	e.ca.taint()
-	e.ca.rotate(t)
+	e.ca.Taint()
+	e.ca.Rotate(t)
 	if renewed, err := e.cert.Refresh(t.Context()); err != nil || !renewed {
 		t.Fatalf("Refresh after taint = %v, %v", renewed, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/agentid/agentid/internal/delegation/idptest"
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 // evidenceEnv is an env whose registry also attests nodes with evidence:
@@ -98,7 +99,7 @@ func (e *evidenceEnv) attestWith(p noderegistry.AttestParams) (noderegistry.Node
 
 func TestAttestWithEvidence(t *testing.T) {
 	e := newEvidenceEnv(t)
-	csr := csrPEM(t, nodeKey(t))
+	csr := csrPEM(t, testca.Key(t))
 	tok := e.podToken("agentid-system", "agentid-node", "agentid")
 	leaf := e.pki.Leaf(pkitest.LeafParams{CN: "host-1", DNS: []string{"host-1.nodes.example.com"}})
 	for _, tc := range []struct {
@@ -137,7 +138,7 @@ func TestAttestWithEvidence(t *testing.T) {
 
 func TestAttestWithEvidenceRefused(t *testing.T) {
 	e := newEvidenceEnv(t)
-	csr := csrPEM(t, nodeKey(t))
+	csr := csrPEM(t, testca.Key(t))
 	other := pkitest.NewRoot(t, "hosts root", e.clock.Now()) // same name, another key
 	for _, tc := range []struct {
 		name    string

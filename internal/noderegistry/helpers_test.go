@@ -3,16 +3,10 @@ package noderegistry_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -28,44 +22,17 @@ import (
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/storetest"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
-// testCA is a self-signed P-256 CA made in the test: a credential.CA and a
-// bundle.X509Source.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func (c *testCA) CurrentCA() (credential.CAKey, error) {
-	return credential.CAKey{ID: "sgk_testca", Signer: c.key, Chain: []*x509.Certificate{c.cert}}, nil
-}
-
-func (c *testCA) X509Authorities() []*x509.Certificate { return []*x509.Certificate{c.cert} }
-
-func newTestCA(t *testing.T, now time.Time) *testCA {
+// newTestCA is the test CA: a credential.CA and a bundle.X509Source.
+func newTestCA(t *testing.T, now time.Time) *testca.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-		URIs: []*url.URL{{Scheme: "spiffe", Host: "example.org"}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
+	return testca.New(t, testca.Params{
+		Now: now, TTL: 48 * time.Hour, Serial: 1, Subject: pkix.Name{CommonName: "test CA"}, KeyID: "sgk_testca",
+	})
 }
 
 // clock is a settable test clock.
@@ -93,7 +60,7 @@ type env struct {
 	ctx    context.Context
 	st     store.Store
 	svc    *noderegistry.Service
-	ca     *testCA
+	ca     *testca.CA
 	bundle *bundle.Bundle
 	clock  *clock
 }
@@ -146,24 +113,9 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, st store.Store)) {
 	}
 }
 
-func nodeKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func csrPEM(t *testing.T, key crypto.Signer) []byte {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		DNSNames: []string{"not-me.example.com"},
-	}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	return testca.CSRPEM(t, key, "not-me.example.com")
 }
 
 // token creates a join token with the default TTL and returns its secret.

@@ -16,6 +16,7 @@ import (
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/recordid"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 func TestCreateJoinToken(t *testing.T) {
@@ -72,7 +73,7 @@ func TestAttest(t *testing.T) {
 		e := newEnv(t, st, true)
 		tok, secret := e.token()
 		before := e.head()
-		key := nodeKey(t)
+		key := testca.Key(t)
 		got, err := e.attest(secret, csrPEM(t, key))
 		if err != nil {
 			t.Fatal(err)
@@ -171,7 +172,7 @@ func refusalOf(ev map[string]any) refusal {
 func TestAttestRefused(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, true)
-		csr := csrPEM(t, nodeKey(t))
+		csr := csrPEM(t, testca.Key(t))
 		used, usedSecret := e.token()
 		if _, err := e.attest(usedSecret, csr); err != nil {
 			t.Fatal(err)
@@ -251,7 +252,7 @@ func TestAttestConcurrent(t *testing.T) {
 		const n = 32
 		csrs := make([][]byte, n)
 		for i := range csrs {
-			csrs[i] = csrPEM(t, nodeKey(t))
+			csrs[i] = csrPEM(t, testca.Key(t))
 		}
 		var (
 			wg     sync.WaitGroup
@@ -305,7 +306,7 @@ func TestAttestWithoutCA(t *testing.T) {
 		e := newEnv(t, st, false)
 		tok, secret := e.token()
 		before := e.head()
-		if _, err := e.attest(secret, csrPEM(t, nodeKey(t))); !errors.Is(err, credential.ErrNoCA) {
+		if _, err := e.attest(secret, csrPEM(t, testca.Key(t))); !errors.Is(err, credential.ErrNoCA) {
 			t.Errorf("Attest without a CA = %v, want ErrNoCA", err)
 		}
 		if got, _ := st.GetJoinToken(e.ctx, tok.ID); !got.UsedAt.IsZero() {
@@ -321,7 +322,7 @@ func TestRenewAndEvict(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, true)
 		_, secret := e.token()
-		first, err := e.attest(secret, csrPEM(t, nodeKey(t)))
+		first, err := e.attest(secret, csrPEM(t, testca.Key(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -333,7 +334,7 @@ func TestRenewAndEvict(t *testing.T) {
 		// Half-way through the SVID's life the node renews, with a new key.
 		e.clock.Advance(30 * time.Minute)
 		before := e.head()
-		key := nodeKey(t)
+		key := testca.Key(t)
 		got, err := renew(csrPEM(t, key))
 		if err != nil {
 			t.Fatal(err)
@@ -415,7 +416,7 @@ func TestEvictRefused(t *testing.T) {
 	st, _ := storeOf(t)
 	e := newEnv(t, st, true)
 	_, secret := e.token()
-	a, err := e.attest(secret, csrPEM(t, nodeKey(t)))
+	a, err := e.attest(secret, csrPEM(t, testca.Key(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +450,7 @@ func TestListAndGet(t *testing.T) {
 	var ids []string
 	for range 3 {
 		_, secret := e.token()
-		a, err := e.attest(secret, csrPEM(t, nodeKey(t)))
+		a, err := e.attest(secret, csrPEM(t, testca.Key(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -499,7 +500,7 @@ func TestCollectJoinTokens(t *testing.T) {
 	st, _ := storeOf(t)
 	e := newEnv(t, st, true)
 	old, oldSecret := e.token()
-	if _, err := e.attest(oldSecret, csrPEM(t, nodeKey(t))); err != nil {
+	if _, err := e.attest(oldSecret, csrPEM(t, testca.Key(t))); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(noderegistry.DefaultJoinTokenTTL + noderegistry.DefaultRetention)

@@ -3,16 +3,12 @@ package svid_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"math/big"
-	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -32,41 +28,15 @@ import (
 	"github.com/agentid/agentid/internal/store/sqlite"
 	"github.com/agentid/agentid/internal/store/storetest"
 	"github.com/agentid/agentid/internal/svid"
+	"github.com/agentid/agentid/internal/testca"
 )
 
 var td = spiffeid.RequireTrustDomainFromString("example.org")
 
-// testCA is a self-signed P-256 CA made in the test.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func (c *testCA) CurrentCA() (credential.CAKey, error) {
-	return credential.CAKey{ID: "sgk_testca", Signer: c.key, Chain: []*x509.Certificate{c.cert}}, nil
-}
-
-func newTestCA(t *testing.T) *testCA {
+// newTestCA is the test CA.
+func newTestCA(t *testing.T) *testca.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-		URIs: []*url.URL{{Scheme: "spiffe", Host: "example.org"}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
+	return testca.New(t, testca.Params{Serial: 1, Subject: pkix.Name{CommonName: "test CA"}, KeyID: "sgk_testca"})
 }
 
 // env is a Service over a real store with one owner and agents made
@@ -78,7 +48,7 @@ type env struct {
 	st  store.Store
 	reg *identity.Service
 	svc *svid.Service
-	ca  *testCA
+	ca  *testca.CA
 	jwt *keys.Manager
 	rec *audit.Recorder
 	iss *credential.SVIDIssuer
@@ -157,22 +127,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, st store.Store)) {
 
 func csrPEM(t *testing.T, key crypto.Signer) []byte {
 	t.Helper()
-	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
-		DNSNames: []string{"not-me.example.com"},
-	}, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-}
-
-func workloadKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return testca.CSRPEM(t, key, "not-me.example.com")
 }
 
 // lastEvent returns the newest audit event, decoded.
@@ -207,7 +162,7 @@ func TestIssueX509(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, st, true)
 		a := e.agent("ticket-triage", nil)
-		wk := workloadKey(t)
+		wk := testca.Key(t)
 		sv, got, err := e.svc.IssueX509(e.ctx, origin(), svid.X509Params{Ref: "ticket-triage", CSR: csrPEM(t, wk), TTL: 10 * time.Minute})
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +170,7 @@ func TestIssueX509(t *testing.T) {
 		if got.ID != a.ID {
 			t.Errorf("returned agent %s, want %s", got.ID, a.ID)
 		}
-		id, _, err := x509svid.ParseAndVerify(sv.Chain, x509bundle.FromX509Authorities(td, []*x509.Certificate{e.ca.cert}))
+		id, _, err := x509svid.ParseAndVerify(sv.Chain, x509bundle.FromX509Authorities(td, []*x509.Certificate{e.ca.Cert}))
 		if err != nil {
 			t.Fatalf("x509svid.ParseAndVerify: %v", err)
 		}
@@ -311,7 +266,7 @@ func TestIssueCappedByAgentExpiry(t *testing.T) {
 		e := newEnv(t, st, true)
 		exp := time.Now().Add(3 * time.Minute).Truncate(time.Second)
 		a := e.agent("short-lived", func(p *identity.CreateAgentParams) { p.ExpiresAt = exp })
-		x, _, err := e.svc.IssueX509(e.ctx, origin(), svid.X509Params{Ref: a.Name, PublicKey: workloadKey(t).Public()})
+		x, _, err := e.svc.IssueX509(e.ctx, origin(), svid.X509Params{Ref: a.Name, PublicKey: testca.Key(t).Public()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,7 +303,7 @@ func TestIssueRefused(t *testing.T) {
 		if _, err := e.reg.DeprovisionAgent(e.ctx, origin(), identity.TransitionParams{Ref: gone.ID}); err != nil {
 			t.Fatal(err)
 		}
-		wk := workloadKey(t)
+		wk := testca.Key(t)
 		good := csrPEM(t, wk)
 		block, _ := pem.Decode(good)
 		tampered := append([]byte(nil), block.Bytes...)
@@ -453,7 +408,7 @@ func TestIssueFailsClosed(t *testing.T) {
 	}
 	boom := errors.New("disk full")
 	fs.fail = boom
-	sv, _, err := svc.IssueX509(t.Context(), origin(), svid.X509Params{Ref: a.Name, PublicKey: workloadKey(t).Public()})
+	sv, _, err := svc.IssueX509(t.Context(), origin(), svid.X509Params{Ref: a.Name, PublicKey: testca.Key(t).Public()})
 	if !errors.Is(err, boom) || sv.Chain != nil {
 		t.Errorf("IssueX509 with a failing store = %d certificates, %v; want none, %v", len(sv.Chain), err, boom)
 	}
@@ -477,7 +432,7 @@ func TestListAndCollect(t *testing.T) {
 		e := newEnv(t, st, true)
 		a := e.agent("lister", nil)
 		other := e.agent("other", nil)
-		pub := workloadKey(t).Public()
+		pub := testca.Key(t).Public()
 		var want []string
 		for range 3 {
 			x, _, err := e.svc.IssueX509(e.ctx, origin(), svid.X509Params{Ref: a.Name, PublicKey: pub})

@@ -2,18 +2,13 @@ package workloadapi_test
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"log/slog"
-	"math/big"
 	mrand "math/rand/v2"
 	"net"
-	"net/url"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -25,6 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/keys"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/sqlite"
+	"github.com/agentid/agentid/internal/testca"
 	"github.com/agentid/agentid/internal/workloadapi"
 )
 
@@ -35,41 +31,11 @@ const (
 	exeHash       = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
 
-// testCA is a self-signed P-256 CA of a trust domain.
-type testCA struct {
-	cert *x509.Certificate
-	key  crypto.Signer
-}
-
-func (c *testCA) CurrentCA() (credential.CAKey, error) {
-	return credential.CAKey{ID: "sgk_ca", Signer: c.key, Chain: []*x509.Certificate{c.cert}}, nil
-}
-
-func newTestCA(t testing.TB, td string) *testCA {
+// newTestCA is a self-signed P-256 CA of a trust domain.
+func newTestCA(t testing.TB, td string) *testca.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: td + " CA"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign, BasicConstraintsValid: true, IsCA: true,
-		URIs: []*url.URL{{Scheme: "spiffe", Host: td}},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
+	return testca.New(t, testca.Params{TrustDomain: td, Serial: 1, KeyID: "sgk_ca"})
 }
-
-func (c *testCA) X509Authorities() []*x509.Certificate { return []*x509.Certificate{c.cert} }
 
 // newJWTKeys returns a keys.Manager of purpose jwt-svid (ES256).
 func newJWTKeys(t testing.TB) *keys.Manager {
