@@ -5,8 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,6 +279,53 @@ func TestDropOnRemoval(t *testing.T) {
 // TestJWTSVIDCache: a JWT-SVID is kept per agent and audience (in any
 // order) until half its lifetime; then a new one is fetched, and if that
 // fails the cached one is served until it expires.
+// TestJWTSVIDBatching: JWT-SVID requests made while a batch is in flight
+// go to the server together in the next one, and each gets its own token.
+func TestJWTSVIDBatching(t *testing.T) {
+	tc := newTestCache(t)
+	tc.applySnapshot(snapshot("r1", 1000, tc.bundle, nil, "triage"))
+	a := tc.agent(t, "triage")
+	gate := make(chan struct{})
+	tc.up.mu.Lock()
+	tc.up.jwtGate = gate
+	tc.up.mu.Unlock()
+	tokens := make([]string, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	ask := func(i int) {
+		wg.Go(func() { tokens[i], errs[i] = tc.JWTSVID(t.Context(), a, []string{fmt.Sprintf("aud-%d", i)}) })
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !ok(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	ask(0)
+	waitFor("the first batch", func() bool { tc.up.mu.Lock(); defer tc.up.mu.Unlock(); return len(tc.up.jwtBatches) == 1 })
+	ask(1)
+	ask(2)
+	waitFor("two queued requests", func() bool {
+		tc.jwtBatch.mu.Lock()
+		defer tc.jwtBatch.mu.Unlock()
+		return len(tc.jwtBatch.queue) == 2
+	})
+	close(gate)
+	wg.Wait()
+	for i := range tokens {
+		if errs[i] != nil || !strings.HasSuffix(tokens[i], fmt.Sprintf("aud-%d", i)) {
+			t.Errorf("request %d = %q, %v", i, tokens[i], errs[i])
+		}
+	}
+	tc.up.mu.Lock()
+	defer tc.up.mu.Unlock()
+	if !slices.Equal(tc.up.jwtBatches, []int{1, 2}) {
+		t.Errorf("batches %v, want [1 2]", tc.up.jwtBatches)
+	}
+}
+
 func TestJWTSVIDCache(t *testing.T) {
 	tc := newTestCache(t)
 	tc.applySnapshot(snapshot("r1", 1000, tc.bundle, nil, "triage"))

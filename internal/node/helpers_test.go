@@ -105,6 +105,8 @@ type fakeUpstream struct {
 	jwtTTL     time.Duration
 	err        error         // every call fails with it when set
 	gate       chan struct{} // X509SVID waits for it when set
+	jwtGate    chan struct{} // JWTSVIDs waits for it when set
+	jwtBatches []int         // the size of each JWTSVIDs batch
 	x509Calls  map[string]int
 	jwtCalls   int
 	renewCalls int
@@ -182,7 +184,18 @@ func (f *fakeUpstream) X509SVID(ctx context.Context, id string, csr []byte) (nod
 	return f.mint(spiffeIDOf(id), csr)
 }
 
-func (f *fakeUpstream) JWTSVIDs(_ context.Context, items []nodeapi.JWTSVIDsItem) ([]nodeapi.JWTSVIDResult, error) {
+func (f *fakeUpstream) JWTSVIDs(ctx context.Context, items []nodeapi.JWTSVIDsItem) ([]nodeapi.JWTSVIDResult, error) {
+	f.mu.Lock()
+	f.jwtBatches = append(f.jwtBatches, len(items))
+	gate := f.jwtGate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {

@@ -17,7 +17,7 @@ import (
 )
 
 // FuzzHandlerBodies sends arbitrary bodies to the renew and SVID
-// endpoints of a real Handler (over fakes, as an authenticated node):
+// endpoints (the JWT-SVID batch included) of a real Handler (over fakes, as an authenticated node):
 // every answer is 200 or a 4xx problem+json, never a 5xx or a panic.
 func FuzzHandlerBodies(f *testing.F) {
 	csr := csrDER(f)
@@ -25,10 +25,12 @@ func FuzzHandlerBodies(f *testing.F) {
 		`{"csr":"` + base64.StdEncoding.EncodeToString(csr) + `"}`,
 		`{"audience":["spiffe://example.org/db"],"ttl_seconds":60}`,
 		`{"audience":[]}`, `{"ttl_seconds":1e30}`, `{"csr":null}`, `null`, `{`, `{"csr":"AAAA","x":1}`,
+		`{"requests":[{"agent_id":"agt_01jdxkz7m0000000000000000b","audience":["db"]},{"agent_id":"x"}]}`,
+		`{"requests":[]}`, `{"requests":[{}]}`, `{"requests":null}`,
 	} {
-		f.Add(uint8(0), []byte(b))
-		f.Add(uint8(1), []byte(b))
-		f.Add(uint8(2), []byte(b))
+		for which := range uint8(4) {
+			f.Add(which, []byte(b))
+		}
 	}
 	ca := newTestCA(f, trustDomain)
 	nodes := &fakeNodes{ca: ca, nodes: map[string]store.Node{}}
@@ -46,7 +48,7 @@ func FuzzHandlerBodies(f *testing.F) {
 		f.Fatal(err)
 	}
 	leaf := ca.svidCert(f, "spiffe://example.org/node/"+nodeID, time.Hour).Leaf
-	paths := []string{nodeapi.RenewPath, "/node/v1/agents/" + web.ID + "/x509-svid", "/node/v1/agents/" + web.ID + "/jwt-svid"}
+	paths := []string{nodeapi.RenewPath, "/node/v1/agents/" + web.ID + "/x509-svid", "/node/v1/agents/" + web.ID + "/jwt-svid", nodeapi.JWTSVIDsPath}
 	f.Fuzz(func(t *testing.T, which uint8, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "https://node-api"+paths[int(which)%len(paths)], bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -90,6 +90,50 @@ func TestHandlerUnary(t *testing.T) {
 
 func second[T any](_ T, err error) error { return err }
 
+// TestHandlerJWTSVIDs: a batch answers one result per request, in order,
+// issuing what it may and refusing each bad request on its own; a batch
+// that is empty or too large is refused as a whole.
+func TestHandlerJWTSVIDs(t *testing.T) {
+	e := newAPIEnv(t, 0)
+	ctx := t.Context()
+	c := e.client(e.nodeTLS)
+	web := e.workloadAgent("web", "unix:uid:1000")
+	bare := e.workloadAgent("bare")
+	res, err := c.JWTSVIDs(ctx, []nodeapi.JWTSVIDsItem{
+		{AgentID: web.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}},
+		{AgentID: web.ID}, // no audience
+		{AgentID: "web", JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}}, // not an id
+		{AgentID: bare.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}},
+		{AgentID: newAgentID(t), JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}},
+		{AgentID: web.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"cache"}, TTLSeconds: -1}},
+		{AgentID: web.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"cache"}, TTLSeconds: 60}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []error{nil, nodeapi.ErrRejected, nodeapi.ErrRejected, nodeapi.ErrAgentUnavailable, nodeapi.ErrAgentUnavailable, nodeapi.ErrRejected, nil}
+	if len(res) != len(want) {
+		t.Fatalf("%d results, want %d", len(res), len(want))
+	}
+	for i, r := range res {
+		switch {
+		case want[i] == nil && (r.Err != nil || r.Token == "" || r.ExpiresAt.IsZero()):
+			t.Errorf("request %d = %+v, want a JWT-SVID", i, r)
+		case want[i] != nil && !errors.Is(r.Err, want[i]):
+			t.Errorf("request %d: %v, want %v", i, r.Err, want[i])
+		}
+	}
+	big := make([]nodeapi.JWTSVIDsItem, nodeapi.MaxJWTSVIDsBatch+1)
+	for i := range big {
+		big[i] = nodeapi.JWTSVIDsItem{AgentID: web.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}}
+	}
+	for name, items := range map[string][]nodeapi.JWTSVIDsItem{"empty": nil, "too many": big} {
+		if _, err := c.JWTSVIDs(ctx, items); !errors.Is(err, nodeapi.ErrRejected) {
+			t.Errorf("%s batch: %v, want ErrRejected", name, err)
+		}
+	}
+}
+
 // rawClient is an HTTP/2 client presenting the node's certificate, for
 // requests the nodeapi.Client does not make.
 func (e *apiEnv) rawClient(cert *tls.Certificate) *http.Client {
@@ -175,6 +219,9 @@ func TestHandlerEvictedNode(t *testing.T) {
 	checks := map[string]error{
 		"renew": second(c.Renew(ctx, csrDER(t))),
 		"jwt":   second(c.JWTSVID(ctx, web.ID, nodeapi.JWTSVIDRequest{Audience: []string{"db"}})),
+		"jwts": second(c.JWTSVIDs(ctx, []nodeapi.JWTSVIDsItem{
+			{AgentID: web.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}},
+		})),
 		"watch": c.Watch(ctx, func(nodeapi.Snapshot) error { return errors.New("no snapshot for an evicted node") }),
 	}
 	// A node the registry does not know.
