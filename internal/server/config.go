@@ -106,6 +106,9 @@ type AuditConfig struct {
 	// CheckpointInterval signs a checkpoint of the head this often if it
 	// advanced since the last one.
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// IndexInterval is how often the trail's agent and trace lookup
+	// tables are brought up to date (ADR 0017).
+	IndexInterval time.Duration `yaml:"index_interval"`
 }
 
 // KeysConfig configures the token signing keys.
@@ -239,6 +242,7 @@ const (
 	DefaultTokenTTL           = 5 * time.Minute
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 10 * time.Second
+	DefaultAuditIndexInterval = 500 * time.Millisecond
 	DefaultKeyAlgorithm       = "ES256"
 	DefaultKeyRotation        = 24 * time.Hour
 	DefaultJWKSMaxAge         = 5 * time.Minute
@@ -344,6 +348,9 @@ func (c *Config) setDefaults() {
 	if c.Audit.CheckpointInterval == 0 {
 		c.Audit.CheckpointInterval = DefaultCheckpointInterval
 	}
+	if c.Audit.IndexInterval == 0 {
+		c.Audit.IndexInterval = DefaultAuditIndexInterval
+	}
 	if c.Issuer == "" {
 		c.Issuer = defaultIssuer(c.Listen, c.TLS.CertFile != "")
 	}
@@ -412,6 +419,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.CheckpointInterval < time.Second {
 		return bad("audit.checkpoint_interval", "must be at least 1s")
+	}
+	if c.Audit.IndexInterval < 10*time.Millisecond || c.Audit.IndexInterval > time.Minute {
+		return bad("audit.index_interval", "must be between 10ms and 1m")
 	}
 	if _, err := c.Proxies(); err != nil {
 		return bad("trusted_proxies", "%v", err)
@@ -581,6 +591,7 @@ credentials:
 audit:
   checkpoint_every: 1000      # sign a checkpoint every N events
   checkpoint_interval: 10s    # and the head this often if it moved
+  index_interval: 500ms       # update the agent and trace lookup tables this often
 
 keys:                         # token signing keys, sealed under the root key
   algorithm: ES256            # ES256 or EdDSA (takes effect at the next rotation)

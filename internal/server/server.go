@@ -225,7 +225,8 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 		return err
 	}
 	promReg := prometheus.NewRegistry()
-	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		auditIndexLag(s.store))
 	s.handler, err = httpapi.New(httpapi.Params{
 		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
 		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth, CA: s.ca,
@@ -317,6 +318,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.jwtSVIDKeys.Run(cpCtx) })
 	wg.Go(func() { s.federation.Run(cpCtx) })
 	wg.Go(func() { s.runCollectors(cpCtx) })
+	wg.Go(func() { s.runAuditIndexer(cpCtx) })
 	wg.Go(func() { s.runApprovalWebhook(cpCtx) })
 	s.runNodeAPI(cpCtx, &wg)
 

@@ -73,6 +73,20 @@ type AuditReader interface {
 	ListAuditKeys(ctx context.Context) ([]AuditKey, error)
 }
 
+// AuditIndexer is implemented by stores whose agent and trace lookups of
+// the audit trail go through indexes built after the fact, off the request
+// path (ADR 0017). Queries are exact whatever the indexer's progress: events
+// not yet indexed are found by a scan of the trail's tail, so an indexer
+// that falls behind costs query time, never results.
+type AuditIndexer interface {
+	// IndexAudit indexes the events up to seq through (every event when
+	// through <= 0), in bounded batches, and returns the highest indexed
+	// seq. Several processes may index the same trail.
+	IndexAudit(ctx context.Context, through int64) (int64, error)
+	// AuditIndexState returns the highest indexed seq and the trail's head.
+	AuditIndexState(ctx context.Context) (indexed, head int64, err error)
+}
+
 // AuditWriter appends to the audit trail.
 type AuditWriter interface {
 	// AppendAudit appends one event at the head of the chain. It calls seal

@@ -54,15 +54,14 @@ func (r *reader) head(ctx context.Context) (int64, []byte, error) {
 	return seq, hash, nil
 }
 
-// auditQuery returns the WHERE clause and arguments for q and events after
-// seq after, and the LIMIT.
-func (r *reader) auditQuery(q store.AuditQuery, after int64, limit int) (string, []any) {
-	after = max(after, q.AfterSeq)
-	where := []string{"seq > $1"}
+// auditFilter is the WHERE clause and arguments of q's filters on events
+// after seq after, with columns prefixed by p ("" or "e.").
+func (r *reader) auditFilter(q store.AuditQuery, p string, after int64) ([]string, []any) {
+	where := []string{p + "seq > $1"}
 	args := []any{after}
 	add := func(cond string, arg any) {
 		args = append(args, arg)
-		where = append(where, strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
+		where = append(where, p+strings.ReplaceAll(cond, "$?", "$"+strconv.Itoa(len(args))))
 	}
 	if q.AgentID != "" {
 		add("agent_id = $?", q.AgentID)
@@ -79,18 +78,62 @@ func (r *reader) auditQuery(q store.AuditQuery, after int64, limit int) (string,
 	if !q.Until.IsZero() {
 		add("time < $?", r.d.timeArg(q.Until))
 	}
-	return `SELECT ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY seq LIMIT ` + strconv.Itoa(limit), args
+	return where, args
 }
 
+// auditColsE is auditCols with the "e." prefix of the indexed query.
+const auditColsE = `e.seq, e.id, e.time, e.family, e.type, e.outcome, e.agent_id, e.actor_id, e.trace_id, e.body, e.prev_hash, e.hash`
+
+// auditBatch returns up to limit events matching q after seq after. A
+// query by trace or agent reads the derived index (ADR 0017) for the
+// events up to its high-water mark, then scans the events after it; the
+// mark is read first, and the index only grows, so the two parts meet
+// exactly whatever the indexer does meanwhile.
 func (r *reader) auditBatch(ctx context.Context, q store.AuditQuery, after int64, limit int) ([]store.AuditRecord, error) {
-	query, args := r.auditQuery(q, after, limit)
+	after = max(after, q.AfterSeq)
+	table, col, key := "", "", ""
+	switch {
+	case q.TraceID != "":
+		table, col, key = "audit_by_trace", "trace_id", q.TraceID
+	case q.AgentID != "":
+		table, col, key = "audit_by_agent", "agent_id", q.AgentID
+	}
+	var out []store.AuditRecord
+	if table != "" {
+		var upto int64
+		if err := r.q.QueryRowContext(ctx, `SELECT upto FROM audit_index_state WHERE id = 1`).Scan(&upto); err != nil {
+			return nil, r.d.classify(err)
+		}
+		if after < upto {
+			where, args := r.auditFilter(q, "e.", after)
+			args = append(args, key, upto)
+			n := len(args)
+			query := `SELECT ` + auditColsE + ` FROM ` + table + ` i JOIN audit_events e ON e.seq = i.seq WHERE i.` +
+				col + ` = $` + strconv.Itoa(n-1) + ` AND i.seq > $1 AND i.seq <= $` + strconv.Itoa(n) + ` AND ` +
+				strings.Join(where, " AND ") + ` ORDER BY i.seq LIMIT ` + strconv.Itoa(limit)
+			var err error
+			if out, err = r.auditRows(ctx, query, args, out); err != nil {
+				return nil, err
+			}
+			if len(out) == limit {
+				return out, nil
+			}
+			after = upto
+		}
+	}
+	where, args := r.auditFilter(q, "", after)
+	query := `SELECT ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY seq LIMIT ` + strconv.Itoa(limit-len(out))
+	return r.auditRows(ctx, query, args, out)
+}
+
+// auditRows appends the events query returns to out.
+func (r *reader) auditRows(ctx context.Context, query string, args []any, out []store.AuditRecord) ([]store.AuditRecord, error) {
 	rows, err := r.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, r.d.classify(err)
 	}
 	defer rows.Close()
-	var out []store.AuditRecord
 	for rows.Next() {
 		rec, err := scanAudit(rows)
 		if err != nil {

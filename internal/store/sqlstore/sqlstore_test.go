@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -43,5 +44,11 @@ func TestPageTokens(t *testing.T) {
 	}
 	if _, err := decodeSeqToken("audit", encodeToken("audit", "-3")); !errors.Is(err, store.ErrBadPageToken) {
 		t.Errorf("decodeSeqToken(-3) = %v", err)
+	}
+}
+
+func TestAuditColsE(t *testing.T) {
+	if want := "e." + strings.ReplaceAll(auditCols, ", ", ", e."); auditColsE != want {
+		t.Fatalf("auditColsE = %q, want %q", auditColsE, want)
 	}
 }

@@ -186,6 +186,55 @@ func testAuditQueries(t *testing.T, s store.Store) {
 			t.Errorf("event %d = %+v, want the fields of %+v", r.Seq, r, want)
 		}
 	}
+	checkAuditQueries(t, s, all, "before indexing")
+	if ix, ok := s.(store.AuditIndexer); ok {
+		// ADR 0017: part of the trail indexed, all of it, then more events
+		// after the mark; the answers are the same at every stage.
+		if got, err := ix.IndexAudit(ctx, 13); err != nil || got != 13 {
+			t.Fatalf("IndexAudit(13) = %d, %v", got, err)
+		}
+		checkAuditQueries(t, s, all, "indexed to 13")
+		if got, err := ix.IndexAudit(ctx, 0); err != nil || got != int64(len(in)) {
+			t.Fatalf("IndexAudit(0) = %d, %v", got, err)
+		}
+		checkAuditQueries(t, s, all, "indexed")
+		more := in[:9]
+		for i := range more {
+			more[i].ID = fmt.Sprintf("evt_%04d", len(in)+i+1)
+		}
+		appendAudit(t, s, more...)
+		all = verifyChain(t, s, len(in)+len(more))
+		checkAuditQueries(t, s, all, "indexed, then 9 more")
+		if indexed, head, err := ix.AuditIndexState(ctx); err != nil || indexed != int64(len(in)) || head != int64(len(all)) {
+			t.Errorf("AuditIndexState = %d, %d, %v; want %d, %d", indexed, head, err, len(in), len(all))
+		}
+		if got, err := ix.IndexAudit(ctx, 0); err != nil || got != int64(len(all)) {
+			t.Fatalf("IndexAudit(0) = %d, %v", got, err)
+		}
+		checkAuditQueries(t, s, all, "indexed again")
+	}
+
+	// fn's error stops the scan and is returned unchanged.
+	errStop := errors.New("stop")
+	calls := 0
+	err := s.ScanAudit(ctx, store.AuditQuery{}, func(store.AuditRecord) error {
+		calls++
+		if calls == 3 {
+			return errStop
+		}
+		return nil
+	})
+	if err != errStop || calls != 3 { //nolint:errorlint // identity is the contract
+		t.Errorf("ScanAudit with a failing fn = %v after %d calls, want stop after 3", err, calls)
+	}
+}
+
+// checkAuditQueries compares ListAudit and ScanAudit with a filter of
+// all, for a set of queries.
+func checkAuditQueries(t *testing.T, s store.Store, all []store.AuditRecord, stage string) {
+	t.Helper()
+	ctx := context.Background()
+	t0 := base().UTC().Truncate(time.Second)
 	match := func(q store.AuditQuery) []int64 {
 		var seqs []int64
 		for _, r := range all {
@@ -217,10 +266,10 @@ func testAuditQueries(t *testing.T, s store.Store) {
 			scanned = append(scanned, r.Seq)
 			return nil
 		}); err != nil {
-			t.Fatalf("ScanAudit(%+v): %v", q, err)
+			t.Fatalf("%s: ScanAudit(%+v): %v", stage, q, err)
 		}
 		if diff := cmp.Diff(want, scanned); diff != "" {
-			t.Errorf("ScanAudit(%+v) (-want +got):\n%s", q, diff)
+			t.Errorf("%s: ScanAudit(%+v) (-want +got):\n%s", stage, q, diff)
 		}
 		listed := walkItems(t, "ListAudit", 4, func(p store.Page) ([]store.AuditRecord, string, error) {
 			return s.ListAudit(ctx, q, p)
@@ -230,23 +279,10 @@ func testAuditQueries(t *testing.T, s store.Store) {
 			wantKeys = append(wantKeys, fmt.Sprint(seq))
 		}
 		if diff := cmp.Diff(wantKeys, listed); diff != "" {
-			t.Errorf("ListAudit(%+v) (-want +got):\n%s", q, diff)
+			t.Errorf("%s: ListAudit(%+v) (-want +got):\n%s", stage, q, diff)
 		}
 	}
 
-	// fn's error stops the scan and is returned unchanged.
-	errStop := errors.New("stop")
-	calls := 0
-	err := s.ScanAudit(ctx, store.AuditQuery{}, func(store.AuditRecord) error {
-		calls++
-		if calls == 3 {
-			return errStop
-		}
-		return nil
-	})
-	if err != errStop || calls != 3 { //nolint:errorlint // identity is the contract
-		t.Errorf("ScanAudit with a failing fn = %v after %d calls, want stop after 3", err, calls)
-	}
 }
 
 // testAuditScanBatches appends more events than one scan batch holds.
@@ -255,6 +291,11 @@ func testAuditScanBatches(t *testing.T, s store.Store) {
 	rs := make([]store.AuditRecord, n)
 	appendAudit(t, s, rs...)
 	verifyChain(t, s, n)
+	if ix, ok := s.(store.AuditIndexer); ok { // more than one indexing chunk
+		if got, err := ix.IndexAudit(context.Background(), 0); err != nil || got != n {
+			t.Fatalf("IndexAudit(0) = %d, %v; want %d", got, err, n)
+		}
+	}
 	var got []int64
 	err := s.ScanAudit(context.Background(), store.AuditQuery{AfterSeq: 990}, func(r store.AuditRecord) error {
 		got = append(got, r.Seq)

@@ -1,0 +1,96 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentid/agentid/internal/server"
+	"github.com/agentid/agentid/sdk/admin"
+)
+
+// TestAuditLookupTables drives ADR 0017 through the server: the indexer
+// catches up (the lag metric reaches 0), and a query by agent is exact
+// both for indexed events and for events after the mark.
+func TestAuditLookupTables(t *testing.T) {
+	cp := startDev(t, func(c *server.Config) { c.Audit.IndexInterval = 20 * time.Millisecond })
+	ctx := t.Context()
+	owner, err := cp.admin.CreateOwner(ctx, admin.CreateOwnerRequest{Kind: "person", Email: "lookup@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var agentIDs []string
+	for _, name := range []string{"lookup-a", "lookup-b"} {
+		a, err := cp.admin.CreateAgent(ctx, admin.CreateAgentRequest{Name: name, Owners: []string{owner.ID}, Purpose: "tests"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		agentIDs = append(agentIDs, a.ID)
+	}
+	waitIndexLag(t, cp, "0")
+	// Events after the mark: found by the scan of the tail.
+	if _, err := cp.admin.SuspendAgent(ctx, "lookup-a", admin.TransitionRequest{Reason: "tail"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range agentIDs {
+		types := auditTypes(ctx, t, cp.admin, admin.AuditQuery{Agent: id})
+		want := []string{"agent.created"}
+		if i == 0 {
+			want = append(want, "agent.suspended")
+		}
+		if !slices.Equal(types, want) {
+			t.Errorf("events of %s = %v, want %v", id, types, want)
+		}
+	}
+	waitIndexLag(t, cp, "0")
+	if types := auditTypes(ctx, t, cp.admin, admin.AuditQuery{Agent: agentIDs[0]}); !slices.Equal(types, []string{"agent.created", "agent.suspended"}) {
+		t.Errorf("indexed events of %s = %v", agentIDs[0], types)
+	}
+}
+
+func auditTypes(ctx context.Context, t *testing.T, cl *admin.Client, q admin.AuditQuery) []string {
+	t.Helper()
+	l, err := cl.ListAuditEvents(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range l.Items {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+// waitIndexLag waits until /metrics reports the audit index lag want.
+func waitIndexLag(t *testing.T, cp *controlPlane, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, cp.url+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+cp.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "agentid_audit_index_lag_events "); ok {
+				last = v
+			}
+		}
+		_ = resp.Body.Close()
+		if last == want {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("agentid_audit_index_lag_events = %q after 10 s, want %s", last, want)
+}
