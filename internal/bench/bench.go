@@ -185,12 +185,12 @@ func Run(ctx context.Context, p Params) (Report, error) {
 
 // runOnce measures the ceiling (for private_key_jwt) and then agentid, in
 // a fresh temporary directory.
-func runOnce(ctx context.Context, p Params, key *ecdsa.PrivateKey, i int) (Round, error) {
+func runOnce(ctx context.Context, p Params, key *ecdsa.PrivateKey, i int) (_ Round, err error) {
 	dir, err := os.MkdirTemp(p.TempDir, "agentid-bench-")
 	if err != nil {
 		return Round{}, fmt.Errorf("bench: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer removeUnlessFailed(dir, &err)
 	pubPEM, err := encodePublicKey(&key.PublicKey)
 	if err != nil {
 		return Round{}, err
@@ -342,4 +342,14 @@ func requestBuilder(p Params, md Metadata, target string, cl client) (func(conte
 		}
 		return post(ctx, prefix+a, "") // a JWS is base64url and dots: nothing to escape
 	}, nil
+}
+
+// removeUnlessFailed removes a run's temporary directory, or, when the run
+// failed, keeps it (the children's logs are there) and says where.
+func removeUnlessFailed(dir string, err *error) {
+	if *err != nil {
+		*err = fmt.Errorf("%w (logs kept in %s)", *err, dir)
+		return
+	}
+	_ = os.RemoveAll(dir)
 }

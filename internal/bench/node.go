@@ -192,12 +192,12 @@ func RunNode(ctx context.Context, p NodeParams) (NodeReport, error) {
 	return rep, nil
 }
 
-func runNodeOnce(ctx context.Context, p NodeParams, run int) (NodeRound, error) {
+func runNodeOnce(ctx context.Context, p NodeParams, run int) (_ NodeRound, err error) {
 	dir, err := os.MkdirTemp(p.TempDir, "agentid-bench-node-")
 	if err != nil {
 		return NodeRound{}, fmt.Errorf("bench: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer removeUnlessFailed(dir, &err)
 	var r NodeRound
 	if r.ES256SignMicros, err = es256SignCPU(); err != nil {
 		return NodeRound{}, err
