@@ -295,7 +295,9 @@ func decodeAuthZEN(body []byte, v any) error {
 }
 
 // toPolicyRequest checks that the required members are present (§5) and
-// converts.
+// converts. Properties are passed as sent: the decision point checks
+// their shape and decides what policies see (ADR 0016: a user's and the
+// action's properties; an agent's are never trusted).
 func toPolicyRequest(in azRequest) (policy.Request, error) {
 	switch {
 	case in.Subject == nil:
@@ -316,10 +318,11 @@ func toPolicyRequest(in azRequest) (policy.Request, error) {
 		return policy.Request{}, badRequest("resource.id", "resource.id is required")
 	}
 	return policy.Request{
-		Subject:  policy.Subject{Type: *in.Subject.Type, ID: *in.Subject.ID, Properties: in.Subject.Properties},
-		Action:   *in.Action.Name,
-		Resource: policy.Resource{Type: *in.Resource.Type, ID: *in.Resource.ID, Properties: in.Resource.Properties},
-		Context:  in.Context,
+		Subject:          policy.Subject{Type: *in.Subject.Type, ID: *in.Subject.ID, Properties: in.Subject.Properties},
+		Action:           *in.Action.Name,
+		ActionProperties: in.Action.Properties,
+		Resource:         policy.Resource{Type: *in.Resource.Type, ID: *in.Resource.ID, Properties: in.Resource.Properties},
+		Context:          in.Context,
 	}, nil
 }
 
@@ -337,7 +340,7 @@ func toPolicyRequestLenient(in azRequest) policy.Request {
 		req.Subject = policy.Subject{Type: str(e.Type), ID: str(e.ID), Properties: e.Properties}
 	}
 	if in.Action != nil {
-		req.Action = str(in.Action.Name)
+		req.Action, req.ActionProperties = str(in.Action.Name), in.Action.Properties
 	}
 	if e := in.Resource; e != nil {
 		req.Resource = policy.Resource{Type: str(e.Type), ID: str(e.ID), Properties: e.Properties}

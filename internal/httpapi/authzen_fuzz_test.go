@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"testing"
@@ -16,6 +17,9 @@ func FuzzAuthZENRequest(f *testing.F) {
 		`{"subject":{"type":"agent","id":"bot","properties":{"a":[1,{"b":null}]}},"action":{"name":"read","properties":{}},"resource":{"type":"doc","id":"1","properties":{"x":1.5}},"context":{"time":"2026-01-01T00:00:00Z"}}`,
 		`{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"options":{"evaluations_semantic":"deny_on_first_deny"},"evaluations":[{"resource":{"type":"t","id":"1"}},{"action":{"name":"x"}}]}`,
 		`{"evaluations":[]}`, `{"evaluations":null}`, `{"evaluations":[{}]}`, `{"subject":null}`, `{"subject":{"type":null,"id":"x"}}`,
+		`{"subject":{"type":"user","id":"alice","properties":{"role":"admin","level":3}},"action":{"name":"delete","properties":{"soft":true}},"resource":{"type":"record","id":"record-1"}}`,
+		`{"subject":{"type":"user","id":"bob"},"action":{"name":"write","properties":{"soft":false}},"evaluations":[{"action":{"properties":{"soft":true}},"resource":{"type":"r","id":"1"}},{"action":{"name":"read"}}]}`,
+		`{"action":{"name":"read","properties":"x"}}`, `{"action":{"name":"read","properties":null}}`,
 		`{}`, ``, `[]`, `null`, `{"subject":1}`, `{"a":1} {}`, `{"context":"x"}`, `{"subject":{"type":"agent","id":"` + "\xff" + `"}}`,
 	} {
 		f.Add([]byte(s))
@@ -36,6 +40,9 @@ func FuzzAuthZENRequest(f *testing.F) {
 			check(err)
 			if err == nil && (it.Subject == nil || it.Action == nil || it.Resource == nil || req.Subject.Type != *it.Subject.Type) {
 				t.Fatalf("converted an incomplete request: %+v", it)
+			}
+			if it.Action != nil && !bytes.Equal(toPolicyRequestLenient(it).ActionProperties, it.Action.Properties) {
+				t.Fatalf("action properties lost: %+v", it)
 			}
 		}
 	})

@@ -17,6 +17,7 @@ func FuzzAuthZENSearch(f *testing.F) {
 		`{"subject":{"type":"agent"},"action":{"name":"read"},"resource":{"type":"doc","id":"1"}}`,
 		`{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"resource":{"type":"doc"},"page":{"limit":10,"token":"x"}}`,
 		`{"subject":{"type":"agent","id":"bot"},"resource":{"type":"doc","id":"1"},"page":{"next_token":"abc"}}`,
+		`{"subject":{"type":"user","properties":{"role":"admin","level":3}},"action":{"name":"write","properties":{"soft":true}},"resource":{"type":"record","id":"record-2","properties":{"status":"archived"}}}`,
 		`{"page":null}`, `{"page":{"limit":-1}}`, `{"page":{"limit":"x"}}`, `{"page":1}`, `{}`, ``, `[]`, `{"subject":{"type":null}}`,
 	} {
 		f.Add([]byte(s))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/types"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -111,6 +112,11 @@ func TestIndexAgreesWithFullSet(t *testing.T) {
 @id("in-set") permit (principal in Agent::"agent-3", action in [Action::"invoice.pay", Action::"delete"], resource);
 @id("is-agent") forbid (principal is Agent, action == Action::"invoice.read", resource) when { resource.hasTag("project") && resource.getTag("project") == "proj-7" };
 @id("is-in") permit (principal is Agent in Agent::"agent-5", action, resource);
+@id("person-alice") permit (principal == Person::"alice", action in Action::"read", resource);
+@id("person-in") permit (principal in Person::"bob", action == Action::"invoice.pay", resource);
+@id("person-is-in") @decision("conditional") permit (principal is Person in Person::"carol", action, resource);
+@id("persons") forbid (principal is Person, action, resource) when { resource.hasTag("project") && resource.getTag("project") == "proj-7" };
+@id("person-agent-name") permit (principal == Person::"agent-3", action, resource);
 `
 	p, err := parse([]byte(doc), reg)
 	if err != nil {
@@ -126,7 +132,7 @@ func TestIndexAgreesWithFullSet(t *testing.T) {
 		all = append(all, entry{id: cedar.PolicyID(id), p: p.set.Get(cedar.PolicyID(id))})
 	}
 	for _, a := range reg.actions {
-		full.ix[a.uid] = &scoped{any: all}
+		full.ix[a.uid] = &scoped{any: map[types.EntityType][]entry{TypeAgent: all, TypePerson: all}}
 	}
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
 	decisions := map[string]int{}
@@ -147,6 +153,28 @@ func TestIndexAgreesWithFullSet(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Users: only the policies whose principal scope names Person concern
+	// them, in the index and in the whole set alike.
+	for action := range reg.actions {
+		for _, name := range []string{"alice", "bob", "carol", "agent-3", "dave"} {
+			for _, project := range []string{"proj-0", "proj-7", "proj-41"} {
+				in, err := check(indexed, Request{Subject: Subject{Type: SubjectUser, ID: name}, Action: action,
+					Resource: Resource{Type: "doc", ID: "1", Properties: []byte(`{"project":"` + project + `"}`)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				p := personEntity(name, in.userProps)
+				got, want := decideAs(indexed, p, in, now), decideAs(full, p, in, now)
+				decisions["user "+got.Decision]++
+				if got.Decision != want.Decision || !slices.Equal(got.PolicyIDs, want.PolicyIDs) {
+					t.Errorf("user %s %s %s: indexed %s by %v, full set %s by %v", name, action, project, got.Decision, got.PolicyIDs, want.Decision, want.PolicyIDs)
+				}
+			}
+		}
+	}
+	if decisions["user "+Allow] == 0 || decisions["user "+Deny] == 0 || decisions["user "+Conditional] == 0 {
+		t.Errorf("user decisions %v: the cases should cover all three", decisions)
 	}
 	if decisions[Allow] == 0 || decisions[Deny] == 0 || decisions[Conditional] == 0 {
 		t.Errorf("decisions %v: the cases should cover all three", decisions)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,22 +20,34 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// SubjectAgent is the one subject type: a registered agent.
-const SubjectAgent = "agent"
+// Subject types.
+const (
+	// SubjectAgent is a registered agent: its attributes come from the
+	// registry.
+	SubjectAgent = "agent"
+	// SubjectUser is a person the caller (the PEP) asserts, with the
+	// properties it asserts (ADR 0016): the Cedar principal Person::"<id>".
+	SubjectUser = "user"
+)
 
-// Request is one question: may the subject agent do the action on the
-// resource, in this context? Properties and Context are JSON objects as
-// the caller sent them (nil when absent).
+// Request is one question: may the subject do the action on the
+// resource, in this context? Properties, ActionProperties and Context are
+// JSON objects as the caller sent them (nil when absent).
 type Request struct {
 	Subject  Subject
 	Action   string
 	Resource Resource
 	Context  json.RawMessage
+	// ActionProperties are the AuthZEN action's properties: the tags of
+	// context.action_properties (integers and booleans also typed).
+	ActionProperties json.RawMessage
 }
 
-// Subject names the agent: Type SubjectAgent, ID its id (agt_…), name or
-// SPIFFE ID. Properties are recorded in the context digest and not
-// trusted: the agent's attributes come from the registry.
+// Subject names the subject. Type SubjectAgent: ID is the agent's id
+// (agt_…), name or SPIFFE ID, and Properties are recorded in the context
+// digest and not trusted (the agent's attributes come from the registry).
+// Type SubjectUser: ID is the person's id as the caller knows it, and the
+// scalar Properties, asserted by the caller, are the Person's tags.
 type Subject struct {
 	Type       string
 	ID         string
@@ -43,7 +56,9 @@ type Subject struct {
 
 // Resource is what the action is on. Its scalar Properties become the
 // Cedar resource's tags (strings as they are, numbers and booleans as
-// their JSON text); nested values are recorded in the context digest only.
+// their JSON text), integers also Long tags of resource.longs and
+// booleans Bool tags of resource.bools; nested values are recorded in the
+// context digest only.
 type Resource struct {
 	Type       string
 	ID         string
@@ -90,7 +105,8 @@ func (d Decision) Allowed() bool { return d.Decision == Allow }
 // before returning it. A malformed request (an unknown subject type or
 // action, bad context or properties) is a *ValidationError and records
 // nothing. An unknown, suspended, deprovisioned or expired agent is a
-// deny. If the decision cannot be recorded, Decide fails.
+// deny; a user is whoever the caller says. If the decision cannot be
+// recorded, Decide fails.
 func (s *Service) Decide(ctx context.Context, o audit.Origin, req Request) (Decision, error) {
 	c, err := s.current(ctx)
 	if err != nil {
@@ -229,10 +245,49 @@ type input struct {
 	action     actionInfo
 	actionName string
 	resource   types.EntityUID
-	tags       types.RecordMap
-	ctx        requestContext
-	digest     string
-	limits     map[string]string // numeric top-level context values
+	// user is the id of a user subject ("" for an agent), and userProps
+	// the properties its caller asserted.
+	user        string
+	userProps   props
+	resProps    props
+	actionProps props
+	ctx         requestContext
+	digest      string
+	limits      map[string]string // numeric top-level context values
+}
+
+// props are an AuthZEN entity's scalar properties as policies see them:
+// every one a String tag, integers also Long tags (longs), booleans also
+// Bool tags (bools).
+type props struct {
+	tags, longs, bools types.Record
+}
+
+// scalarProps converts decoded JSON properties (numbers as json.Number).
+// An integer is a Long when it has neither fraction nor exponent and fits
+// 64 bits; other numbers are strings only. Null, objects and arrays are
+// not visible to policies.
+func scalarProps(m map[string]any) props {
+	if len(m) == 0 {
+		return props{} // the zero Record is the empty record
+	}
+	tags, longs, bools := types.RecordMap{}, types.RecordMap{}, types.RecordMap{}
+	for k, v := range m {
+		key := types.String(k)
+		switch v := v.(type) {
+		case string:
+			tags[key] = types.String(v)
+		case json.Number:
+			tags[key] = types.String(v.String())
+			if n, err := strconv.ParseInt(v.String(), 10, 64); err == nil {
+				longs[key] = types.Long(n)
+			}
+		case bool:
+			tags[key] = types.String(strconv.FormatBool(v))
+			bools[key] = types.Boolean(v)
+		}
+	}
+	return props{tags: types.NewRecord(tags), longs: types.NewRecord(longs), bools: types.NewRecord(bools)}
 }
 
 // check validates a request's shape and resolves its action.
@@ -241,8 +296,8 @@ func check(c *compiled, req Request) (input, error) {
 	switch {
 	case req.Subject.Type == "":
 		return in, invalid("subject.type", "is required")
-	case req.Subject.Type != SubjectAgent:
-		return in, invalid("subject.type", "must be %q", SubjectAgent)
+	case req.Subject.Type != SubjectAgent && req.Subject.Type != SubjectUser:
+		return in, invalid("subject.type", "must be %q or %q", SubjectAgent, SubjectUser)
 	case req.Subject.ID == "":
 		return in, invalid("subject.id", "is required")
 	case len(req.Subject.ID) > MaxIDLen:
@@ -261,7 +316,7 @@ func check(c *compiled, req Request) (input, error) {
 		return in, invalid("action.name", "unknown action %q: not an action class or an action of one", truncated(req.Action))
 	}
 	in.action, in.actionName = a, req.Action
-	if n := len(req.Context) + len(req.Resource.Properties) + len(req.Subject.Properties); n > MaxRequestBytes {
+	if n := len(req.Context) + len(req.Resource.Properties) + len(req.Subject.Properties) + len(req.ActionProperties); n > MaxRequestBytes {
 		return in, invalid("context", "context and properties exceed %d bytes", MaxRequestBytes)
 	}
 	props, err := decodeObject("resource.properties", req.Resource.Properties)
@@ -269,6 +324,10 @@ func check(c *compiled, req Request) (input, error) {
 		return in, err
 	}
 	subjectProps, err := decodeObject("subject.properties", req.Subject.Properties)
+	if err != nil {
+		return in, err
+	}
+	actionProps, err := decodeObject("action.properties", req.ActionProperties)
 	if err != nil {
 		return in, err
 	}
@@ -280,20 +339,21 @@ func check(c *compiled, req Request) (input, error) {
 		return in, err
 	}
 	in.limits = limitsOf(rctx)
-	in.tags = types.RecordMap{}
-	for k, v := range props {
-		switch v := v.(type) {
-		case string:
-			in.tags[types.String(k)] = types.String(v)
-		case json.Number:
-			in.tags[types.String(k)] = types.String(v.String())
-		case bool:
-			in.tags[types.String(k)] = types.String(fmt.Sprint(v))
-		}
+	in.resProps, in.actionProps = scalarProps(props), scalarProps(actionProps)
+	if req.Subject.Type == SubjectUser {
+		// The caller's assertion (ADR 0016); an agent's properties never
+		// reach the policies.
+		in.user, in.userProps = req.Subject.ID, scalarProps(subjectProps)
 	}
 	in.resource = types.NewEntityUID(TypeResource, types.String(req.Resource.Type+"/"+req.Resource.ID))
-	// Canonical JSON (encoding/json sorts map keys) of what was decided on.
-	sum, err := json.Marshal(map[string]any{"context": rctx, "resource": props, "subject": subjectProps})
+	// Canonical JSON (encoding/json sorts map keys) of what was decided on;
+	// the action's properties only when given, so that the digests of
+	// requests without them stay what they were before ADR 0016.
+	digested := map[string]any{"context": rctx, "resource": props, "subject": subjectProps}
+	if actionProps != nil {
+		digested["action"] = actionProps
+	}
+	sum, err := json.Marshal(digested)
 	if err != nil {
 		return in, fmt.Errorf("policy: digest: %w", err)
 	}
@@ -437,12 +497,19 @@ func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin,
 	if err != nil {
 		return Decision{}, audit.Event{}, nil, err
 	}
-	a, found, err := memo.lookup(ctx, s, req.Subject.ID)
-	if err != nil {
-		return Decision{}, audit.Event{}, nil, err
+	var (
+		d     Decision
+		a     store.Agent
+		found bool
+	)
+	if in.user == "" {
+		if a, found, err = memo.lookup(ctx, s, req.Subject.ID); err != nil {
+			return Decision{}, audit.Event{}, nil, err
+		}
 	}
-	var d Decision
 	switch {
+	case in.user != "":
+		d = decideAs(c, personEntity(in.user, in.userProps), in, now)
 	case !found:
 		d = Decision{Decision: Deny, Reasons: []string{"unknown agent"}}
 	case a.State != store.AgentActive:
@@ -467,21 +534,87 @@ func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin,
 	return d, ev, ap, nil
 }
 
-// entities is one request's entities over the registry's actions.
+// The typed properties of a request's entities (ADR 0016): Longs and
+// Bools entities of these ids, and the action's properties.
+//
+//nolint:gochecknoglobals // immutable entity ids and attribute records
+var (
+	resourceLongs = types.NewEntityUID(TypeLongs, "resource")
+	resourceBools = types.NewEntityUID(TypeBools, "resource")
+	userLongs     = types.NewEntityUID(TypeLongs, "subject")
+	userBools     = types.NewEntityUID(TypeBools, "subject")
+	actionLongs   = types.NewEntityUID(TypeLongs, "action")
+	actionBools   = types.NewEntityUID(TypeBools, "action")
+	actionBag     = types.NewEntityUID(TypeActionProperties, "action")
+	// noLongs and noBools are the typed properties of an entity without
+	// any: a person who is not the principal.
+	noLongs = types.NewEntityUID(TypeLongs, "")
+	noBools = types.NewEntityUID(TypeBools, "")
+
+	userAttrs   = types.NewRecord(types.RecordMap{"longs": userLongs, "bools": userBools})
+	noAttrs     = types.NewRecord(types.RecordMap{"longs": noLongs, "bools": noBools})
+	actionAttrs = types.NewRecord(types.RecordMap{"longs": actionLongs, "bools": actionBools})
+)
+
+// entities is one request's entities over the registry's actions. The
+// entities of the request's properties, and persons other than the
+// principal (an agent's owners, a delegation subject: no properties), are
+// made when Cedar asks for them.
 type entities struct {
 	own     types.EntityMap
 	actions types.EntityMap
+	in      *input
 }
 
 func (e entities) Get(uid types.EntityUID) (types.Entity, bool) {
 	if uid.Type == TypeAction {
 		return e.actions.Get(uid)
 	}
-	return e.own.Get(uid)
+	if ent, ok := e.own.Get(uid); ok {
+		return ent, true
+	}
+	var tags types.Record
+	switch uid {
+	case resourceLongs:
+		tags = e.in.resProps.longs
+	case resourceBools:
+		tags = e.in.resProps.bools
+	case userLongs:
+		tags = e.in.userProps.longs
+	case userBools:
+		tags = e.in.userProps.bools
+	case actionLongs:
+		tags = e.in.actionProps.longs
+	case actionBools:
+		tags = e.in.actionProps.bools
+	case actionBag:
+		return types.Entity{UID: uid, Attributes: actionAttrs, Tags: e.in.actionProps.tags}, true
+	default:
+		switch uid.Type {
+		case TypePerson:
+			return types.Entity{UID: uid, Attributes: noAttrs, Tags: types.Record{}}, true
+		case TypeLongs, TypeBools:
+			tags = types.Record{}
+		default:
+			return types.Entity{}, false
+		}
+	}
+	return types.Entity{UID: uid, Tags: tags}, true
+}
+
+// personEntity is the principal of a user subject: the properties its
+// caller asserted are its tags.
+func personEntity(id string, p props) types.Entity {
+	return types.Entity{UID: types.NewEntityUID(TypePerson, types.String(id)), Attributes: userAttrs, Tags: p.tags}
 }
 
 // decideWith evaluates the policies for an active agent: pure, no I/O.
 func decideWith(c *compiled, a store.Agent, in input, now time.Time) Decision {
+	return decideAs(c, agentEntity(a), in, now)
+}
+
+// agentEntity is an agent as a Cedar principal, from its record.
+func agentEntity(a store.Agent) types.Entity {
 	owners := make([]types.Value, len(a.Owners))
 	for i, o := range a.Owners {
 		owners[i] = types.NewEntityUID(TypePerson, types.String(o))
@@ -494,23 +627,32 @@ func decideWith(c *compiled, a store.Agent, in input, now time.Time) Decision {
 	for k, v := range a.Labels {
 		labels[types.String(k)] = types.String(v)
 	}
-	principal := types.NewEntityUID(TypeAgent, types.String(a.Name))
+	uid := types.NewEntityUID(TypeAgent, types.String(a.Name))
+	return types.Entity{UID: uid, Attributes: types.NewRecord(types.RecordMap{
+		"id": types.String(a.ID), "spiffe_id": types.String(a.SPIFFEID), "state": types.String(a.State),
+		"orphaned": types.Boolean(a.Orphaned), "owners": types.NewSet(owners...), "action_classes": types.NewSet(classes...),
+	}), Tags: types.NewRecord(labels)}
+}
+
+// decideAs evaluates the policies for a principal (an active agent or a
+// user): pure, no I/O.
+func decideAs(c *compiled, principal types.Entity, in input, now time.Time) Decision {
 	ents := entities{own: types.EntityMap{
-		principal: {UID: principal, Attributes: types.NewRecord(types.RecordMap{
-			"id": types.String(a.ID), "spiffe_id": types.String(a.SPIFFEID), "state": types.String(a.State),
-			"orphaned": types.Boolean(a.Orphaned), "owners": types.NewSet(owners...), "action_classes": types.NewSet(classes...),
-		}), Tags: types.NewRecord(labels)},
+		principal.UID: principal,
 		in.resource: {UID: in.resource, Attributes: types.NewRecord(types.RecordMap{
-			"type": types.String(strings.SplitN(string(in.resource.ID), "/", 2)[0])}), Tags: types.NewRecord(in.tags)},
-	}, actions: c.reg.entities}
+			"type":  types.String(strings.SplitN(string(in.resource.ID), "/", 2)[0]),
+			"longs": resourceLongs, "bools": resourceBools,
+		}), Tags: in.resProps.tags},
+	}, actions: c.reg.entities, in: &in}
 	t := in.ctx.time
 	if t.IsZero() {
 		t = now
 	}
 	rc := types.RecordMap{
-		"action_class": types.String(in.action.class),
-		"risk_tier":    types.String(in.action.tier),
-		"time":         types.NewDatetime(t),
+		"action_properties": actionBag,
+		"action_class":      types.String(in.action.class),
+		"risk_tier":         types.String(in.action.tier),
+		"time":              types.NewDatetime(t),
 	}
 	if in.ctx.traceID != "" {
 		rc["trace_id"] = types.String(in.ctx.traceID)
@@ -533,8 +675,8 @@ func decideWith(c *compiled, a store.Agent, in input, now time.Time) Decision {
 		rc["instance"] = uid
 		rc["attestation_method"] = types.String(in.ctx.instanceMethod)
 	}
-	dec, diag := cedar.Authorize(c.policies().lookup(in.action.uid, principal.ID), ents, cedar.Request{
-		Principal: principal, Action: in.action.uid, Resource: in.resource, Context: types.NewRecord(rc),
+	dec, diag := cedar.Authorize(c.policies().lookup(in.action.uid, principal.UID), ents, cedar.Request{
+		Principal: principal.UID, Action: in.action.uid, Resource: in.resource, Context: types.NewRecord(rc),
 	})
 	d := Decision{Decision: Deny}
 	for _, r := range diag.Reasons {
@@ -589,6 +731,7 @@ func (s *Service) decisionEvent(c *compiled, o audit.Origin, req Request, in inp
 		"action_class":       in.action.class,
 		"risk_tier":          in.action.tier,
 		"resource":           map[string]any{"type": truncated(req.Resource.Type), "id": truncated(req.Resource.ID)},
+		"subject":            map[string]any{"type": truncated(req.Subject.Type), "id": truncated(req.Subject.ID)},
 		"policy_version":     c.version,
 		"policy_ids":         nonNil(d.PolicyIDs),
 		"errored_policy_ids": nonNil(d.ErroredPolicyIDs),
@@ -609,6 +752,7 @@ func (s *Service) failedEvent(c *compiled, o audit.Origin, req Request, now time
 	ev.Details = map[string]any{
 		"action":         truncated(req.Action),
 		"resource":       map[string]any{"type": truncated(req.Resource.Type), "id": truncated(req.Resource.ID)},
+		"subject":        map[string]any{"type": truncated(req.Subject.Type), "id": truncated(req.Subject.ID)},
 		"policy_version": c.version,
 	}
 	return ev

@@ -31,7 +31,7 @@ func (c *compiled) policies() index {
 // emptyPolicies is the policy set of a deployment without an active
 // version.
 func emptyPolicies() *parsed {
-	return &parsed{set: cedar.NewPolicySet(), meta: map[cedar.PolicyID]meta{}, text: map[string]string{}}
+	return &parsed{set: cedar.NewPolicySet(), meta: map[cedar.PolicyID]meta{}, text: map[string]string{}, open: map[cedar.PolicyID]*cedar.Policy{}}
 }
 
 // current returns the policy set to decide with, checking the head for a

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // FuzzCheckRequest drives untrusted context and properties (as an AuthZEN
@@ -13,6 +14,7 @@ func FuzzCheckRequest(f *testing.F) {
 		`{"time":"2026-11-25T10:00:00Z","trace_id":"abc","delegation":{"subject":"own_1","actors":["a"],"grant_id":"grt_1"},"instance":{"id":"ins_1","attestation_method":"k8s"}}`,
 		`{"delegation":{"actors":[1]}}`, `{"instance":"x"}`, `{"time":1}`, `[]`, `null`, ``, `{"a":{"b":{"c":{"d":{}}}}}`,
 		`{"state":"frozen","amount":12.5,"ok":true,"n":null,"s":"\u0000"}`, `{"x":"\"{[{["}`, `"\\"`,
+		`{"soft":true,"n":-9223372036854775808,"big":9223372036854775808,"e":1e3,"z":-0}`,
 	} {
 		f.Add([]byte(s), []byte(s))
 	}
@@ -28,6 +30,20 @@ func FuzzCheckRequest(f *testing.F) {
 		if err != nil && !errors.As(err, &ve) {
 			t.Fatalf("check: %v is not a ValidationError", err)
 		}
+		// A user's asserted properties and the action's properties (ADR
+		// 0016), decided on with an empty policy set.
+		in, err := check(c, Request{Subject: Subject{Type: SubjectUser, ID: "alice", Properties: props}, Action: "read",
+			Resource: Resource{Type: "doc", ID: "1", Properties: rctx}, ActionProperties: props})
+		if err != nil {
+			if !errors.As(err, &ve) {
+				t.Fatalf("check (user): %v is not a ValidationError", err)
+			}
+			return
+		}
+		if d := decideAs(c, personEntity(in.user, in.userProps), in, time.Unix(0, 0)); d.Decision != Deny {
+			t.Fatalf("decision %s without policies", d.Decision)
+		}
+		_ = replayInput(Request{Action: "read"}, in)
 	})
 }
 
@@ -37,6 +53,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"@id(\"a\") permit (principal, action, resource);",
 		"@id(\"a\") @decision(\"conditional\") @obligation(\"approval\") permit (principal, action in Action::\"payments\", resource) when { context.risk_tier == \"high\" };",
+		"@id(\"u\") permit (principal is Person, action, resource) when { principal.longs.hasTag(\"n\") && principal.longs.getTag(\"n\") > 2 && context.action_properties.bools.hasTag(\"b\") };",
 		"permit (", "@id(\"a\") forbid (principal is Agent, action, resource) unless { principal.hasTag(\"x\") };", "",
 	} {
 		f.Add(s)

@@ -20,29 +20,32 @@ type entry struct {
 	p  *cedar.Policy
 }
 
-// scoped are the policies that can apply to one action: those for any
-// principal, and those whose principal scope names one agent.
+// scoped are the policies that can apply to one action: those for every
+// principal of a type (Agent, Person), and those whose principal scope
+// names one principal.
 type scoped struct {
-	any     []entry
-	byAgent map[types.String][]entry
+	any         map[types.EntityType][]entry
+	byPrincipal map[types.EntityUID][]entry
 }
 
 // index maps every action of the registry to its policies.
 type index map[types.EntityUID]*scoped
 
 // newIndex files each policy under the actions its action scope admits
-// and, when its principal scope is one agent, under that agent. A policy
-// whose principal scope names an entity of another type never applies
-// (agents are the only principals, and they have no parents).
+// and under the principals its principal scope admits: every principal of
+// a type, or the one it names. A policy whose principal scope names
+// another type of entity never applies (agents and persons are the only
+// principals, and they have no parents). An open scope was read as
+// "principal is Agent" when the policy was parsed (ADR 0016).
 func newIndex(reg *registry, p *parsed) index {
 	ix := index{}
 	for _, a := range reg.actions {
-		ix[a.uid] = &scoped{byAgent: map[types.String][]entry{}}
+		ix[a.uid] = &scoped{any: map[types.EntityType][]entry{}, byPrincipal: map[types.EntityUID][]entry{}}
 	}
 	for _, id := range p.ids {
 		pol := p.set.Get(cedar.PolicyID(id))
 		ast := (*xast.Policy)(pol.AST())
-		agent, anyAgent, ok := principalScope(ast.Principal)
+		one, typ, ok := principalScope(ast.Principal)
 		if !ok {
 			continue
 		}
@@ -52,30 +55,37 @@ func newIndex(reg *registry, p *parsed) index {
 			}
 			s := ix[a.uid]
 			e := entry{id: cedar.PolicyID(id), p: pol}
-			if anyAgent {
-				s.any = append(s.any, e)
+			if written, ok := p.open[cedar.PolicyID(id)]; ok {
+				e.p = written // filed under Agent: "is Agent" holds
+			}
+			if typ != "" {
+				s.any[typ] = append(s.any[typ], e)
 			} else {
-				s.byAgent[agent] = append(s.byAgent[agent], e)
+				s.byPrincipal[one] = append(s.byPrincipal[one], e)
 			}
 		}
 	}
 	return ix
 }
 
-// principalScope reads a principal scope: the one agent it names, or
-// anyAgent; ok is false when no agent can match it.
-func principalScope(n xast.IsPrincipalScopeNode) (agent types.String, anyAgent, ok bool) {
+// isPrincipalType reports whether t is a type of principal.
+func isPrincipalType(t types.EntityType) bool { return t == TypeAgent || t == TypePerson }
+
+// principalScope reads a principal scope: the one principal it names, or
+// the type of every principal it admits (typ); ok is false when no
+// principal can match it.
+func principalScope(n xast.IsPrincipalScopeNode) (one types.EntityUID, typ types.EntityType, ok bool) {
 	switch s := n.(type) {
 	case xast.ScopeTypeEq:
-		return s.Entity.ID, false, s.Entity.Type == TypeAgent
+		return s.Entity, "", isPrincipalType(s.Entity.Type)
 	case xast.ScopeTypeIn:
-		return s.Entity.ID, false, s.Entity.Type == TypeAgent
+		return s.Entity, "", isPrincipalType(s.Entity.Type)
 	case xast.ScopeTypeIs:
-		return "", true, s.Type == TypeAgent
+		return types.EntityUID{}, s.Type, isPrincipalType(s.Type)
 	case xast.ScopeTypeIsIn:
-		return s.Entity.ID, false, s.Type == TypeAgent && s.Entity.Type == TypeAgent
-	default:
-		return "", true, true
+		return s.Entity, "", isPrincipalType(s.Type) && s.Type == s.Entity.Type
+	default: // not after parse: an open scope reads "principal is Agent"
+		return types.EntityUID{}, TypeAgent, true
 	}
 }
 
@@ -99,8 +109,8 @@ func actionScope(n xast.IsActionScopeNode, action, class types.EntityUID) bool {
 	}
 }
 
-// candidates are the policies that can apply to the agent's request for
-// the action.
+// candidates are the policies that can apply to a principal's request
+// for the action.
 type candidates struct{ a, b []entry }
 
 func (c candidates) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
@@ -115,11 +125,11 @@ func (c candidates) All() iter.Seq2[cedar.PolicyID, *cedar.Policy] {
 	}
 }
 
-// lookup returns the candidates for an agent's request.
-func (ix index) lookup(action types.EntityUID, agent types.String) candidates {
+// lookup returns the candidates for a principal's request.
+func (ix index) lookup(action, principal types.EntityUID) candidates {
 	s := ix[action]
 	if s == nil {
 		return candidates{}
 	}
-	return candidates{s.any, s.byAgent[agent]}
+	return candidates{s.any[principal.Type], s.byPrincipal[principal]}
 }

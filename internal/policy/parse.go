@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	cedar "github.com/cedar-policy/cedar-go"
+	"github.com/cedar-policy/cedar-go/ast"
 	"github.com/cedar-policy/cedar-go/types"
 	xast "github.com/cedar-policy/cedar-go/x/exp/ast"
 )
@@ -87,6 +88,10 @@ type parsed struct {
 	meta map[cedar.PolicyID]meta
 	ids  []string // sorted
 	text map[string]string
+	// open holds, for the policies whose open principal scope was read as
+	// "principal is Agent", the policy as written: the index evaluates it
+	// for agents only, where the two agree, without the type check.
+	open map[cedar.PolicyID]*cedar.Policy
 }
 
 // parse parses a Cedar document, checks agentid's annotations, and
@@ -106,7 +111,7 @@ func parse(text []byte, reg *registry) (*parsed, error) {
 	if len(list) > MaxPolicies {
 		return nil, &PolicyError{[]Problem{{Message: fmt.Sprintf("the document has %d policies, at most %d are allowed", len(list), MaxPolicies)}}}
 	}
-	p := &parsed{set: cedar.NewPolicySet(), meta: map[cedar.PolicyID]meta{}, text: map[string]string{}}
+	p := &parsed{set: cedar.NewPolicySet(), meta: map[cedar.PolicyID]meta{}, text: map[string]string{}, open: map[cedar.PolicyID]*cedar.Policy{}}
 	var problems []Problem
 	for _, pol := range list {
 		pos := pol.Position()
@@ -124,6 +129,10 @@ func parse(text []byte, reg *registry) (*parsed, error) {
 			at(id, "the @id is used by another policy")
 			continue
 		}
+		text, written := string(pol.MarshalCedar()), pol
+		if pol = agentsByDefault(pol); pol != written {
+			p.open[cedar.PolicyID(id)] = written
+		}
 		if err := reg.validator.Policy(id, (*xast.Policy)(pol.AST())); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				if line = strings.TrimSpace(line); line != "" {
@@ -134,13 +143,31 @@ func parse(text []byte, reg *registry) (*parsed, error) {
 		p.set.Add(cedar.PolicyID(id), pol)
 		p.meta[cedar.PolicyID(id)] = m
 		p.ids = append(p.ids, id)
-		p.text[id] = string(pol.MarshalCedar())
+		p.text[id] = text
 	}
 	if len(problems) > 0 {
 		return nil, &PolicyError{problems}
 	}
 	slices.Sort(p.ids)
 	return p, nil
+}
+
+// agentsByDefault reads an open principal scope as "principal is Agent"
+// (ADR 0016): policies written before users were principals meant agents,
+// and Cedar's validator would otherwise check them for a Person too,
+// refusing every one that reads an agent attribute. A policy concerns
+// users only when its principal scope names Person. The policy's text is
+// not changed.
+func agentsByDefault(pol *cedar.Policy) *cedar.Policy {
+	a := (*xast.Policy)(pol.AST())
+	switch a.Principal.(type) {
+	case xast.ScopeTypeAll, nil:
+	default:
+		return pol
+	}
+	scoped := *a
+	scoped.Principal = xast.ScopeTypeIs{Type: TypeAgent}
+	return cedar.NewPolicyFromAST((*ast.Policy)(&scoped))
 }
 
 // parseList parses a Cedar document into its policies.

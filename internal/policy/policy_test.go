@@ -134,7 +134,23 @@ func TestDecideBadInput(t *testing.T) {
 		edit        func(*policy.Request)
 	}{
 		{"no subject type", "subject.type", func(r *policy.Request) { r.Subject.Type = "" }},
-		{"other subject type", "subject.type", func(r *policy.Request) { r.Subject.Type = "user" }},
+		{"other subject type", "subject.type", func(r *policy.Request) { r.Subject.Type = "spaceship" }},
+		{"user without id", "subject.id", func(r *policy.Request) { r.Subject = policy.Subject{Type: policy.SubjectUser} }},
+		{"long user id", "subject.id", func(r *policy.Request) {
+			r.Subject = policy.Subject{Type: policy.SubjectUser, ID: strings.Repeat("u", 600)}
+		}},
+		{"user properties not an object", "subject.properties", func(r *policy.Request) {
+			r.Subject = policy.Subject{Type: policy.SubjectUser, ID: "alice", Properties: json.RawMessage(`["admin"]`)}
+		}},
+		{"deeply nested user properties", "subject.properties", func(r *policy.Request) {
+			r.Subject = policy.Subject{Type: policy.SubjectUser, ID: "alice", Properties: json.RawMessage(deep)}
+		}},
+		{"action properties not an object", "action.properties", func(r *policy.Request) { r.ActionProperties = json.RawMessage(`true`) }},
+		{"action properties malformed", "action.properties", func(r *policy.Request) { r.ActionProperties = json.RawMessage(`{"soft":`) }},
+		{"deeply nested action properties", "action.properties", func(r *policy.Request) { r.ActionProperties = json.RawMessage(deep) }},
+		{"oversized action properties", "context", func(r *policy.Request) {
+			r.ActionProperties = json.RawMessage(`{"x":"` + strings.Repeat("a", policy.MaxRequestBytes) + `"}`)
+		}},
 		{"no subject id", "subject.id", func(r *policy.Request) { r.Subject.ID = "" }},
 		{"long subject id", "subject.id", func(r *policy.Request) { r.Subject.ID = strings.Repeat("a", 600) }},
 		{"no action", "action.name", func(r *policy.Request) { r.Action = "" }},

@@ -58,10 +58,12 @@ type Replay struct {
 
 // ReplayChange is one recorded decision that the candidate would change.
 type ReplayChange struct {
-	EventID      string
-	Seq          int64
-	Time         time.Time
-	Agent        string // the agent's name
+	EventID string
+	Seq     int64
+	Time    time.Time
+	Agent   string // the agent's name; "" for a user
+	// User is the id of a user subject (ADR 0016); "" for an agent.
+	User         string
 	Action       string
 	ResourceType string
 	ResourceID   string
@@ -75,22 +77,23 @@ type ReplayChange struct {
 
 // replayInput is what a decision.made event keeps so that a dry run can
 // evaluate the request again (details "input"): the exact action and
-// resource, the resource's scalar properties as the policies saw them,
-// and the context values the policies see that the event's axes do not
-// hold. The rest of the context only reaches the context digest.
+// resource, the scalar properties of the resource and the action as the
+// policies saw them, a user subject with the properties its caller
+// asserted, and the context values the policies see that the event's axes
+// do not hold. The rest of the context only reaches the context digest.
 func replayInput(req Request, in input) map[string]any {
-	m := map[string]any{
-		"action":   req.Action,
-		"resource": map[string]any{"type": req.Resource.Type, "id": req.Resource.ID},
+	res := map[string]any{"type": req.Resource.Type, "id": req.Resource.ID}
+	in.resProps.record(res)
+	m := map[string]any{"action": req.Action, "resource": res}
+	if in.actionProps.tags.Len() > 0 {
+		ap := map[string]any{}
+		in.actionProps.record(ap)
+		m["action_properties"] = ap
 	}
-	if len(in.tags) > 0 {
-		props := make(map[string]string, len(in.tags))
-		for k, v := range in.tags {
-			if sv, ok := v.(types.String); ok {
-				props[string(k)] = string(sv)
-			}
-		}
-		m["resource"].(map[string]any)["properties"] = props
+	if in.user != "" {
+		u := map[string]any{"type": SubjectUser, "id": in.user, "asserted_by": "pep"}
+		in.userProps.record(u)
+		m["subject"] = u
 	}
 	if !in.ctx.time.IsZero() {
 		m["time"] = in.ctx.time.UTC().Format(time.RFC3339Nano)
@@ -99,6 +102,66 @@ func replayInput(req Request, in input) map[string]any {
 		m["trace_id"] = in.ctx.traceID
 	}
 	return m
+}
+
+// record adds the properties to an audit map: "properties" (the string
+// tags), "longs" and "bools", each when not empty.
+func (p props) record(m map[string]any) {
+	if p.tags.Len() == 0 {
+		return
+	}
+	strs := make(map[string]string, p.tags.Len())
+	for k, v := range p.tags.All() {
+		if sv, ok := v.(types.String); ok {
+			strs[string(k)] = string(sv)
+		}
+	}
+	m["properties"] = strs
+	if p.longs.Len() > 0 {
+		longs := make(map[string]int64, p.longs.Len())
+		for k, v := range p.longs.All() {
+			if n, ok := v.(types.Long); ok {
+				longs[string(k)] = int64(n)
+			}
+		}
+		m["longs"] = longs
+	}
+	if p.bools.Len() > 0 {
+		bools := make(map[string]bool, p.bools.Len())
+		for k, v := range p.bools.All() {
+			if b, ok := v.(types.Boolean); ok {
+				bools[string(k)] = bool(b)
+			}
+		}
+		m["bools"] = bools
+	}
+}
+
+// recordedProps are properties as an event recorded them.
+type recordedProps struct {
+	Properties map[string]string `json:"properties"`
+	Longs      map[string]int64  `json:"longs"`
+	Bools      map[string]bool   `json:"bools"`
+}
+
+// raw rebuilds the JSON properties that give the policies what they saw:
+// the strings, with the integers and booleans in their JSON types.
+func (p recordedProps) raw() json.RawMessage {
+	if len(p.Properties) == 0 {
+		return nil
+	}
+	m := make(map[string]any, len(p.Properties))
+	for k, v := range p.Properties {
+		m[k] = v
+	}
+	for k, v := range p.Longs {
+		m[k] = v
+	}
+	for k, v := range p.Bools {
+		m[k] = v
+	}
+	b, _ := json.Marshal(m) //nolint:errchkjson // strings, integers and booleans only
+	return b
 }
 
 // recordedDecision is the part of a decision.made event a replay reads.
@@ -114,12 +177,18 @@ type recordedDecision struct {
 		Input *struct {
 			Action   string `json:"action"`
 			Resource struct {
-				Type       string            `json:"type"`
-				ID         string            `json:"id"`
-				Properties map[string]string `json:"properties"`
+				Type string `json:"type"`
+				ID   string `json:"id"`
+				recordedProps
 			} `json:"resource"`
-			Time    string `json:"time"`
-			TraceID string `json:"trace_id"`
+			Subject *struct {
+				Type string `json:"type"`
+				ID   string `json:"id"`
+				recordedProps
+			} `json:"subject"`
+			ActionProperties *recordedProps `json:"action_properties"`
+			Time             string         `json:"time"`
+			TraceID          string         `json:"trace_id"`
 		} `json:"input"`
 	} `json:"details"`
 	seq int64
@@ -130,13 +199,21 @@ type recordedDecision struct {
 func (r recordedDecision) request() (Request, time.Time, bool) {
 	in := r.Details.Input
 	t, err := audit.ParseTime(r.Time)
-	if in == nil || r.Agent == nil || r.Agent.ID == "" || err != nil {
+	if in == nil || err != nil {
 		return Request{}, time.Time{}, false
 	}
-	req := Request{Subject: Subject{Type: SubjectAgent, ID: r.Agent.ID}, Action: in.Action,
-		Resource: Resource{Type: in.Resource.Type, ID: in.Resource.ID}}
-	if len(in.Resource.Properties) > 0 {
-		req.Resource.Properties, _ = json.Marshal(in.Resource.Properties)
+	req := Request{Action: in.Action, Resource: Resource{Type: in.Resource.Type, ID: in.Resource.ID,
+		Properties: in.Resource.raw()}}
+	switch {
+	case in.Subject != nil && in.Subject.Type == SubjectUser && in.Subject.ID != "":
+		req.Subject = Subject{Type: SubjectUser, ID: in.Subject.ID, Properties: in.Subject.raw()}
+	case r.Agent != nil && r.Agent.ID != "":
+		req.Subject = Subject{Type: SubjectAgent, ID: r.Agent.ID}
+	default:
+		return Request{}, time.Time{}, false
+	}
+	if in.ActionProperties != nil {
+		req.ActionProperties = in.ActionProperties.raw()
 	}
 	rc := map[string]any{}
 	if in.Time != "" {
@@ -263,9 +340,15 @@ func (s *Service) DryRun(ctx context.Context, p ReplayParams) (Replay, error) {
 			continue
 		}
 		b.PolicyVersion = 0
-		out.Changed = append(out.Changed, ReplayChange{EventID: r.ID, Seq: r.seq, Time: t, Agent: r.Agent.Name,
+		ch := ReplayChange{EventID: r.ID, Seq: r.seq, Time: t,
 			Action: req.Action, ResourceType: req.Resource.Type, ResourceID: req.Resource.ID,
-			Recorded: r.Decision, Current: a, Candidate: b})
+			Recorded: r.Decision, Current: a, Candidate: b}
+		if req.Subject.Type == SubjectUser {
+			ch.User = req.Subject.ID
+		} else if r.Agent != nil {
+			ch.Agent = r.Agent.Name
+		}
+		out.Changed = append(out.Changed, ch)
 	}
 	return out, nil
 }

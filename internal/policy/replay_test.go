@@ -113,7 +113,8 @@ func TestDecisionEventKeepsReplayInput(t *testing.T) {
 	want := map[string]any{
 		"action": "read",
 		"resource": map[string]any{"type": "invoice", "id": strings.Repeat("i", 60),
-			"properties": map[string]any{"state": "open", "n": "3", "ok": "true"}},
+			"properties": map[string]any{"state": "open", "n": "3", "ok": "true"},
+			"longs":      map[string]any{"n": float64(3)}, "bools": map[string]any{"ok": true}},
 		"time": "2026-11-25T09:00:00Z", "trace_id": "t1",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

@@ -19,13 +19,24 @@ const (
 	TypeInstance types.EntityType = "Instance"
 	TypeResource types.EntityType = "Resource"
 	TypeAction   types.EntityType = "Action"
+	// ADR 0016: the typed properties of an AuthZEN entity, and the
+	// properties of the request's action.
+	TypeLongs            types.EntityType = "Longs"
+	TypeBools            types.EntityType = "Bools"
+	TypeActionProperties types.EntityType = "ActionProperties"
 )
 
 // schemaHead is the fixed part of the Cedar schema; the actions follow,
 // one per action class and one per action of a class, each a member of
 // its class.
-const schemaHead = `// agentid's Cedar schema (ADR 0013).
-entity Person;
+const schemaHead = `// agentid's Cedar schema (ADR 0013, ADR 0016).
+// The properties of an AuthZEN entity: every scalar a String tag, integers
+// also Long tags of longs, booleans also Bool tags of bools.
+entity Longs tags Long;
+entity Bools tags Bool;
+// A person: an owner, a delegation subject, or a "user" subject whose tags
+// are the properties its PEP asserted.
+entity Person { longs: Longs, bools: Bools } tags String;
 entity Instance { attestation_method: String };
 entity Agent {
   id: String,
@@ -35,9 +46,11 @@ entity Agent {
   owners: Set<Person>,
   action_classes: Set<String>
 } tags String;
-entity Resource { type: String } tags String;
+entity Resource { type: String, longs: Longs, bools: Bools } tags String;
+entity ActionProperties { longs: Longs, bools: Bools } tags String;
 type Delegation = { subject: Person, actors: Set<String>, grant_id?: String };
 type DecisionContext = {
+  action_properties: ActionProperties,
   action_class: String,
   risk_tier: String,
   time: datetime,
@@ -48,7 +61,9 @@ type DecisionContext = {
 };
 `
 
-const appliesTo = ` appliesTo { principal: [Agent], resource: [Resource], context: DecisionContext };`
+// An open principal scope reads "principal is Agent" (ADR 0016): policies
+// concern users only when their scope names Person.
+const appliesTo = ` appliesTo { principal: [Agent, Person], resource: [Resource], context: DecisionContext };`
 
 // actionInfo is what a request's action resolves to.
 type actionInfo struct {

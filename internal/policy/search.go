@@ -96,7 +96,10 @@ type pageToken struct {
 
 // Search answers a search and records it before returning. A malformed
 // request or page token is a *ValidationError; a subject type other than
-// agent matches nothing (an empty page, not an error).
+// agent and user matches nothing (an empty page, not an error). Users are
+// searched among the persons the policies name in their principal scope
+// (there is no user directory), each with the request's subject
+// properties.
 func (s *Service) Search(ctx context.Context, o audit.Origin, p SearchParams) (SearchResult, error) {
 	switch {
 	case p.Limit < 0 || p.Limit > MaxSearchLimit:
@@ -116,7 +119,7 @@ func (s *Service) Search(ctx context.Context, o audit.Origin, p SearchParams) (S
 		if req.Subject.Type == "" {
 			return SearchResult{}, invalid("subject.type", "is required")
 		}
-		probe.Subject = Subject{Type: SubjectAgent, ID: "-", Properties: req.Subject.Properties}
+		probe.Subject = Subject{Type: req.Subject.Type, ID: "-", Properties: req.Subject.Properties}
 	case SearchResource:
 		probe.Resource.ID = "-"
 	case SearchAction:
@@ -127,7 +130,7 @@ func (s *Service) Search(ctx context.Context, o audit.Origin, p SearchParams) (S
 	default:
 		return SearchResult{}, invalid("kind", "must be subject, resource or action")
 	}
-	if req.Subject.Type != "" && req.Subject.Type != SubjectAgent {
+	if req.Subject.Type != SubjectAgent && req.Subject.Type != SubjectUser {
 		probe.Subject.Type = SubjectAgent // another subject type matches nothing
 	}
 	in, err := check(c, probe)
@@ -142,24 +145,26 @@ func (s *Service) Search(ctx context.Context, o audit.Origin, p SearchParams) (S
 	now := s.now()
 	res := SearchResult{Results: []SearchHit{}, PolicyVersion: c.version}
 	var agent *store.Agent
-	if req.Subject.Type == SubjectAgent {
-		next := ""
-		switch p.Kind {
-		case SearchSubject:
-			res.Results, next, err = s.searchSubjects(ctx, c, in, now, cursor, p.Limit)
-		case SearchResource, SearchAction:
-			var a store.Agent
-			a, agent, err = s.activeAgent(ctx, req.Subject.ID, now)
-			if err == nil && agent != nil {
-				res.Results, next = searchNames(c, p.Kind, a, req, in, now, cursor, p.Limit)
-			}
+	next := ""
+	switch {
+	case req.Subject.Type == SubjectAgent && p.Kind == SearchSubject:
+		res.Results, next, err = s.searchSubjects(ctx, c, in, now, cursor, p.Limit)
+	case req.Subject.Type == SubjectAgent:
+		var a store.Agent
+		a, agent, err = s.activeAgent(ctx, req.Subject.ID, now)
+		if err == nil && agent != nil {
+			res.Results, next = searchNames(c, p.Kind, agentEntity(a), req, in, now, cursor, p.Limit)
 		}
-		if err != nil {
-			return SearchResult{}, err
-		}
-		if next != "" {
-			res.NextToken = encodePageToken(pageToken{Kind: p.Kind, Query: query, Cursor: next})
-		}
+	case req.Subject.Type == SubjectUser && p.Kind == SearchSubject:
+		res.Results, next = searchNames(c, p.Kind, types.Entity{}, req, in, now, cursor, p.Limit)
+	case req.Subject.Type == SubjectUser: // check refused an empty id
+		res.Results, next = searchNames(c, p.Kind, personEntity(req.Subject.ID, in.userProps), req, in, now, cursor, p.Limit)
+	}
+	if err != nil {
+		return SearchResult{}, err
+	}
+	if next != "" {
+		res.NextToken = encodePageToken(pageToken{Kind: p.Kind, Query: query, Cursor: next})
 	}
 	ev := o.Event(audit.Authorization, EventSearched)
 	ev.Time = now
@@ -233,17 +238,22 @@ func (s *Service) searchSubjects(ctx context.Context, c *compiled, in input, now
 	return out, cursor, nil
 }
 
-// searchNames evaluates the candidate resources (those the policies name
-// in their resource scope, of the type asked) or actions (every action of
-// the registry), in name order after cursor.
-func searchNames(c *compiled, kind SearchKind, a store.Agent, req Request, in input, now time.Time, cursor string, limit int) ([]SearchHit, string) {
+// searchNames evaluates for principal the candidate resources (those the
+// policies name in their resource scope, of the type asked) or actions
+// (every action of the registry), or the candidate users (the persons the
+// policies name in their principal scope, each with the request's subject
+// properties; principal is then unused), in name order after cursor.
+func searchNames(c *compiled, kind SearchKind, principal types.Entity, req Request, in input, now time.Time, cursor string, limit int) ([]SearchHit, string) {
 	var names []string
-	if kind == SearchAction {
+	switch kind {
+	case SearchAction:
 		for name := range c.reg.actions {
 			names = append(names, name)
 		}
-	} else {
+	case SearchResource:
 		names = policyResources(c.pol, req.Resource.Type)
+	case SearchSubject:
+		names = policyPersons(c.pol)
 	}
 	slices.Sort(names)
 	out := []SearchHit{}
@@ -255,20 +265,26 @@ func searchNames(c *compiled, kind SearchKind, a store.Agent, req Request, in in
 		if len(out) == limit || i-start == maxSearchScan {
 			return out, names[i-1]
 		}
-		cand := in
-		if kind == SearchAction {
+		cand, p := in, principal
+		switch kind {
+		case SearchAction:
 			ai := c.reg.actions[names[i]]
 			cand.action, cand.actionName = ai, names[i]
-		} else {
+		case SearchResource:
 			cand.resource = types.NewEntityUID(TypeResource, types.String(req.Resource.Type+"/"+names[i]))
+		case SearchSubject:
+			cand.user, p = names[i], personEntity(names[i], in.userProps)
 		}
-		if decideWith(c, a, cand, now).Decision != Allow {
+		if decideAs(c, p, cand, now).Decision != Allow {
 			continue
 		}
-		if kind == SearchAction {
+		switch kind {
+		case SearchAction:
 			out = append(out, SearchHit{Name: names[i]})
-		} else {
+		case SearchResource:
 			out = append(out, SearchHit{Type: req.Resource.Type, ID: names[i]})
+		case SearchSubject:
+			out = append(out, SearchHit{Type: SubjectUser, ID: names[i]})
 		}
 	}
 	return out, ""
@@ -282,15 +298,8 @@ func policyResources(p *parsed, typ string) []string {
 	var out []string
 	for _, id := range p.ids {
 		ast := (*xast.Policy)(p.set.Get(cedar.PolicyID(id)).AST())
-		var e types.EntityUID
-		switch sc := ast.Resource.(type) {
-		case xast.ScopeTypeEq:
-			e = sc.Entity
-		case xast.ScopeTypeIn:
-			e = sc.Entity
-		case xast.ScopeTypeIsIn:
-			e = sc.Entity
-		default:
+		e, ok := scopeEntity(ast.Resource)
+		if !ok {
 			continue
 		}
 		rid, ok := strings.CutPrefix(string(e.ID), typ+"/")
@@ -301,6 +310,40 @@ func policyResources(p *parsed, typ string) []string {
 		out = append(out, rid)
 	}
 	return out
+}
+
+// policyPersons returns the ids of the persons the policies name in their
+// principal scope (principal == / in Person::"<id>", principal is Person in
+// Person::"<id>"), without duplicates.
+func policyPersons(p *parsed) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, id := range p.ids {
+		ast := (*xast.Policy)(p.set.Get(cedar.PolicyID(id)).AST())
+		e, ok := scopeEntity(ast.Principal)
+		if sc, isIn := ast.Principal.(xast.ScopeTypeIsIn); isIn && sc.Type != TypePerson {
+			continue
+		}
+		if !ok || e.Type != TypePerson || e.ID == "" || seen[string(e.ID)] {
+			continue
+		}
+		seen[string(e.ID)] = true
+		out = append(out, string(e.ID))
+	}
+	return out
+}
+
+// scopeEntity returns the entity a scope names (==, in, is … in).
+func scopeEntity(n any) (types.EntityUID, bool) {
+	switch sc := n.(type) {
+	case xast.ScopeTypeEq:
+		return sc.Entity, true
+	case xast.ScopeTypeIn:
+		return sc.Entity, true
+	case xast.ScopeTypeIsIn:
+		return sc.Entity, true
+	}
+	return types.EntityUID{}, false
 }
 
 // searchDigest names a search so that a page token is only used with the

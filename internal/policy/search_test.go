@@ -117,11 +117,14 @@ func TestSearchBadInput(t *testing.T) {
 			t.Errorf("%s: Search = %v, want ErrInvalid", name, err)
 		}
 	}
-	// Another subject type or an unknown agent: no results, no error.
-	other := req("read", "invoice", "1")
-	other.Subject.Type = "user"
-	if res, err := e.svc.Search(ctx, e.admin, policy.SearchParams{Kind: policy.SearchSubject, Request: other}); err != nil || len(res.Results) != 0 {
-		t.Errorf("user subject search = %+v, %v", res, err)
+	// Another subject type, users when no policy names a person, or an
+	// unknown agent: no results, no error.
+	for _, typ := range []string{"spaceship", policy.SubjectUser} {
+		other := req("read", "invoice", "1")
+		other.Subject.Type = typ
+		if res, err := e.svc.Search(ctx, e.admin, policy.SearchParams{Kind: policy.SearchSubject, Request: other}); err != nil || len(res.Results) != 0 {
+			t.Errorf("%s subject search = %+v, %v", typ, res, err)
+		}
 	}
 	ghost := req("", "invoice", "1")
 	ghost.Subject.ID = "ghost-bot"
