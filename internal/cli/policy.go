@@ -218,9 +218,13 @@ func dryRun(rc *runContext, cl *admin.Client, text string, last int) error {
 	if len(rep.Changed) == 0 {
 		return nil
 	}
-	t := rc.newTable("TIME", "EVENT", "AGENT", "ACTION", "RESOURCE", "NOW", "WOULD BE", "POLICIES")
+	t := rc.newTable("TIME", "EVENT", "SUBJECT", "ACTION", "RESOURCE", "NOW", "WOULD BE", "POLICIES")
 	for _, ch := range rep.Changed {
-		t.row(fmtTime(ch.Time), ch.EventID, ch.Agent, ch.Action, ch.ResourceType+"/"+ch.ResourceID,
+		subject := ch.Agent
+		if ch.User != "" {
+			subject = "user:" + ch.User
+		}
+		t.row(fmtTime(ch.Time), ch.EventID, subject, ch.Action, ch.ResourceType+"/"+ch.ResourceID,
 			ch.Current, ch.Candidate, strings.Join(ch.CandidatePolicyIDs, ","))
 	}
 	return t.flush()

@@ -56,3 +56,23 @@ func TestPolicyDryRunAgainstServer(t *testing.T) {
 	wantCode(t, r, ExitError)
 	contains(t, "too many", r.stderr, "last")
 }
+
+// TestPolicyDryRunUserSubject: a recorded decision for a user subject
+// (ADR 0016) is replayed and shown as user:<id>.
+func TestPolicyDryRunUserSubject(t *testing.T) {
+	url, tok := realServer(t, nil)
+	base := cliPolicies + "\n@id(\"users-read\") permit (principal is Person, action in Action::\"read\", resource);\n"
+	wantCode(t, runAs(t, url, tok, "policy", "apply", writeTemp(t, "p.cedar", base)), ExitOK)
+	evaluate(t, url, tok, `{"subject":{"type":"user","id":"carol","properties":{"role":"clerk"}},"action":{"name":"read"},"resource":{"type":"invoice","id":"7"}}`)
+
+	r := runAs(t, url, tok, "policy", "apply", writeTemp(t, "c.cedar", cliPolicies), "--dry-run")
+	wantCode(t, r, ExitOK)
+	contains(t, "dry-run output", r.stdout, "1 would change", "user:carol", "invoice/7", "allow", "deny")
+	r = runAs(t, url, tok, "-o", "json", "policy", "apply", writeTemp(t, "c2.cedar", cliPolicies), "--dry-run")
+	wantCode(t, r, ExitOK)
+	var out admin.PolicyDryRun
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Changed) != 1 ||
+		out.Changed[0].User != "carol" || out.Changed[0].Agent != "" {
+		t.Errorf("dry run -o json = %s (%v); want one change for user carol", r.stdout, err)
+	}
+}

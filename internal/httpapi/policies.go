@@ -246,7 +246,7 @@ func (h *handler) dryRunPolicy(w http.ResponseWriter, r *http.Request, _ *princi
 		Skipped: rep.Skipped, Changed: make([]admin.PolicyReplayChange, len(rep.Changed))}
 	for i, c := range rep.Changed {
 		out.Changed[i] = admin.PolicyReplayChange{EventID: c.EventID, Seq: c.Seq, Time: c.Time.UTC(), Agent: c.Agent,
-			Action: c.Action, ResourceType: c.ResourceType, ResourceID: c.ResourceID, Recorded: c.Recorded,
+			User: c.User, Action: c.Action, ResourceType: c.ResourceType, ResourceID: c.ResourceID, Recorded: c.Recorded,
 			Current: c.Current.Decision, CurrentPolicyIDs: nonNilStrings(c.Current.PolicyIDs), CurrentObligations: c.Current.Obligations,
 			Candidate: c.Candidate.Decision, CandidatePolicyIDs: nonNilStrings(c.Candidate.PolicyIDs),
 			CandidateObligations: c.Candidate.Obligations}

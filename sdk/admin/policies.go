@@ -141,6 +141,7 @@ type PolicyReplayChange struct {
 	Seq                  int64     `json:"seq"`
 	Time                 time.Time `json:"time"`
 	Agent                string    `json:"agent"`
+	User                 string    `json:"user,omitempty"` // a user subject's id (ADR 0016); Agent is then ""
 	Action               string    `json:"action"`
 	ResourceType         string    `json:"resource_type"`
 	ResourceID           string    `json:"resource_id"`
