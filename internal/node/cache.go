@@ -108,6 +108,7 @@ type retry struct {
 type flight struct {
 	done chan struct{}
 	err  error
+	jwt  *jwtEntry // a JWT-SVID flight's result, when it succeeded
 }
 
 func newCache(clock func() time.Time, log *slog.Logger, d disk, b backoff) *cache {

@@ -356,6 +356,29 @@ func TestJWTSVIDCache(t *testing.T) {
 	}
 }
 
+// TestJWTSVIDSurvivesSweep: a fetched JWT-SVID reaches its caller even
+// when another flight's sweep of a full cache drops it from the cache
+// before the caller reads it (seen under load as "no JWT-SVID").
+func TestJWTSVIDSurvivesSweep(t *testing.T) {
+	tc := newTestCache(t)
+	tc.applySnapshot(snapshot("r1", 1000, tc.bundle, nil, "triage"))
+	a := tc.agent(t, "triage")
+	aud := []string{"x"}
+	key := jwtKey(a.ID, aud)
+	f := &flight{done: make(chan struct{})}
+	tc.fetchJWT(t.Context(), tc.up, a.ID, aud, key, f)
+	tc.mu.Lock()
+	clear(tc.jwts) // what a concurrent flight does to a full cache
+	tc.mu.Unlock()
+	if tok, err := tc.validJWT(key, f.jwt, f.err); err != nil || tok == "" {
+		t.Fatalf("after a sweep = %q, %v; want the fetched JWT-SVID", tok, err)
+	}
+	tc.clock.Add(10 * time.Minute)
+	if tok, err := tc.validJWT(key, f.jwt, f.err); err == nil {
+		t.Fatalf("expired = %q; want an error", tok)
+	}
+}
+
 // TestPersistenceRoundTrip: what a cache holds comes back from its file
 // (mode 0600 in a 0700 directory) in a new cache.
 func TestPersistenceRoundTrip(t *testing.T) {

@@ -55,7 +55,7 @@ func (c *cache) JWTSVID(ctx context.Context, a store.Agent, audience []string) (
 	if f == nil {
 		if c.up == nil || c.closed {
 			c.mu.Unlock()
-			return c.validJWT(key, errNotConnected)
+			return c.validJWT(key, nil, errNotConnected)
 		}
 		f = &flight{done: make(chan struct{})}
 		c.jwtFlight[key] = f
@@ -68,15 +68,22 @@ func (c *cache) JWTSVID(ctx context.Context, a store.Agent, audience []string) (
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	return c.validJWT(key, f.err)
+	return c.validJWT(key, f.jwt, f.err)
 }
 
-// validJWT returns the cached JWT-SVID under key if it is still valid,
-// else err (or an error saying there is none).
-func (c *cache) validJWT(key string, err error) (string, error) {
+// validJWT returns the JWT-SVID a flight fetched (when not nil) or else
+// the cached one under key, if it is still valid; else err (or an error
+// saying there is none). The fetched one is handed over directly, not
+// looked up in the cache, where a sweep by another flight (a full cache)
+// may already have dropped it.
+func (c *cache) validJWT(key string, fetched *jwtEntry, err error) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if j, ok := c.jwts[key]; ok && c.clock().Before(j.expiresAt) {
+	now := c.clock()
+	if fetched != nil && !c.evicted && now.Before(fetched.expiresAt) {
+		return fetched.token, nil
+	}
+	if j, ok := c.jwts[key]; ok && now.Before(j.expiresAt) {
 		return j.token, nil
 	}
 	if err == nil {
@@ -99,10 +106,12 @@ func (c *cache) fetchJWT(ctx context.Context, up Upstream, agentID string, aud [
 		if len(c.jwts) >= maxJWTSVIDs {
 			c.sweepJWTs(now)
 		}
-		c.jwts[key] = jwtEntry{
+		j := jwtEntry{
 			agentID: agentID, token: resp.Token,
 			refreshAt: now.Add(resp.ExpiresAt.Sub(now) / 2), expiresAt: resp.ExpiresAt,
 		}
+		c.jwts[key] = j
+		f.jwt = &j
 	}
 	c.mu.Unlock()
 	f.err = err
