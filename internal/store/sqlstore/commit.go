@@ -95,19 +95,33 @@ func (s *Store) runBatch(batch []*request) []result {
 		return failAll(fmt.Errorf("store: update: batch aborted: %w", err))
 	}
 	var head auditHead // the batch's cached audit head, see auditHead
+	// A lone request needs no savepoint to keep its writes apart from
+	// other requests': when it fails, the whole transaction is rolled back.
+	// (A savepoint is not free: SQLite copies every page it first changes
+	// inside one to the statement journal.)
+	lone := len(batch) == 1
 	for i, req := range batch {
 		if err := req.ctx.Err(); err != nil {
 			results[i] = result{err: err}
 			continue
 		}
-		if _, err := q.ExecContext(ctx, "SAVEPOINT f"); err != nil {
-			return abort(fmt.Errorf("savepoint: %w", err))
+		if !lone {
+			if _, err := q.ExecContext(ctx, "SAVEPOINT f"); err != nil {
+				return abort(fmt.Errorf("savepoint: %w", err))
+			}
 		}
 		t := &txn{reader: reader{d: &s.d, q: q, tx: &txState{head: head}}}
 		results[i] = call(req, t)
 		t.tx.done.Store(true)
 		if t.broken != nil {
 			return abort(t.broken)
+		}
+		if lone {
+			if !results[i].ok {
+				_ = tx.Rollback()
+				return results
+			}
+			continue
 		}
 		if !results[i].ok {
 			if _, err := q.ExecContext(ctx, "ROLLBACK TO SAVEPOINT f"); err != nil {
