@@ -122,6 +122,9 @@ func (h *handler) token(w http.ResponseWriter, r *http.Request, req *oauth.Reque
 		return
 	}
 	w.Header().Set("Pragma", "no-cache")
+	if resp.Nonce != "" {
+		w.Header().Set("DPoP-Nonce", resp.Nonce)
+	}
 	h.reply(w, http.StatusOK, resp)
 }
 

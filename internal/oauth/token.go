@@ -33,6 +33,10 @@ type TokenResponse struct {
 	TokenType       string `json:"token_type"`
 	ExpiresIn       int64  `json:"expires_in"`
 	Scope           string `json:"scope,omitempty"`
+	// Nonce, when set, is sent as DPoP-Nonce: the current server nonce,
+	// so that a DPoP client need not learn it from a use_dpop_nonce error
+	// when the one it holds expires (RFC 9449 §8.2).
+	Nonce string `json:"-"`
 }
 
 // tokenParams are the grant's validated parameters.
@@ -43,9 +47,19 @@ type tokenParams struct {
 	reasoningRef string
 }
 
-// Token handles a token request: client credentials (RFC 6749 §4.4.2)
-// or token exchange (RFC 8693 §2.1).
+// Token handles a token request: client credentials (RFC 6749 §4.4.2),
+// token exchange (RFC 8693 §2.1), JWT bearer or join token. With server
+// nonces on, a successful answer to a request that carried a DPoP proof
+// carries the current nonce.
 func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) {
+	resp, e := s.token(ctx, r)
+	if e == nil && s.nonces != nil && len(r.DPoP) > 0 {
+		resp.Nonce = s.nonces.Nonce(s.now())
+	}
+	return resp, e
+}
+
+func (s *Server) token(ctx context.Context, r *Request) (TokenResponse, *Error) {
 	if e := checkRepeated(r.Form, "resource", "audience"); e != nil {
 		return TokenResponse{}, e
 	}

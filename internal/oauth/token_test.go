@@ -377,8 +377,28 @@ func TestTokenDPoPNonce(t *testing.T) {
 	}
 	p, _ = signer.Proof(http.MethodPost, testIssuer+oauth.TokenPath, dpop.ProofParams{Now: e.clk.Now(), Nonce: oerr.Nonce})
 	r.DPoP = []string{p}
-	if _, oerr := e.srv.Token(e.ctx, r); oerr != nil {
+	resp, oerr := e.srv.Token(e.ctx, r)
+	if oerr != nil {
 		t.Fatal(oerr)
+	}
+	// RFC 9449 §8.2: the success carries the current nonce; once the
+	// window moves on it is a new one, which the next proof can use.
+	if resp.Nonce != nonces.Nonce(e.clk.Now()) {
+		t.Fatalf("success nonce = %q, want the current one", resp.Nonce)
+	}
+	e.clk.Advance(time.Minute)
+	p, _ = signer.Proof(http.MethodPost, testIssuer+oauth.TokenPath, dpop.ProofParams{Now: e.clk.Now(), Nonce: resp.Nonce})
+	r.DPoP = []string{p}
+	next, oerr := e.srv.Token(e.ctx, r)
+	if oerr != nil {
+		t.Fatal(oerr)
+	}
+	if next.Nonce == resp.Nonce || !nonces.Valid(next.Nonce, e.clk.Now()) {
+		t.Fatalf("nonce after a window = %q (before %q), want a new valid one", next.Nonce, resp.Nonce)
+	}
+	// Without a proof, no nonce.
+	if plain, oerr := e.srv.Token(e.ctx, e.basicRequest()); oerr != nil || plain.Nonce != "" {
+		t.Fatalf("bearer request = %+v, %v; want no nonce", plain, oerr)
 	}
 }
 

@@ -8,8 +8,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/sdk/agent"
 	"github.com/agentid/agentid/sdk/dpop"
 	"github.com/agentid/agentid/sdk/resource"
@@ -77,4 +80,66 @@ func TestSDKEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDPoPNonceOverHTTP: with credentials.dpop_nonce on, the SDK's first
+// DPoP token request is refused with use_dpop_nonce and a nonce, the retry
+// with it succeeds, and the success carries the current nonce too
+// (RFC 9449 §8.2), so a client can keep its nonce fresh without errors.
+func TestDPoPNonceOverHTTP(t *testing.T) {
+	ls := startLive(t, func(c *server.Config) { c.Credentials.DPoPNonce = true }, nil)
+	dk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dpop.NewSigner(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &nonceRecorder{next: http.DefaultTransport}
+	src, err := agent.NewTokenSource(agent.TokenSourceParams{
+		Issuer: ls.url, ClientID: ls.agent.ClientID, Key: ls.key, KeyID: ls.kid,
+		Scopes: []string{"tickets:read"}, Resources: []string{apiAudience}, DPoP: ds,
+		HTTPClient: &http.Client{Transport: rec},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.TokenType != "DPoP" {
+		t.Fatalf("token type %q, want DPoP", tok.TokenType)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.seen) != 2 || rec.seen[0].status != http.StatusBadRequest || rec.seen[1].status != http.StatusOK ||
+		rec.seen[0].nonce == "" || rec.seen[1].nonce != rec.seen[0].nonce {
+		t.Fatalf("token endpoint answers = %+v; want 400 with a nonce, then 200 with the same nonce", rec.seen)
+	}
+}
+
+// nonceRecorder records the status and DPoP-Nonce of token endpoint
+// answers.
+type nonceRecorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	seen []struct {
+		status int
+		nonce  string
+	}
+}
+
+func (r *nonceRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.next.RoundTrip(req)
+	if err == nil && strings.HasSuffix(req.URL.Path, "/oauth2/token") {
+		r.mu.Lock()
+		r.seen = append(r.seen, struct {
+			status int
+			nonce  string
+		}{resp.StatusCode, resp.Header.Get("DPoP-Nonce")})
+		r.mu.Unlock()
+	}
+	return resp, err
 }
