@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"slices"
 	"time"
@@ -95,7 +96,7 @@ func (c *Config) validateAttestors() error {
 // attestorSet builds the configured attestors, spiffe attestors without
 // bundles; nil when there are none.
 func (c *Config) attestorSet(clock func() time.Time) (*attest.Set, error) {
-	return c.attestorSetWith(clock, nil)
+	return c.attestorSetWith(clock, nil, nil)
 }
 
 // serverBundles hands the federation manager's bundles to spiffe
@@ -110,8 +111,8 @@ func (b serverBundles) BundlesFor(tds []string) map[string]federation.Bundle {
 }
 
 // attestorSetWith builds the configured attestors, spiffe attestors with
-// bundles; nil when there are none.
-func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundles) (*attest.Set, error) {
+// bundles, logging to log (nil discards); nil when there are none.
+func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundles, log *slog.Logger) (*attest.Set, error) {
 	if len(c.Attestors) == 0 {
 		return nil, nil
 	}
@@ -152,7 +153,7 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 			case c.TLS.CertFile == "":
 				return nil, bad(errors.New("an x509 attestor needs tls: clients present certificates by mutual TLS"))
 			}
-			a, err := pki.New(pki.Config{Name: ac.Name, TrustAnchorFiles: ac.TrustAnchorFiles, CRLFiles: ac.CRLFiles}, clock)
+			a, err := pki.New(pki.Config{Name: ac.Name, TrustAnchorFiles: ac.TrustAnchorFiles, CRLFiles: ac.CRLFiles, Logger: log}, clock)
 			if err != nil {
 				return nil, bad(err)
 			}

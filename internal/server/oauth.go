@@ -36,7 +36,7 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 		Delegation: s.delegation, TrustDomain: s.cfg.TrustDomain, Clock: clock, Rand: rand.Reader, Logger: s.log,
 		JWTAuthorities: s.jwtAuthorities,
 	}
-	if p.Attestors, err = s.cfg.attestorSetWith(clock, serverBundles{s}); err != nil {
+	if p.Attestors, err = s.cfg.attestorSetWith(clock, serverBundles{s}, s.log); err != nil {
 		return nil, err
 	}
 	s.attestors = p.Attestors

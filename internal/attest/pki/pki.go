@@ -19,8 +19,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentid/agentid/internal/attest"
@@ -36,21 +39,41 @@ type Config struct {
 	// CRLFiles are certificate revocation lists (PEM or DER) of the
 	// anchors or of intermediates. A CRL of an anchor must verify with it
 	// when loaded; a CRL of an intermediate is used for chains whose
-	// intermediate verifies its signature.
+	// intermediate verifies its signature. The files are re-read when
+	// they change (checked at most every CRLRecheck, on attestation).
 	CRLFiles []string
+	// Logger receives CRL reloads and the files that failed to reload;
+	// nil discards.
+	Logger *slog.Logger
 }
+
+// CRLRecheck is how often, at most, an attestation checks whether the CRL
+// files changed (modification time or size) and reloads them.
+const CRLRecheck = 10 * time.Second
 
 // maxFileBytes bounds a trust anchor or CRL file.
 const maxFileBytes = 16 << 20
 
 // Attestor verifies client certificate chains of one PKI. Safe for
-// concurrent use: it holds no mutable state.
+// concurrent use.
 type Attestor struct {
-	name    string
-	anchors []*x509.Certificate
-	roots   *x509.CertPool
-	crls    []*x509.RevocationList
-	clock   func() time.Time
+	name     string
+	anchors  []*x509.Certificate
+	roots    *x509.CertPool
+	crlFiles []string
+	clock    func() time.Time
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	crls      []*x509.RevocationList
+	stamps    []fileStamp // of crlFiles, when last read (or found unreadable)
+	checkedAt time.Time
+}
+
+// fileStamp is what tells that a file changed.
+type fileStamp struct {
+	modTime int64 // Unix nanoseconds
+	size    int64
 }
 
 var _ attest.ChainAttestor = (*Attestor)(nil)
@@ -63,7 +86,10 @@ func New(c Config, clock func() time.Time) (*Attestor, error) {
 	if len(c.TrustAnchorFiles) == 0 {
 		return nil, errors.New("pki: trust_anchor_files is required")
 	}
-	a := &Attestor{name: c.Name, roots: x509.NewCertPool(), clock: clock}
+	a := &Attestor{name: c.Name, roots: x509.NewCertPool(), crlFiles: c.CRLFiles, clock: clock, log: c.Logger}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
 	for _, f := range c.TrustAnchorFiles {
 		certs, err := readCertificates(f)
 		if err != nil {
@@ -77,7 +103,19 @@ func New(c Config, clock func() time.Time) (*Attestor, error) {
 			a.roots.AddCert(cert)
 		}
 	}
-	for _, f := range c.CRLFiles {
+	a.stamps = stampFiles(a.crlFiles)
+	var err error
+	if a.crls, err = a.loadCRLs(); err != nil {
+		return nil, err
+	}
+	a.checkedAt = clock()
+	return a, nil
+}
+
+// loadCRLs reads every CRL file; a CRL of an anchor must verify with it.
+func (a *Attestor) loadCRLs() ([]*x509.RevocationList, error) {
+	var out []*x509.RevocationList
+	for _, f := range a.crlFiles {
 		crl, err := readCRL(f)
 		if err != nil {
 			return nil, err
@@ -89,9 +127,48 @@ func New(c Config, clock func() time.Time) (*Attestor, error) {
 				}
 			}
 		}
-		a.crls = append(a.crls, crl)
+		out = append(out, crl)
 	}
-	return a, nil
+	return out, nil
+}
+
+// stampFiles stats the files; a file that cannot be read has a zero stamp.
+func stampFiles(files []string) []fileStamp {
+	out := make([]fileStamp, len(files))
+	for i, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			out[i] = fileStamp{fi.ModTime().UnixNano(), fi.Size()}
+		}
+	}
+	return out
+}
+
+// currentCRLs returns the CRLs, first reloading the files when
+// CRLRecheck has passed since the last look and one of them changed. A
+// reload that fails keeps the CRLs loaded before (a stale one then
+// refuses its issuer's certificates once past its next update) and is
+// logged; it is tried again when the files change again.
+func (a *Attestor) currentCRLs() []*x509.RevocationList {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.clock()
+	if len(a.crlFiles) == 0 || now.Sub(a.checkedAt) < CRLRecheck {
+		return a.crls
+	}
+	a.checkedAt = now
+	stamps := stampFiles(a.crlFiles)
+	if slices.Equal(stamps, a.stamps) {
+		return a.crls
+	}
+	a.stamps = stamps
+	crls, err := a.loadCRLs()
+	if err != nil {
+		a.log.Warn("attestor: CRL reload failed; keeping the CRLs loaded before", "attestor", a.name, "err", err)
+		return a.crls
+	}
+	a.crls = crls
+	a.log.Info("attestor: CRLs reloaded", "attestor", a.name, "files", len(a.crlFiles))
+	return a.crls
 }
 
 func readCertificates(path string) ([]*x509.Certificate, error) {
@@ -200,9 +277,10 @@ func (a *Attestor) AttestChain(_ context.Context, chain []*x509.Certificate) (at
 	// Revocation: every verified chain must be clean; a certificate is
 	// checked against the CRLs its issuer signed.
 	vc := chains[0]
+	crls := a.currentCRLs()
 	for _, c := range chains {
 		for i := 0; i+1 < len(c); i++ {
-			if why := a.revoked(c[i], c[i+1]); why != "" {
+			if why := a.revoked(crls, c[i], c[i+1]); why != "" {
 				return attest.Evidence{}, a.refuse(attest.ErrInvalid, issuerDN, "%s", why)
 			}
 		}
@@ -224,9 +302,9 @@ func (a *Attestor) AttestChain(_ context.Context, chain []*x509.Certificate) (at
 // revoked says why cert is revoked on a CRL of issuer, "" when it is not.
 // A CRL past its nextUpdate refuses every certificate of its issuer (fail
 // closed: refresh the CRL file).
-func (a *Attestor) revoked(cert, issuer *x509.Certificate) string {
+func (a *Attestor) revoked(crls []*x509.RevocationList, cert, issuer *x509.Certificate) string {
 	now := a.clock()
-	for _, crl := range a.crls {
+	for _, crl := range crls {
 		if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
 			continue
 		}

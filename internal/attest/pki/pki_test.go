@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,51 @@ func TestStaleCRLRefuses(t *testing.T) {
 	if !errors.Is(err, attest.ErrInvalid) || !strings.Contains(err.Error(), "next update") {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// TestCRLReload: a changed CRL file takes effect within CRLRecheck
+// without a restart; a file that fails to reload keeps the CRLs loaded
+// before; a fixed file is read again.
+func TestCRLReload(t *testing.T) {
+	f := newFixture(t)
+	leaf := f.inter.Leaf(pkitest.LeafParams{CN: "runner"})
+	chain := []*x509.Certificate{leaf.Cert, f.inter.Cert}
+	clk := now()
+	crl := pkitest.WriteCRL(t, f.dir, "inter.crl", f.inter.CRL(now()))
+	a, err := pki.New(pki.Config{Name: "corp-pki", TrustAnchorFiles: []string{pkitest.WritePEM(t, f.dir, "anchors.pem", f.root.Cert)},
+		CRLFiles: []string{crl}}, func() time.Time { return clk })
+	if err != nil {
+		t.Fatal(err)
+	}
+	attestOK := func(want bool, when string) {
+		t.Helper()
+		_, err := a.AttestChain(context.Background(), chain)
+		if got := err == nil; got != want {
+			t.Fatalf("%s: AttestChain = %v, want success %v", when, err, want)
+		}
+		if err != nil && !strings.Contains(err.Error(), "revoked") {
+			t.Fatalf("%s: err = %v, want revoked", when, err)
+		}
+	}
+	attestOK(true, "before the revocation")
+
+	// The leaf is revoked: a new CRL file, seen after CRLRecheck.
+	pkitest.WriteCRL(t, f.dir, "inter.crl", f.inter.CRL(now(), leaf.Cert.SerialNumber))
+	attestOK(true, "before the recheck interval")
+	clk = clk.Add(pki.CRLRecheck)
+	attestOK(false, "after the recheck interval")
+
+	// A broken file keeps the CRLs loaded before.
+	if err := os.WriteFile(crl, []byte("not a CRL"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clk = clk.Add(pki.CRLRecheck)
+	attestOK(false, "with a broken file")
+
+	// The fixed file (the leaf no longer listed) is read again.
+	pkitest.WriteCRL(t, f.dir, "inter.crl", f.inter.CRL(now()))
+	clk = clk.Add(pki.CRLRecheck)
+	attestOK(true, "after the fix")
 }
 
 func TestNewRefuses(t *testing.T) {
