@@ -38,14 +38,7 @@ func TestSDKEndToEnd(t *testing.T) {
 		})))
 	t.Cleanup(api.Close)
 
-	dk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := dpop.NewSigner(dk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := newDPoPSigner(t)
 	for name, signer := range map[string]*dpop.Signer{"bearer": nil, "dpop": ds} {
 		t.Run(name, func(t *testing.T) {
 			src, err := agent.NewTokenSource(agent.TokenSourceParams{
@@ -88,14 +81,7 @@ func TestSDKEndToEnd(t *testing.T) {
 // (RFC 9449 §8.2), so a client can keep its nonce fresh without errors.
 func TestDPoPNonceOverHTTP(t *testing.T) {
 	ls := startLive(t, func(c *server.Config) { c.Credentials.DPoPNonce = true }, nil)
-	dk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds, err := dpop.NewSigner(dk)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ds := newDPoPSigner(t)
 	rec := &nonceRecorder{next: http.DefaultTransport}
 	src, err := agent.NewTokenSource(agent.TokenSourceParams{
 		Issuer: ls.url, ClientID: ls.agent.ClientID, Key: ls.key, KeyID: ls.kid,
@@ -142,4 +128,18 @@ func (r *nonceRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.mu.Unlock()
 	}
 	return resp, err
+}
+
+// newDPoPSigner is a DPoP signer with a fresh P-256 key.
+func newDPoPSigner(t *testing.T) *dpop.Signer {
+	t.Helper()
+	dk, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := dpop.NewSigner(dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
