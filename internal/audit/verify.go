@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -44,6 +45,10 @@ type Report struct {
 	// it are chained but not covered by a signature: removing them is not
 	// detectable.
 	LastCheckpointSeq int64
+	// PrunedThrough is the seq the trail was pruned through (ADR 0018):
+	// the trail starts after it, a checkpoint at it vouches for the start
+	// and an audit.pruned event records it. 0 when the trail starts at 1.
+	PrunedThrough int64
 	// OK is true when the whole trail verified.
 	OK bool
 	// FirstBadSeq is the lowest sequence number at which verification
@@ -86,6 +91,10 @@ type Verifier struct {
 	scratch []byte
 	hashBuf []byte
 	parser  parser // reused by checkIndex
+	// prunedRecord is the highest through_seq of the audit.pruned events
+	// seen, and prunedFirst whether the trail starts after a prune.
+	prunedRecord int64
+	prunedFirst  bool
 }
 
 // NewVerifier returns a Verifier for p. It never fails on bad data, which it
@@ -152,6 +161,17 @@ func (v *Verifier) Add(rec store.AuditRecord) error {
 	if problem := v.checkIndex(&rec); problem != "" {
 		return v.fail(rec.Seq, "%s", problem)
 	}
+	if rec.Type == PrunedType {
+		var b struct {
+			Details struct {
+				ThroughSeq int64 `json:"through_seq"`
+			} `json:"details"`
+		}
+		if err := json.Unmarshal(rec.Body, &b); err != nil {
+			return v.fail(rec.Seq, "%s event without a through_seq", PrunedType)
+		}
+		v.prunedRecord = max(v.prunedRecord, b.Details.ThroughSeq)
+	}
 	for v.next < len(v.cps) && v.cps[v.next].Seq == rec.Seq {
 		if err := v.checkCheckpoint(v.cps[v.next], rec.Hash); err != nil {
 			return err
@@ -177,7 +197,24 @@ func (v *Verifier) start(rec store.AuditRecord) error {
 	case rec.Seq == 1:
 		// prev is 32 zero bytes
 	case !v.p.Partial:
-		return v.fail(1, "trail starts at seq %d: %s missing", rec.Seq, span(1, rec.Seq-1))
+		// A pruned trail (ADR 0018) starts just after a checkpoint that
+		// vouches for its first prev_hash; Finish checks that an
+		// audit.pruned event records the pruning.
+		for v.next < len(v.cps) && v.cps[v.next].Seq < rec.Seq-1 {
+			v.next++
+		}
+		if v.next == len(v.cps) || v.cps[v.next].Seq != rec.Seq-1 {
+			return v.fail(1, "trail starts at seq %d: %s missing", rec.Seq, span(1, rec.Seq-1))
+		}
+		for v.next < len(v.cps) && v.cps[v.next].Seq == rec.Seq-1 {
+			if err := v.checkCheckpoint(v.cps[v.next], rec.PrevHash); err != nil {
+				return v.fail(rec.Seq, "%s", v.err.Problem)
+			}
+			v.next++
+		}
+		v.prev = append(v.prev[:0], rec.PrevHash...)
+		v.prunedFirst = true
+		v.report.PrunedThrough = rec.Seq - 1
 	default:
 		// Partial: trust rec.PrevHash unless a checkpoint vouches for it.
 		for v.next < len(v.cps) && v.cps[v.next].Seq < rec.Seq-1 {
@@ -226,6 +263,10 @@ func (v *Verifier) Finish() Report {
 			_ = v.fail(v.prevSeq+1, "checkpoint at seq %d is beyond the head %d: %s missing (truncated)",
 				c.Seq, v.prevSeq, span(v.prevSeq+1, c.Seq))
 		}
+	}
+	if v.err == nil && v.prunedFirst && v.prunedRecord < r.PrunedThrough {
+		_ = v.fail(1, "trail starts after the checkpoint at seq %d but no %s event records pruning through it: %s missing",
+			r.PrunedThrough, PrunedType, span(1, r.PrunedThrough))
 	}
 	if v.started {
 		r.HeadSeq = v.prevSeq

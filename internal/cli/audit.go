@@ -16,6 +16,7 @@ type auditCmd struct {
 	Tail   auditTailCmd   `cmd:"" help:"Print the latest audit events; with -f keep printing new ones."`
 	Export auditExportCmd `cmd:"" help:"Stream audit events as JSON Lines, exactly as the server sends them (for a SIEM or an archive). -o is ignored."`
 	Verify auditVerifyCmd `cmd:"" help:"Verify off-box that the audit trail is intact: the hash chain and the signed checkpoints. Exit 3 when it was altered."`
+	Prune  auditPruneCmd  `cmd:"" help:"Delete the audit events recorded before a time, up to the last checkpoint signed before it; the rest still verifies. Export first to keep them. No confirmation is asked."`
 }
 
 // auditFilterFlags are the filters query and export share.
@@ -279,5 +280,37 @@ func (c *auditExportCmd) Run(rc *runContext) error {
 	if err != nil {
 		return fmt.Errorf("audit export: %w", err)
 	}
+	return nil
+}
+
+type auditPruneCmd struct {
+	Before timeArg `required:"" help:"Prune the events recorded before this time: RFC 3339, a date (UTC) or a duration meaning that long ago (2160h); at least 1h ago." placeholder:"TIME"`
+}
+
+// Help documents what a prune keeps.
+func (c *auditPruneCmd) Help() string {
+	return "The trail is cut at the last signed checkpoint before --before, after recording an " +
+		"audit.pruned event; `agentid audit verify` then checks the rest from that checkpoint and " +
+		"reports where it was pruned. Example:\n\n" +
+		"  agentid audit export --until 2160h > audit-archive.jsonl && agentid audit prune --before 2160h"
+}
+
+func (c *auditPruneCmd) Run(rc *runContext) error {
+	cl, err := rc.client()
+	if err != nil {
+		return err
+	}
+	rep, err := cl.PruneAudit(rc.ctx, admin.PruneAuditRequest{Before: c.Before.at(time.Now())})
+	if err != nil {
+		return fmt.Errorf("audit prune: %w", err)
+	}
+	if rc.jsonOutput() {
+		return rc.printJSON(rep)
+	}
+	if rep.ThroughSeq == 0 {
+		rc.printf("Nothing to prune: no checkpoint was signed before that time.\n")
+		return nil
+	}
+	rc.printf("Pruned %d events through seq %d (recorded as %s).\n", rep.Events, rep.ThroughSeq, rep.EventID)
 	return nil
 }

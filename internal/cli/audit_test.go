@@ -24,14 +24,24 @@ type testTrail struct {
 	keys  []admin.AuditKey
 	pub   ed25519.PublicKey
 	priv  ed25519.PrivateKey
+	// prunedAt, when not 0, makes event prunedAt an audit.pruned event
+	// recording pruning through prunedThrough.
+	prunedAt, prunedThrough int
 }
 
 // makeTrail seals n events at t0, t0+1m, … with a signed checkpoint every
 // `every` events.
 func makeTrail(t *testing.T, n, every int) *testTrail {
 	t.Helper()
+	return makeTrailPruned(t, n, every, 0, 0)
+}
+
+// makeTrailPruned is makeTrail whose event prunedAt records a prune
+// through prunedThrough (nothing is removed).
+func makeTrailPruned(t *testing.T, n, every, prunedAt, prunedThrough int) *testTrail {
+	t.Helper()
 	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
-	tr := &testTrail{priv: priv, pub: priv.Public().(ed25519.PublicKey)}
+	tr := &testTrail{priv: priv, pub: priv.Public().(ed25519.PublicKey), prunedAt: prunedAt, prunedThrough: prunedThrough}
 	tr.keys = []admin.AuditKey{{ID: audit.FirstKeyID, Algorithm: audit.KeyAlgorithm,
 		PublicKey: hex.EncodeToString(tr.pub), CreatedAt: t0}}
 	prev := make([]byte, audit.HashSize)
@@ -65,6 +75,10 @@ func (tr *testTrail) seal(t *testing.T, i int, prev []byte) string {
 	}
 	if i%4 == 0 {
 		ev.Agent = nil
+	}
+	if i == tr.prunedAt {
+		ev.Family, ev.Type, ev.Agent = audit.Admin, audit.PrunedType, nil
+		ev.Details = map[string]any{"through_seq": tr.prunedThrough}
 	}
 	body, err := ev.Canonical()
 	if err != nil {
@@ -119,6 +133,40 @@ func TestAuditVerifyIntact(t *testing.T) {
 	}
 	if want := []verifyKey{{ID: audit.FirstKeyID, PublicKey: hex.EncodeToString(tr.pub)}}; !slices.Equal(out.Keys, want) {
 		t.Errorf("keys = %v, want %v", out.Keys, want)
+	}
+}
+
+// TestAuditVerifyPruned: a trail that starts after a checkpoint verifies
+// when an audit.pruned event records the prune (ADR 0018), and not
+// without one.
+func TestAuditVerifyPruned(t *testing.T) {
+	for _, recorded := range []bool{true, false} {
+		at := 11
+		if !recorded {
+			at = 0
+		}
+		tr := makeTrailPruned(t, 12, 5, at, 5)
+		tr.cps = slices.DeleteFunc(tr.cps, func(c admin.AuditCheckpoint) bool { return c.Seq < 5 })
+		f := newFakeAPI()
+		tr.install(t, f, tr.lines[5:])
+		srv := f.serve(t)
+		r := run(t, srv.URL, "-o", "json", "audit", "verify")
+		var out verifyOutput
+		_ = json.Unmarshal([]byte(r.stdout), &out)
+		if !recorded {
+			wantCode(t, r, ExitTampered)
+			if out.OK || !strings.Contains(out.Problem, audit.PrunedType) {
+				t.Errorf("unrecorded prune: %+v", out)
+			}
+			continue
+		}
+		wantCode(t, r, ExitOK)
+		if !out.OK || out.PrunedThrough != 5 || out.FirstSeq != 6 || out.Events != 7 {
+			t.Errorf("recorded prune: %+v", out)
+		}
+		r = run(t, srv.URL, "audit", "verify")
+		wantCode(t, r, ExitOK)
+		contains(t, "verify output", r.stdout, "Pruned through seq 5")
 	}
 }
 
@@ -376,4 +424,24 @@ func startTailFollow(ctx context.Context, url string) (out, errb *syncBuffer, do
 			Env{Stdout: out, Stderr: errb, Getenv: func(string) string { return "" }})
 	}()
 	return out, errb, d
+}
+
+// TestAuditPruneCommand drives agentid audit prune against a real server
+// whose trail is younger than any cutoff it accepts: nothing is pruned,
+// and a cutoff under an hour ago is refused.
+func TestAuditPruneCommand(t *testing.T) {
+	url, tok := realServer(t, nil)
+	r := runAs(t, url, tok, "audit", "prune", "--before", "2h")
+	wantCode(t, r, ExitOK)
+	contains(t, "prune output", r.stdout, "Nothing to prune")
+	r = runAs(t, url, tok, "-o", "json", "audit", "prune", "--before", "2h")
+	wantCode(t, r, ExitOK)
+	var rep admin.AuditPrune
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || rep.ThroughSeq != 0 || rep.Events != 0 {
+		t.Errorf("prune -o json = %s (%v)", r.stdout, err)
+	}
+	r = runAs(t, url, tok, "audit", "prune", "--before", "10m")
+	wantCode(t, r, ExitError)
+	contains(t, "too recent", r.stderr, "at least 1h0m0s ago")
+	wantCode(t, runAs(t, url, tok, "audit", "prune"), ExitUsage)
 }

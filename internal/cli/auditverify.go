@@ -38,6 +38,7 @@ type verifyOutput struct {
 	HeadSeq           int64  `json:"head_seq"`
 	HeadHash          string `json:"head_hash,omitempty"`
 	LastCheckpointSeq int64  `json:"last_checkpoint_seq"`
+	PrunedThrough     int64  `json:"pruned_through,omitempty"`
 	FirstBadSeq       int64  `json:"first_bad_seq,omitempty"`
 	Problem           string `json:"problem,omitempty"`
 	// Keys are the checkpoint keys trusted, to record and later pin with
@@ -136,7 +137,7 @@ func trusted(keys []store.AuditKey, pinned []ed25519.PublicKey) []verifyKey {
 func (rc *runContext) verifyResult(rep audit.Report, keys []verifyKey) error {
 	out := verifyOutput{
 		OK: rep.OK, Events: rep.Events, Checkpoints: rep.Checkpoints, FirstSeq: rep.FirstSeq,
-		HeadSeq: rep.HeadSeq, LastCheckpointSeq: rep.LastCheckpointSeq,
+		HeadSeq: rep.HeadSeq, LastCheckpointSeq: rep.LastCheckpointSeq, PrunedThrough: rep.PrunedThrough,
 		FirstBadSeq: rep.FirstBadSeq, Problem: rep.Problem, Keys: keys,
 	}
 	if out.Keys == nil {
@@ -173,6 +174,10 @@ func (rc *runContext) verifyResult(rep audit.Report, keys []verifyKey) error {
 	}
 	rc.printf("Audit trail intact: %d events, %d checkpoints (%s), head seq %d hash %s.\n",
 		rep.Events, rep.Checkpoints, signed, rep.HeadSeq, out.HeadHash)
+	if rep.PrunedThrough > 0 {
+		rc.printf("Pruned through seq %d: the trail starts at the checkpoint signed there, and an %s event records the prune.\n",
+			rep.PrunedThrough, audit.PrunedType)
+	}
 	return nil
 }
 

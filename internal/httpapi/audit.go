@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
@@ -165,4 +166,30 @@ func (h *handler) listAuditKeys(w http.ResponseWriter, r *http.Request, _ *princ
 
 func (h *handler) version(w http.ResponseWriter, _ *http.Request) {
 	h.reply(w, http.StatusOK, admin.Version{Version: h.p.Version, TrustDomain: h.p.TrustDomain})
+}
+
+// MinPruneAge is how old, at least, the events an on-demand prune removes
+// must be: a guard against pruning what was just written.
+const MinPruneAge = time.Hour
+
+func (h *handler) pruneAudit(w http.ResponseWriter, r *http.Request, p *principal) {
+	var in admin.PruneAuditRequest
+	if err := h.decode(w, r, &in); err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	if in.Before.IsZero() {
+		h.problem(w, r, badRequest("before", "before is required: events recorded before it are pruned"))
+		return
+	}
+	if latest := h.p.Clock().Add(-MinPruneAge); in.Before.After(latest) {
+		h.problem(w, r, badRequest("before", "before must be at least %s ago", MinPruneAge))
+		return
+	}
+	rep, err := h.p.PruneAudit(r.Context(), p.origin, in.Before)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	h.reply(w, http.StatusOK, admin.AuditPrune{ThroughSeq: rep.ThroughSeq, Events: rep.Events, EventID: rep.EventID})
 }

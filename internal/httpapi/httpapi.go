@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agentid/agentid/internal/adminauth"
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/noderegistry"
@@ -72,6 +73,9 @@ type Params struct {
 	Grants Grants
 	// Audit reads the trail for the audit endpoints.
 	Audit store.AuditReader
+	// PruneAudit prunes the trail (POST /v1/audit/prune, ADR 0018); nil
+	// leaves the endpoint out.
+	PruneAudit func(ctx context.Context, o audit.Origin, before time.Time) (audit.PruneReport, error)
 	// Ready reports whether the server can serve (store reachable,
 	// migrations applied); /readyz calls it.
 	Ready func(ctx context.Context) error
@@ -180,6 +184,9 @@ func (h *handler) routes() {
 	handle("GET /v1/audit/export", auditor, h.exportAudit)
 	handle("GET /v1/audit/checkpoints", auditor, h.listCheckpoints)
 	handle("GET /v1/audit/keys", auditor, h.listAuditKeys)
+	if h.p.PruneAudit != nil {
+		handle("POST /v1/audit/prune", admin, h.pruneAudit)
+	}
 
 	if h.p.Keys != nil {
 		handle("GET /v1/keys", admin, h.listSigningKeys)

@@ -36,7 +36,12 @@ type env struct {
 	auditor string // an auditor secret
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvAged(t, 0) }
+
+// newEnvAged is newEnv whose trail is written age ago: the registry, the
+// admin tokens and the audit trail run on a clock that far behind the
+// HTTP layer's.
+func newEnvAged(t *testing.T, age time.Duration) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -49,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := func() time.Time { return time.Now().UTC() }
+	clock := func() time.Time { return time.Now().UTC().Add(-age) }
 	cp, err := audit.NewCheckpointer(ctx, audit.CheckpointerParams{Store: st, Root: root, Every: 3, Clock: clock, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +74,9 @@ func newEnv(t *testing.T) *env {
 	}
 	promReg := prometheus.NewRegistry()
 	h, err := httpapi.New(httpapi.Params{
-		Identity: reg, Auth: auth, Audit: st, Ready: st.Ping, Registerer: promReg, Gatherer: promReg,
-		Logger: slog.New(slog.DiscardHandler), Clock: clock, Rand: rand.Reader, TrustDomain: "example.org", Version: "test",
+		Identity: reg, Auth: auth, Audit: st, PruneAudit: rec.Prune, Ready: st.Ping, Registerer: promReg, Gatherer: promReg,
+		Logger: slog.New(slog.DiscardHandler), Clock: func() time.Time { return time.Now().UTC() }, Rand: rand.Reader,
+		TrustDomain: "example.org", Version: "test",
 		MaxBodyBytes: 64 << 10,
 	})
 	if err != nil {

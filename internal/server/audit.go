@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -44,6 +45,56 @@ func (s *Server) runAuditIndexer(ctx context.Context) {
 			failing = false
 		}
 	}
+}
+
+// AuditRetentionInterval is how often the server prunes the trail when
+// audit.retention is set.
+const AuditRetentionInterval = time.Hour
+
+// runAuditRetention prunes the events older than audit.retention every
+// AuditRetentionInterval (ADR 0018), one replica at a time (the store
+// lease audit-prune), until ctx ends.
+func (s *Server) runAuditRetention(ctx context.Context) {
+	if s.cfg.Audit.Retention == 0 {
+		return
+	}
+	holder, err := replicaID()
+	if err != nil {
+		s.log.Error("audit retention not started", "err", err)
+		return
+	}
+	t := time.NewTicker(AuditRetentionInterval)
+	defer t.Stop()
+	for {
+		if err := s.pruneAudit(ctx, holder); err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "audit retention: prune failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneAudit prunes once if this replica takes the lease.
+func (s *Server) pruneAudit(ctx context.Context, holder string) error {
+	now := time.Now().UTC()
+	var ok bool
+	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		var err error
+		ok, err = tx.AcquireLease(ctx, "audit-prune", holder, now, now.Add(AuditRetentionInterval/2))
+		return err
+	})
+	if err != nil || !ok {
+		return err
+	}
+	o := audit.Origin{Actor: audit.Actor{Type: audit.ActorSystem, ID: "audit-retention"}}
+	rep, err := s.recorder.Prune(ctx, o, now.Add(-s.cfg.Audit.Retention))
+	if err == nil && rep.Events > 0 {
+		s.log.InfoContext(ctx, "audit retention: pruned", "through_seq", rep.ThroughSeq, "events", rep.Events)
+	}
+	return err
 }
 
 // auditIndexLag is the gauge of how many events the audit lookup tables

@@ -109,6 +109,9 @@ type AuditConfig struct {
 	// IndexInterval is how often the trail's agent and trace lookup
 	// tables are brought up to date (ADR 0017).
 	IndexInterval time.Duration `yaml:"index_interval"`
+	// Retention prunes, hourly, the events older than this, up to a
+	// signed checkpoint (ADR 0018); 0 keeps every event.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // KeysConfig configures the token signing keys.
@@ -243,12 +246,14 @@ const (
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = 10 * time.Second
 	DefaultAuditIndexInterval = 500 * time.Millisecond
-	DefaultKeyAlgorithm       = "ES256"
-	DefaultKeyRotation        = 24 * time.Hour
-	DefaultJWKSMaxAge         = 5 * time.Minute
-	DefaultCATTL              = 24 * time.Hour
-	DefaultBundleRefreshHint  = 5 * time.Minute
-	DefaultNodeAPISync        = time.Second
+	// MinAuditRetention is the shortest audit.retention accepted.
+	MinAuditRetention        = 24 * time.Hour
+	DefaultKeyAlgorithm      = "ES256"
+	DefaultKeyRotation       = 24 * time.Hour
+	DefaultJWKSMaxAge        = 5 * time.Minute
+	DefaultCATTL             = 24 * time.Hour
+	DefaultBundleRefreshHint = 5 * time.Minute
+	DefaultNodeAPISync       = time.Second
 	// KeyRefreshInterval is how often every replica reloads the signing
 	// keys from the store (and rotates them when due).
 	KeyRefreshInterval = 30 * time.Second
@@ -423,6 +428,9 @@ func (c *Config) Validate() error {
 	if c.Audit.IndexInterval < 10*time.Millisecond || c.Audit.IndexInterval > time.Minute {
 		return bad("audit.index_interval", "must be between 10ms and 1m")
 	}
+	if c.Audit.Retention != 0 && c.Audit.Retention < MinAuditRetention {
+		return bad("audit.retention", "must be 0 (keep every event) or at least %s", MinAuditRetention)
+	}
 	if _, err := c.Proxies(); err != nil {
 		return bad("trusted_proxies", "%v", err)
 	}
@@ -592,6 +600,7 @@ audit:
   checkpoint_every: 1000      # sign a checkpoint every N events
   checkpoint_interval: 10s    # and the head this often if it moved
   index_interval: 500ms       # update the agent and trace lookup tables this often
+  retention: 0s               # prune events older than this (at least 24h; 0 keeps every event)
 
 keys:                         # token signing keys, sealed under the root key
   algorithm: ES256            # ES256 or EdDSA (takes effect at the next rotation)

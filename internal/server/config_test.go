@@ -51,6 +51,7 @@ func TestParseConfigRejects(t *testing.T) {
 		{"token ttl over max", "credentials:\n  max_ttl: 1h\n  token_ttl: 2h\n", "token_ttl"},
 		{"bad log level", "log:\n  level: loud\n", "log.level"},
 		{"audit index interval too short", "audit:\n  index_interval: 1ms\n", "audit.index_interval"},
+		{"audit retention too short", "audit:\n  retention: 1h\n", "audit.retention"},
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "exactly one"},
 		{"bad listen", "listen: nowhere\n", "host:port"},
 		{"bad trusted proxy", "trusted_proxies: [10.0.0.0/8, lb.internal]\n", "lb.internal"},

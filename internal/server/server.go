@@ -50,6 +50,7 @@ type Server struct {
 	log      *slog.Logger
 	store    store.Store
 	checkpts *audit.Checkpointer
+	recorder *audit.Recorder
 	keys     *keys.Manager
 	ca       *ca.Manager
 	oauth    *oauth.Server
@@ -181,6 +182,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err != nil {
 		return fmt.Errorf("server: audit recorder: %w", err)
 	}
+	s.recorder = rec
 	if s.keys, err = s.newKeyManager(ctx, root, rec, clock); err != nil {
 		return err
 	}
@@ -228,7 +230,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		auditIndexLag(s.store))
 	s.handler, err = httpapi.New(httpapi.Params{
-		Identity: reg, Auth: s.auth, Audit: s.store, Ready: s.store.Ping,
+		Identity: reg, Auth: s.auth, Audit: s.store, PruneAudit: rec.Prune, Ready: s.store.Ping,
 		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth, CA: s.ca,
 		SVIDs: s.svids, Bundle: s.bundle, Federation: s.federation, Nodes: s.nodes, Policy: s.policy,
 		Grants:     s.delegation,
@@ -319,6 +321,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.federation.Run(cpCtx) })
 	wg.Go(func() { s.runCollectors(cpCtx) })
 	wg.Go(func() { s.runAuditIndexer(cpCtx) })
+	wg.Go(func() { s.runAuditRetention(cpCtx) })
 	wg.Go(func() { s.runApprovalWebhook(cpCtx) })
 	s.runNodeAPI(cpCtx, &wg)
 

@@ -101,4 +101,10 @@ type AuditWriter interface {
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
 	// CreateAuditKey stores a key; ErrAlreadyExists when the id is taken.
 	CreateAuditKey(ctx context.Context, k AuditKey) error
+	// PruneAudit deletes the events with Seq <= through, their rows in
+	// the lookup tables and the checkpoints with Seq < through, and
+	// returns how many events it deleted (ADR 0018). The checkpoint at
+	// through must exist and through must be below the head: ErrInvalid
+	// otherwise, with nothing deleted.
+	PruneAudit(ctx context.Context, through int64) (int64, error)
 }

@@ -177,6 +177,14 @@ func (c *Client) ListAuditEvents(ctx context.Context, aq AuditQuery) (List[Audit
 	return l, c.do(ctx, http.MethodGet, "/v1/audit/events", auditValues(aq), nil, &l)
 }
 
+// PruneAudit deletes the audit events recorded before req.Before, up to
+// the last checkpoint signed before it; the remaining trail still verifies
+// (ADR 0018). Admin only.
+func (c *Client) PruneAudit(ctx context.Context, req PruneAuditRequest) (AuditPrune, error) {
+	var out AuditPrune
+	return out, c.do(ctx, http.MethodPost, "/v1/audit/prune", nil, req, &out)
+}
+
 // ExportAudit streams the audit trail as JSON Lines and calls fn with each
 // line (without its newline) in sequence order. The line is only valid
 // until fn returns. fn's error stops the stream and is returned.

@@ -292,6 +292,21 @@ type AuditCheckpoint struct {
 	Signature string    `json:"signature"`
 }
 
+// PruneAuditRequest is the body of POST /v1/audit/prune: prune the events
+// recorded before Before (ADR 0018).
+type PruneAuditRequest struct {
+	Before time.Time `json:"before"`
+}
+
+// AuditPrune is the answer of POST /v1/audit/prune. ThroughSeq is the
+// checkpoint the trail now starts after (0: nothing was old enough),
+// Events how many events were deleted, EventID the audit.pruned event.
+type AuditPrune struct {
+	ThroughSeq int64  `json:"through_seq"`
+	Events     int64  `json:"events"`
+	EventID    string `json:"event_id,omitempty"`
+}
+
 // AuditKey is a public checkpoint-signing key, as GET /v1/audit/keys lists
 // it. PublicKey is lowercase hex of the raw Ed25519 public key.
 type AuditKey struct {

@@ -332,3 +332,42 @@ func (t *txn) CreateAuditKey(ctx context.Context, k store.AuditKey) error {
 	}
 	return nil
 }
+
+// PruneAudit implements store.AuditWriter.
+func (t *txn) PruneAudit(ctx context.Context, through int64) (int64, error) {
+	var n int64
+	err := t.write(ctx, false, func(ctx context.Context) error {
+		var cp, head int64
+		if err := t.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM audit_checkpoints WHERE seq = $1`, through).Scan(&cp); err != nil {
+			return t.d.classify(err)
+		}
+		head, _, err := t.head(ctx)
+		if err != nil {
+			return err
+		}
+		if cp == 0 || through >= head {
+			return fmt.Errorf("%w: prune through seq %d: it must have a checkpoint and be below the head %d", store.ErrInvalid, through, head)
+		}
+		res, err := t.q.ExecContext(ctx, `DELETE FROM audit_events WHERE seq <= $1`, through)
+		if err != nil {
+			return t.d.classify(err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return t.d.classify(err)
+		}
+		for _, q := range []string{
+			`DELETE FROM audit_by_agent WHERE seq <= $1`,
+			`DELETE FROM audit_by_trace WHERE seq <= $1`,
+			`DELETE FROM audit_checkpoints WHERE seq < $1`,
+		} {
+			if _, err := t.q.ExecContext(ctx, q, through); err != nil {
+				return t.d.classify(err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: prune audit through %d: %w", through, err)
+	}
+	return n, nil
+}

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"math"
+	"strconv"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -46,16 +48,17 @@ func (t *txn) indexChunk(ctx context.Context, through int64) (int64, int64, erro
 		`UPDATE audit_index_state SET upto = upto WHERE id = 1 RETURNING upto`).Scan(&upto); err != nil {
 		return 0, 0, t.d.classify(err)
 	}
-	hi := upto + auditIndexChunk
+	hi := int64(math.MaxInt64)
 	if through > 0 {
-		hi = min(hi, through)
+		hi = through
 	}
-	// The last event at or before hi that exists: read before the inserts,
-	// so that every event the mark covers is one they see (appends are
-	// serialised and commit in seq order).
+	// The last of the next auditIndexChunk events (pruning may have left a
+	// gap after the mark): read before the inserts, so that every event the
+	// mark covers is one they see (appends are serialised and commit in
+	// seq order).
 	var next int64
-	if err := t.q.QueryRowContext(ctx,
-		`SELECT COALESCE(MAX(seq), 0) FROM audit_events WHERE seq <= $1`, hi).Scan(&next); err != nil {
+	if err := t.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM (SELECT seq FROM audit_events
+		WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT `+strconv.Itoa(auditIndexChunk)+`) AS c`, upto, hi).Scan(&next); err != nil {
 		return 0, 0, t.d.classify(err)
 	}
 	if next <= upto {

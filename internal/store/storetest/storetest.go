@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditBatchedAppends", testAuditBatchedAppends},
 		{"AuditQueries", testAuditQueries},
 		{"AuditScanBatches", testAuditScanBatches},
+		{"AuditPrune", testAuditPrune},
 		{"Checkpoints", testCheckpoints},
 		{"AuditKeys", testAuditKeys},
 		{"SigningKeys", testSigningKeys},
