@@ -93,7 +93,7 @@ func classify(err error) error {
 	case "23503", "23502", "23514": // foreign_key, not_null, check violation
 		return store.ErrInvalid
 	case "40001", "40P01": // serialization_failure, deadlock_detected
-		return store.ErrConflict
+		return sqlstore.ErrRetry
 	}
 	return nil
 }

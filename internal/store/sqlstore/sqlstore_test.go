@@ -2,9 +2,11 @@ package sqlstore
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -50,5 +52,20 @@ func TestPageTokens(t *testing.T) {
 func TestAuditColsE(t *testing.T) {
 	if want := "e." + strings.ReplaceAll(auditCols, ", ", ", e."); auditColsE != want {
 		t.Fatalf("auditColsE = %q, want %q", auditColsE, want)
+	}
+}
+
+func TestErrRetryIsAConflict(t *testing.T) {
+	err := fmt.Errorf("store: update agent: %w", fmt.Errorf("%w (postgres: deadlock)", ErrRetry))
+	if !errors.Is(err, ErrRetry) || !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("%v: want both ErrRetry and store.ErrConflict", err)
+	}
+	if errors.Is(fmt.Errorf("x: %w", store.ErrConflict), ErrRetry) {
+		t.Fatal("a plain conflict (a refused compare-and-swap) must not be retried")
+	}
+	for n := 1; n <= MaxRetries; n++ {
+		if d := retryDelay(n); d < time.Millisecond<<(n-1) || d >= 2*time.Millisecond<<(n-1) {
+			t.Errorf("retryDelay(%d) = %v", n, d)
+		}
 	}
 }

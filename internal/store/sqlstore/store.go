@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/agentid/agentid/internal/store"
 )
@@ -95,7 +96,29 @@ func New(p Params) (*Store, error) {
 // that its answer is never a guess. A panic in fn is re-raised in the
 // caller's goroutine after fn's writes are rolled back. After Close, Update
 // returns an error wrapping store.ErrClosed.
+//
+// An fn that fails with ErrRetry (a deadlock victim or a serialization
+// failure on PostgreSQL) runs again in a later batch, up to MaxRetries
+// times, as the Store contract allows (fn has no effects outside tx).
 func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
+	for n := 0; ; n++ {
+		err := s.update(ctx, fn)
+		if n == MaxRetries || !errors.Is(err, ErrRetry) {
+			return err
+		}
+		s.log.Debug("store: update retried after a conflict", "db", s.d.Name, "retry", n+1, "err", err)
+		select {
+		case <-time.After(retryDelay(n + 1)):
+		case <-ctx.Done():
+			return err
+		case <-s.closing:
+			return err
+		}
+	}
+}
+
+// update is one attempt of Update.
+func (s *Store) update(ctx context.Context, fn func(ctx context.Context, tx store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
