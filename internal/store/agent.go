@@ -40,9 +40,12 @@ type Agent struct {
 	// (ADR 0015); one matching rule suffices. None: the agent cannot be
 	// attested.
 	AttestationRules []AttestationRule
-	MaxTTL           time.Duration
-	Labels           map[string]string
-	ExpiresAt        time.Time // zero: never
+	// NodeScope limits which nodes may obtain the agent's SVIDs (ADR
+	// 0019); the zero value lets any node.
+	NodeScope NodeScope
+	MaxTTL    time.Duration
+	Labels    map[string]string
+	ExpiresAt time.Time // zero: never
 	// TokensRevokedAt revokes every token issued to the agent before it;
 	// zero: none.
 	TokensRevokedAt time.Time

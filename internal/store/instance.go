@@ -13,6 +13,18 @@ type AttestationRule struct {
 	Matchers []string `json:"matchers"`
 }
 
+// NodeScope names the nodes that may obtain an agent's SVIDs (ADR 0019):
+// a node qualifies when its id is one of NodeIDs or when one of Rules
+// matches the evidence it attested with (the rule's attestor and all its
+// matchers). An empty scope lets every node.
+type NodeScope struct {
+	NodeIDs []string          `json:"node_ids,omitempty"`
+	Rules   []AttestationRule `json:"rules,omitempty"`
+}
+
+// IsZero reports whether the scope lets every node.
+func (s NodeScope) IsZero() bool { return len(s.NodeIDs) == 0 && len(s.Rules) == 0 }
+
 // Instance is one attested run of an agent (ADR 0015): what proved it,
 // where it ran, and when it was seen. Each successful attestation with the
 // same (AgentID, Attestor, Key) refreshes one instance.

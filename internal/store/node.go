@@ -33,15 +33,21 @@ const (
 type Node struct {
 	ID                string // nod_…
 	SPIFFEID          string // spiffe://<trust domain>/node/<id>, unique
-	AttestationMethod string // "join_token"
-	AttestedAt        time.Time
-	LastSeenAt        time.Time // the last attestation or renewal
-	SVIDSerial        string    // lowercase hex
-	SVIDKeyID         string    // the CA key that signed the SVID
-	SVIDExpiresAt     time.Time
-	EvictedAt         time.Time // zero: not evicted
-	EvictedBy         string    // actor id; "" when not evicted
-	Version           int64     // 1 on create, +1 on every update
+	AttestationMethod string // "join_token", "kubernetes", "x509"
+	// Attestor is the configured attestor that verified the node's
+	// evidence, and Facts and FactValues (multi-valued facts) what it
+	// proved (ADR 0019); empty for a join token.
+	Attestor      string
+	Facts         map[string]string
+	FactValues    map[string][]string
+	AttestedAt    time.Time
+	LastSeenAt    time.Time // the last attestation or renewal
+	SVIDSerial    string    // lowercase hex
+	SVIDKeyID     string    // the CA key that signed the SVID
+	SVIDExpiresAt time.Time
+	EvictedAt     time.Time // zero: not evicted
+	EvictedBy     string    // actor id; "" when not evicted
+	Version       int64     // 1 on create, +1 on every update
 }
 
 // State is NodeEvicted when the node was evicted, NodeActive otherwise.

@@ -19,7 +19,7 @@ func (d *Dialect) agentCols() string {
 	return `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
 	a.max_ttl, a.labels, a.expires_at, a.state, a.created_by, a.created_at,
 	a.updated_at, a.version, a.scopes, a.permissions, a.require_dpop, a.tokens_revoked_at,
-	a.federates_with, a.selectors, a.attestation_rules,
+	a.federates_with, a.selectors, a.attestation_rules, a.node_scope,
 	NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
 		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned,
 	` + d.OwnerIDs + ` AS owner_ids`
@@ -32,6 +32,7 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 		a        store.Agent
 		ownerIDs sql.NullString
 		rules    string
+		scope    string
 		maxTTL   int64
 		state    string
 	)
@@ -39,7 +40,7 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 		&maxTTL, mapCol{&a.Labels}, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
 		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version,
 		listCol{&a.Scopes}, listCol{&a.Permissions}, &a.RequireDPoP, timeCol{&a.TokensRevokedAt},
-		listCol{&a.FederatesWith}, listCol{&a.Selectors}, &rules, &a.Orphaned, &ownerIDs)
+		listCol{&a.FederatesWith}, listCol{&a.Selectors}, &rules, &scope, &a.Orphaned, &ownerIDs)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -50,6 +51,9 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 	a.State = store.AgentState(state)
 	a.MaxTTL = time.Duration(maxTTL)
 	if a.AttestationRules, err = parseRules(rules); err != nil {
+		return store.Agent{}, err
+	}
+	if a.NodeScope, err = parseScope(scope); err != nil {
 		return store.Agent{}, err
 	}
 	return a, nil
@@ -195,10 +199,14 @@ func (t *txn) agentArgs(a store.Agent) ([]any, error) {
 	if err != nil {
 		return nil, err
 	}
+	scope, err := jsonArg("node scope", a.NodeScope)
+	if err != nil {
+		return nil, err
+	}
 	return []any{a.ID, a.Name, a.SPIFFEID, a.Purpose, actions, audiences,
 		int64(a.MaxTTL), labels, t.d.timeArg(a.ExpiresAt), string(a.State),
 		a.CreatedBy, t.d.timeArg(a.CreatedAt), t.d.timeArg(a.UpdatedAt), a.Version,
-		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt), federatesWith, selectors, rules}, nil
+		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt), federatesWith, selectors, rules, scope}, nil
 }
 
 func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
@@ -209,8 +217,8 @@ func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO agents (id, name, spiffe_id, purpose,
 		action_classes, audiences, max_ttl, labels, expires_at, state, created_by,
 		created_at, updated_at, version, scopes, permissions, require_dpop, tokens_revoked_at,
-		federates_with, selectors, attestation_rules)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
+		federates_with, selectors, attestation_rules, node_scope)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
 		args...); err != nil {
 		return t.d.classify(err)
 	}
@@ -253,16 +261,16 @@ func (t *txn) UpdateAgent(ctx context.Context, id string, fn func(store.Agent) (
 			return err
 		}
 		// args: $1 id … $14 version, $15 scopes … $18 tokens_revoked_at,
-		// $19 federates_with, $20 selectors, $21 attestation_rules; the
-		// immutable columns are not written.
+		// $19 federates_with, $20 selectors, $21 attestation_rules,
+		// $22 node_scope; the immutable columns are not written.
 		res, err := t.q.ExecContext(ctx, `UPDATE agents SET spiffe_id = $2, purpose = $3,
 			action_classes = $4, audiences = $5, max_ttl = $6, labels = $7, expires_at = $8,
 			state = $9, updated_at = $10, version = $11, scopes = $12, permissions = $13,
 			require_dpop = $14, tokens_revoked_at = $15, federates_with = $16, selectors = $17,
-			attestation_rules = $19
+			attestation_rules = $19, node_scope = $20
 			WHERE id = $1 AND version = $18`,
 			args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9],
-			args[12], args[13], args[14], args[15], args[16], args[17], args[18], args[19], old.Version, args[20])
+			args[12], args[13], args[14], args[15], args[16], args[17], args[18], args[19], old.Version, args[20], args[21])
 		if err := checkOne(t.d, res, err); err != nil {
 			return err
 		}
@@ -322,4 +330,22 @@ func parseRules(s string) ([]store.AttestationRule, error) {
 		return nil, nil
 	}
 	return rs, nil
+}
+
+// jsonArg encodes v as a JSON column.
+func jsonArg(what string, v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("sqlstore: encode %s: %w", what, err)
+	}
+	return string(b), nil
+}
+
+// parseScope decodes an agent's node scope; every node for {}.
+func parseScope(s string) (store.NodeScope, error) {
+	var sc store.NodeScope
+	if err := json.Unmarshal([]byte(s), &sc); err != nil {
+		return store.NodeScope{}, fmt.Errorf("sqlstore: decode node scope: %w", err)
+	}
+	return sc, nil
 }

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -140,15 +141,29 @@ func (t *txn) CollectJoinTokens(ctx context.Context, before time.Time) (int64, e
 
 // nodeCols are the columns scanNode reads.
 const nodeCols = `id, spiffe_id, attestation_method, attested_at, last_seen_at, svid_serial,
-	svid_key_id, svid_expires_at, evicted_at, evicted_by, version`
+	svid_key_id, svid_expires_at, evicted_at, evicted_by, version, attestor, evidence`
+
+// nodeEvidence is the evidence column of a node.
+type nodeEvidence struct {
+	Facts  map[string]string   `json:"facts,omitempty"`
+	Values map[string][]string `json:"values,omitempty"`
+}
 
 func scanNode(s rowScanner) (store.Node, error) {
-	var n store.Node
+	var (
+		n  store.Node
+		ev string
+	)
 	if err := s.Scan(&n.ID, &n.SPIFFEID, &n.AttestationMethod, timeCol{&n.AttestedAt},
 		timeCol{&n.LastSeenAt}, &n.SVIDSerial, &n.SVIDKeyID, timeCol{&n.SVIDExpiresAt},
-		timeCol{&n.EvictedAt}, &n.EvictedBy, &n.Version); err != nil {
+		timeCol{&n.EvictedAt}, &n.EvictedBy, &n.Version, &n.Attestor, &ev); err != nil {
 		return store.Node{}, err
 	}
+	var e nodeEvidence
+	if err := json.Unmarshal([]byte(ev), &e); err != nil {
+		return store.Node{}, fmt.Errorf("sqlstore: decode node evidence: %w", err)
+	}
+	n.Facts, n.FactValues = e.Facts, e.Values
 	return n, nil
 }
 
@@ -210,13 +225,17 @@ func (t *txn) CreateNode(ctx context.Context, n store.Node) (store.Node, error) 
 		if err := checkNode(n); err != nil {
 			return err
 		}
+		ev, err := jsonArg("node evidence", nodeEvidence{Facts: n.Facts, Values: n.FactValues})
+		if err != nil {
+			return err
+		}
 		if _, err := t.q.ExecContext(ctx, `INSERT INTO nodes (`+nodeCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11, $12)`,
 			n.ID, n.SPIFFEID, n.AttestationMethod, t.d.timeArg(n.AttestedAt), t.d.timeArg(n.LastSeenAt),
-			n.SVIDSerial, n.SVIDKeyID, t.d.timeArg(n.SVIDExpiresAt), t.d.timeArg(n.EvictedAt), n.EvictedBy); err != nil {
+			n.SVIDSerial, n.SVIDKeyID, t.d.timeArg(n.SVIDExpiresAt), t.d.timeArg(n.EvictedAt), n.EvictedBy,
+			n.Attestor, ev); err != nil {
 			return t.d.classify(err)
 		}
-		var err error
 		out, err = t.getNode(ctx, n.ID, "")
 		return err
 	})

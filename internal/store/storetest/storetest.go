@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditQueries", testAuditQueries},
 		{"AuditScanBatches", testAuditScanBatches},
 		{"AuditPrune", testAuditPrune},
+		{"NodeScope", testNodeScope},
 		{"Checkpoints", testCheckpoints},
 		{"AuditKeys", testAuditKeys},
 		{"SigningKeys", testSigningKeys},
