@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,28 @@ type agentSpecFlags struct {
 	Selector      []string `name:"selector" sep:"none" help:"Workload selector by which agentid node knows a workload runs as the agent: unix:uid:N, unix:gid:N, unix:path:/abs/exe or unix:sha256:HEX. All must hold. Repeat the flag for several (no comma splitting)." placeholder:"SEL"`
 	Label         []string `sep:"none" help:"Label KEY=VALUE. Repeat the flag for several labels." placeholder:"KEY=VALUE"`
 	Attest        []string `name:"attest" sep:"none" help:"Attestation rule: an attestor and the matchers that must all hold, space-separated, e.g. \"prod k8s:ns:payments k8s:sa:runner\" or \"github repository=org/* ref=refs/heads/main\" (docs/attestation.md). Repeat the flag for several rules; one matching rule suffices." placeholder:"RULE"`
+	NodeID        []string `name:"node-id" help:"Node scope (ADR 0019): a node (nod_…) that may obtain the agent's SVIDs. Repeat the flag or separate with commas. With --node-rule: a node qualifies by its id or by one rule; neither flag: every node may." placeholder:"ID"`
+	NodeRule      []string `name:"node-rule" sep:"none" help:"Node scope (ADR 0019): a rule over the evidence a node attested with, written as --attest, e.g. \"prod-cluster k8s:node:pay-*\" or \"hosts x509:san-dns:*.pay.nodes.example.com\"; the node must have attested with the attestor and every matcher must hold. Repeat the flag for several rules; one suffices." placeholder:"RULE"`
+}
+
+// nodeScope is the node scope the flags give; nil when neither flag was
+// given.
+func (f agentSpecFlags) nodeScope() (*admin.NodeScope, error) {
+	if f.NodeID == nil && f.NodeRule == nil {
+		return nil, nil
+	}
+	sc := admin.NodeScope{NodeIDs: f.NodeID, Rules: []admin.AttestationRule{}}
+	if sc.NodeIDs == nil {
+		sc.NodeIDs = []string{}
+	}
+	for _, v := range f.NodeRule {
+		fs := strings.Fields(v)
+		if len(fs) < 2 {
+			return nil, &exitError{code: ExitUsage, msg: fmt.Sprintf("--node-rule %q: want \"ATTESTOR MATCHER [MATCHER…]\", e.g. \"prod-cluster k8s:node:pay-*\"", v)}
+		}
+		sc.Rules = append(sc.Rules, admin.AttestationRule{Attestor: fs[0], Matchers: fs[1:]})
+	}
+	return &sc, nil
 }
 
 type agentCreateCmd struct {
@@ -68,6 +91,9 @@ func (c *agentCreateCmd) Run(rc *runContext) error {
 	}
 	var err error
 	if req.AttestationRules, err = parseAttestRules(c.Attest); err != nil {
+		return err
+	}
+	if req.NodeScope, err = c.nodeScope(); err != nil {
 		return err
 	}
 	if req.MaxTTLSeconds, err = ttlSeconds("--max-ttl", c.MaxTTL); err != nil {
@@ -156,6 +182,7 @@ type agentUpdateCmd struct {
 	ClearFederatesWith bool           `name:"clear-federates-with" help:"Federate with no foreign trust domain."`
 	ClearSelectors     bool           `name:"clear-selectors" help:"Remove every workload selector: no workload gets the agent's SVIDs from a node."`
 	ClearAttest        bool           `name:"clear-attest" help:"Remove every attestation rule: no evidence proves an instance of the agent."`
+	ClearNodeScope     bool           `name:"clear-node-scope" help:"Remove the node scope: every node may obtain the agent's SVIDs (with --node-id or --node-rule: replace it)."`
 	RequireDPoP        *bool          `name:"require-dpop" negatable:"" help:"Require DPoP-bound tokens (--no-require-dpop: no longer require them)."`
 	ClearLabels        bool           `name:"clear-labels" help:"Remove every label."`
 	MaxTTL             *time.Duration `name:"max-ttl" help:"New longest credential lifetime, in whole seconds." placeholder:"DURATION"`
@@ -167,6 +194,7 @@ type agentUpdateCmd struct {
 // Help adds the update semantics to the command's help.
 func (c *agentUpdateCmd) Help() string {
 	return "List flags (--owner, --action-class, --audience, --scope, --permission, --federates-with, --selector, --attest, --label) replace the whole list or map; " +
+		"--node-id and --node-rule together replace the whole node scope (giving only --node-id removes its rules); " +
 		"flags not given leave the field unchanged."
 }
 
@@ -189,6 +217,14 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 		}
 		req.AttestationRules = &rs
 	}
+	sc, err := c.nodeScope()
+	if err != nil {
+		return err
+	}
+	if sc == nil && c.ClearNodeScope {
+		sc = &admin.NodeScope{NodeIDs: []string{}, Rules: []admin.AttestationRule{}}
+	}
+	req.NodeScope = sc
 	if c.Label != nil || c.ClearLabels {
 		m, err := parseLabels(c.Label)
 		if err != nil {
@@ -206,13 +242,12 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 		}
 		req.MaxTTLSeconds = &s
 	}
-	var err error
 	if req.ExpiresAt, err = expiry(c.ExpiresAt, c.ExpiresIn); err != nil {
 		return err
 	}
 	if req.Purpose == nil && req.Owners == nil && req.ActionClasses == nil && req.Audiences == nil &&
 		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil && req.FederatesWith == nil &&
-		req.Selectors == nil && req.AttestationRules == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
+		req.Selectors == nil && req.AttestationRules == nil && req.NodeScope == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
 		return &exitError{code: ExitUsage, msg: "agent update: nothing to change; give at least one of the field flags (see --help)"}
 	}
 	cl, err := rc.client()
@@ -309,6 +344,7 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Federates with", strings.Join(a.FederatesWith, ", ")},
 		{"Selectors", strings.Join(a.Selectors, ", ")},
 		{"Attestation", fmtRules(a.AttestationRules)},
+		{"Node scope", fmtNodeScope(a.NodeScope)},
 		{"Max TTL", fmtSeconds(a.MaxTTLSeconds)},
 		{"Labels", fmtLabels(a.Labels)},
 		{"Expires", agentExpiry(a)},
@@ -318,6 +354,19 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Updated", fmtTime(a.UpdatedAt)},
 		{"Version", strconv.FormatInt(a.Version, 10)},
 	})
+}
+
+// fmtNodeScope renders a node scope as its node ids and rules, any of
+// which admits a node: "nod_…; prod: m1, m2"; "any node" when empty.
+func fmtNodeScope(sc admin.NodeScope) string {
+	if len(sc.NodeIDs) == 0 && len(sc.Rules) == 0 {
+		return "any node"
+	}
+	parts := slices.Clone(sc.NodeIDs)
+	if len(sc.Rules) > 0 {
+		parts = append(parts, fmtRules(sc.Rules))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // tokensRevoked renders an agent's token revocation time.

@@ -29,6 +29,7 @@ func (h *handler) agentOut(a store.Agent) admin.Agent {
 		FederatesWith:    nonNil(a.FederatesWith),
 		Selectors:        nonNil(a.Selectors),
 		AttestationRules: rulesOut(a.AttestationRules),
+		NodeScope:        scopeOut(a.NodeScope),
 		MaxTTLSeconds:    int64(a.MaxTTL / time.Second),
 		Labels:           a.Labels,
 		ExpiresAt:        optTime(a.ExpiresAt),
@@ -43,6 +44,23 @@ func (h *handler) agentOut(a store.Agent) admin.Agent {
 	}
 	if out.Labels == nil {
 		out.Labels = map[string]string{}
+	}
+	return out
+}
+
+// scopeOut is the wire form of a node scope: both lists always present.
+func scopeOut(sc store.NodeScope) admin.NodeScope {
+	return admin.NodeScope{NodeIDs: nonNil(sc.NodeIDs), Rules: rulesOut(sc.Rules)}
+}
+
+// scopeIn is the store form of a wire node scope; nil is the zero scope.
+func scopeIn(sc *admin.NodeScope) store.NodeScope {
+	if sc == nil {
+		return store.NodeScope{}
+	}
+	out := store.NodeScope{NodeIDs: sc.NodeIDs}
+	if len(sc.Rules) > 0 {
+		out.Rules = rulesIn(sc.Rules)
 	}
 	return out
 }
@@ -78,6 +96,7 @@ func (h *handler) createAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
 		FederatesWith: in.FederatesWith, Selectors: in.Selectors, MaxTTL: ttl, Labels: in.Labels,
 		AttestationRules: rulesIn(in.AttestationRules),
+		NodeScope:        scopeIn(in.NodeScope),
 	}
 	if in.ExpiresAt != nil {
 		params.ExpiresAt = *in.ExpiresAt
@@ -161,6 +180,10 @@ func (h *handler) updateAgent(w http.ResponseWriter, r *http.Request, p *princip
 	if in.AttestationRules != nil {
 		rs := rulesIn(*in.AttestationRules)
 		params.AttestationRules = &rs
+	}
+	if in.NodeScope != nil {
+		sc := scopeIn(in.NodeScope)
+		params.NodeScope = &sc
 	}
 	if in.MaxTTLSeconds != nil {
 		ttl, err := ttlParam("max_ttl_seconds", *in.MaxTTLSeconds)

@@ -15,6 +15,7 @@ import (
 	"github.com/agentid/agentid/internal/adminauth"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/sdk/admin"
 )
 
 func FuzzParseTraceparent(f *testing.F) {
@@ -46,6 +47,8 @@ func FuzzDecode(f *testing.F) {
 		`{"name":"a","purpose":"p","owners":["x@example.com"]}`,
 		`{"name":1}`, `{"unknown":true}`, `{}{}`, `[`, ``, `null`, `{"labels":{"a":"b"},"expires_at":"2026-01-01T00:00:00Z"}`,
 		`{"max_ttl_seconds":1e999}`, `{"expires_at":"yesterday"}`,
+		`{"node_scope":{"node_ids":["nod_01jx0000000000000000000001"],"rules":[{"attestor":"prod","matchers":["k8s:ns:a"]}]}}`,
+		`{"node_scope":{"node_ids":"x"}}`, `{"node_scope":{"rules":[{"matchers":[1]}]}}`, `{"node_scope":null}`,
 	} {
 		f.Add([]byte(s), "application/json")
 	}
@@ -60,6 +63,7 @@ func FuzzDecode(f *testing.F) {
 			Labels    map[string]string `json:"labels"`
 			ExpiresAt *time.Time        `json:"expires_at"`
 			TTL       int64             `json:"max_ttl_seconds"`
+			NodeScope *admin.NodeScope  `json:"node_scope"`
 		}
 		err := h.decode(httptest.NewRecorder(), req, &in)
 		if err == nil {

@@ -36,6 +36,7 @@ const (
 	FieldFederatesWith = "federates_with"
 	FieldSelectors     = "selectors"
 	FieldAttestation   = "attestation_rules"
+	FieldNodeScope     = "node_scope"
 	FieldMaxTTL        = "max_ttl_seconds"
 	FieldLabels        = "labels"
 	FieldExpiresAt     = "expires_at"
@@ -76,6 +77,9 @@ type CreateAgentParams struct {
 	// agent (ADR 0015); see attest.CheckRules. None: the agent cannot be
 	// attested.
 	AttestationRules []store.AttestationRule
+	// NodeScope names the nodes that may obtain the agent's SVIDs (ADR
+	// 0019); see NormalizeNodeScope. The zero value lets every node.
+	NodeScope store.NodeScope
 	// MaxTTL is the credential max TTL: zero means the Service's default;
 	// otherwise a whole number of seconds from MinMaxTTL to the cap.
 	MaxTTL time.Duration
@@ -104,8 +108,11 @@ type UpdateAgentParams struct {
 	Selectors     *[]string
 	// AttestationRules replaces the agent's attestation rules (ADR 0015).
 	AttestationRules *[]store.AttestationRule
-	MaxTTL           *time.Duration
-	Labels           *map[string]string
+	// NodeScope replaces the agent's node scope (ADR 0019); a pointer to
+	// the zero scope clears it (every node may serve the agent).
+	NodeScope *store.NodeScope
+	MaxTTL    *time.Duration
+	Labels    *map[string]string
 	// ExpiresAt set to the zero time clears the expiry.
 	ExpiresAt *time.Time
 }
@@ -203,6 +210,10 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 	if err != nil {
 		return store.Agent{}, err
 	}
+	scope, err := NormalizeNodeScope(p.NodeScope)
+	if err != nil {
+		return store.Agent{}, err
+	}
 	ttl := p.MaxTTL
 	if ttl == 0 {
 		ttl = s.defaultTTL
@@ -233,6 +244,7 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 		FederatesWith:    federates,
 		Selectors:        selectors,
 		AttestationRules: rules,
+		NodeScope:        scope,
 		MaxTTL:           ttl,
 		Labels:           cloneLabels(p.Labels),
 		ExpiresAt:        exp,
@@ -425,6 +437,7 @@ type agentUpdate struct {
 	FederatesWith []string
 	Selectors     []string
 	Rules         []store.AttestationRule
+	NodeScope     store.NodeScope
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time
@@ -497,6 +510,12 @@ func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdat
 		}
 		u.set[FieldAttestation] = true
 	}
+	if p.NodeScope != nil {
+		if u.NodeScope, err = NormalizeNodeScope(*p.NodeScope); err != nil {
+			return u, err
+		}
+		u.set[FieldNodeScope] = true
+	}
 	if p.MaxTTL != nil {
 		if err := s.checkTTL(*p.MaxTTL); err != nil {
 			return u, err
@@ -564,6 +583,9 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 	if mark(FieldAttestation, !rulesEqual(u.Rules, a.AttestationRules)) {
 		a.AttestationRules = u.Rules
 	}
+	if mark(FieldNodeScope, !nodeScopeEqual(u.NodeScope, a.NodeScope)) {
+		a.NodeScope = u.NodeScope
+	}
 	if mark(FieldMaxTTL, u.MaxTTL != a.MaxTTL) {
 		a.MaxTTL = u.MaxTTL
 	}
@@ -580,7 +602,7 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 // order agent.updated lists them.
 func allAgentFields() []string {
 	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldScopes, FieldPermissions,
-		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldAttestation, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldAttestation, FieldNodeScope, FieldMaxTTL, FieldLabels, FieldExpiresAt}
 }
 
 // agentFieldValues returns the audit detail values of the named fields.
@@ -610,6 +632,8 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			d[f] = nonNil(a.Selectors)
 		case FieldAttestation:
 			d[f] = rulesDetail(a.AttestationRules)
+		case FieldNodeScope:
+			d[f] = nodeScopeDetail(a.NodeScope)
 		case FieldMaxTTL:
 			d[f] = int64(a.MaxTTL / time.Second)
 		case FieldLabels:

@@ -131,6 +131,7 @@ func TestCreateAgent(t *testing.T) {
 			"federates_with":    want.FederatesWith,
 			"selectors":         want.Selectors,
 			"attestation_rules": []string{},
+			"node_scope":        map[string]any{"node_ids": []string{}, "rules": []string{}},
 			"max_ttl_seconds":   300,
 			"labels":            want.Labels,
 			"expires_at":        exp.Format(time.RFC3339Nano),

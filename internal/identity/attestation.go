@@ -13,9 +13,16 @@ import (
 func normalizeRules(rs []store.AttestationRule) ([]store.AttestationRule, error) {
 	out, err := attest.CheckRules(rs)
 	if err != nil {
-		return nil, invalid(FieldAttestation, "%s", strings.TrimPrefix(strings.TrimPrefix(err.Error(), attest.ErrBadRule.Error()+": "), "attest: "))
+		return nil, invalid(FieldAttestation, "%s", ruleReason(err))
 	}
 	return out, nil
+}
+
+// ruleReason is the client-facing reason of an attest.CheckRules error:
+// its text without the package and sentinel prefixes.
+func ruleReason(err error) string {
+	s := strings.ReplaceAll(err.Error(), attest.ErrBadRule.Error()+": ", "")
+	return strings.ReplaceAll(s, "attest: ", "")
 }
 
 // rulesEqual reports whether two rule lists are the same.

@@ -21,7 +21,8 @@ import (
 // workloads get as federated bundles. Selectors are the workload
 // selectors (unix:uid:1000, unix:path:/usr/local/bin/x,
 // unix:sha256:<hex>) by which a node knows a workload runs as the agent:
-// all of them must hold; none means no workload does.
+// all of them must hold; none means no workload does. NodeScope names
+// the nodes that may obtain its SVIDs (ADR 0019); empty lists: every node.
 type Agent struct {
 	ID            string   `json:"id"`
 	ClientID      string   `json:"client_id"`
@@ -38,17 +39,19 @@ type Agent struct {
 	Selectors     []string `json:"selectors"`
 	// AttestationRules say which evidence proves an instance (ADR 0015).
 	AttestationRules []AttestationRule `json:"attestation_rules"`
-	MaxTTLSeconds    int64             `json:"max_ttl_seconds"`
-	Labels           map[string]string `json:"labels"`
-	ExpiresAt        *time.Time        `json:"expires_at,omitempty"`
-	Expired          bool              `json:"expired"`
-	TokensRevokedAt  *time.Time        `json:"tokens_revoked_at,omitempty"`
-	State            string            `json:"state"`
-	Orphaned         bool              `json:"orphaned"`
-	CreatedBy        string            `json:"created_by"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
-	Version          int64             `json:"version"`
+	// NodeScope is always present, with empty lists when unscoped.
+	NodeScope       NodeScope         `json:"node_scope"`
+	MaxTTLSeconds   int64             `json:"max_ttl_seconds"`
+	Labels          map[string]string `json:"labels"`
+	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
+	Expired         bool              `json:"expired"`
+	TokensRevokedAt *time.Time        `json:"tokens_revoked_at,omitempty"`
+	State           string            `json:"state"`
+	Orphaned        bool              `json:"orphaned"`
+	CreatedBy       string            `json:"created_by"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	Version         int64             `json:"version"`
 }
 
 // CreateAgentRequest is the body of POST /v1/agents. Owners are owner ids or
@@ -66,9 +69,12 @@ type CreateAgentRequest struct {
 	Selectors     []string `json:"selectors,omitempty"`
 	// AttestationRules say which evidence proves an instance (ADR 0015).
 	AttestationRules []AttestationRule `json:"attestation_rules,omitempty"`
-	MaxTTLSeconds    int64             `json:"max_ttl_seconds,omitempty"`
-	Labels           map[string]string `json:"labels,omitempty"`
-	ExpiresAt        *time.Time        `json:"expires_at,omitempty"`
+	// NodeScope names the nodes that may serve the agent (ADR 0019);
+	// nil: every node.
+	NodeScope     *NodeScope        `json:"node_scope,omitempty"`
+	MaxTTLSeconds int64             `json:"max_ttl_seconds,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	ExpiresAt     *time.Time        `json:"expires_at,omitempty"`
 }
 
 // UpdateAgentRequest is the body of PATCH /v1/agents/{ref}. Absent (nil)
@@ -88,9 +94,21 @@ type UpdateAgentRequest struct {
 	Selectors     *[]string `json:"selectors,omitempty"`
 	// AttestationRules replaces the agent's attestation rules.
 	AttestationRules *[]AttestationRule `json:"attestation_rules,omitempty"`
-	MaxTTLSeconds    *int64             `json:"max_ttl_seconds,omitempty"`
-	Labels           *map[string]string `json:"labels,omitempty"`
-	ExpiresAt        *time.Time         `json:"expires_at,omitempty"`
+	// NodeScope replaces the agent's node scope; an empty one (no node
+	// ids, no rules) clears it, so every node may serve the agent.
+	NodeScope     *NodeScope         `json:"node_scope,omitempty"`
+	MaxTTLSeconds *int64             `json:"max_ttl_seconds,omitempty"`
+	Labels        *map[string]string `json:"labels,omitempty"`
+	ExpiresAt     *time.Time         `json:"expires_at,omitempty"`
+}
+
+// NodeScope names the nodes that may obtain an agent's SVIDs (ADR 0019):
+// a node qualifies when NodeIDs holds its id (nod_…) or when one of Rules
+// matches the evidence it attested with (the rule's attestor and all its
+// matchers, as in AttestationRule). Both empty: every node may.
+type NodeScope struct {
+	NodeIDs []string          `json:"node_ids"`
+	Rules   []AttestationRule `json:"rules"`
 }
 
 // TransitionRequest is the body of the lifecycle actions (suspend, resume,
