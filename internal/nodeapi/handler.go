@@ -69,7 +69,11 @@ type SVIDService interface {
 
 // Snapshots is the source of the watch stream. *Hub implements it.
 type Snapshots interface {
-	Current() (Snapshot, bool)
+	// For returns the snapshot published last as node n sees it: only
+	// the agents n serves (noderegistry.Serves), with its own revision;
+	// false before the first.
+	For(n store.Node) (Snapshot, bool)
+	// Changed is closed when the next snapshot is published.
 	Changed() <-chan struct{}
 }
 
@@ -97,8 +101,11 @@ type HandlerParams struct {
 // client's certificate chain as an X.509-SVID of a node of the trust
 // domain, and the handler takes the node id from it. Each request then
 // checks that the node exists and is not evicted (read at most
-// NodeCacheTTL ago): otherwise 403. Errors are RFC 9457 problem+json with
-// the admin API's problem types. A Handler is safe for concurrent use.
+// NodeCacheTTL ago): otherwise 403. A node gets the SVIDs, and sees on
+// its watch stream, only of the agents it serves (their node scope, ADR
+// 0019); any other agent is answered as unknown (404). Errors are RFC
+// 9457 problem+json with the admin API's problem types. A Handler is safe
+// for concurrent use.
 type Handler struct {
 	p       HandlerParams
 	td      string
@@ -109,14 +116,14 @@ type Handler struct {
 	mu    sync.Mutex
 	nodes map[string]nodeEntry
 
-	lineMu  sync.Mutex
-	lineRev string
-	line    []byte
+	lineMu sync.Mutex
+	lines  map[string][]byte // encoded snapshots by revision
 }
 
 type nodeEntry struct {
-	ok bool // exists and is not evicted
-	at time.Time
+	node store.Node // as read
+	ok   bool       // exists and is not evicted
+	at   time.Time
 }
 
 // NewHandler returns a Handler.
@@ -140,7 +147,7 @@ func NewHandler(p HandlerParams) (*Handler, error) {
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{p: p, td: p.TrustDomain, closing: make(chan struct{}), nodes: map[string]nodeEntry{}}
+	h := &Handler{p: p, td: p.TrustDomain, closing: make(chan struct{}), nodes: map[string]nodeEntry{}, lines: map[string][]byte{}}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc(RenewPath, h.method(http.MethodPost, h.renew))
 	h.mux.HandleFunc(AgentX509SVIDPath, h.method(http.MethodPost, h.agentX509SVID))
@@ -160,6 +167,7 @@ func (h *Handler) CloseWatches() { h.closed.Do(func() { close(h.closing) }) }
 // request is the authenticated context of one request.
 type request struct {
 	node   string
+	rec    store.Node // the node's record, read at most NodeCacheTTL ago
 	leaf   *x509.Certificate
 	origin audit.Origin
 }
@@ -171,12 +179,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	trace := h.traceID(r)
 	rq := &request{origin: audit.Origin{TraceID: trace}}
 	r = r.WithContext(context.WithValue(r.Context(), requestKey{}, rq))
-	node, leaf, err := h.authenticate(r)
+	rec, leaf, err := h.authenticate(r)
 	if err != nil {
 		h.problem(w, r, err)
 		return
 	}
-	rq.node, rq.leaf = node, leaf
+	node := rec.ID
+	rq.node, rq.rec, rq.leaf = node, rec, leaf
 	rq.origin = audit.Origin{
 		Actor:   audit.Actor{Type: audit.ActorNode, ID: node},
 		Source:  audit.Source{IP: remoteIP(r), UserAgent: truncate(r.UserAgent(), 256), Node: node},
@@ -207,28 +216,29 @@ func (h *Handler) method(m string, fn func(http.ResponseWriter, *http.Request, *
 	}
 }
 
-// authenticate returns the node id of the client certificate and checks
-// the node.
-func (h *Handler) authenticate(r *http.Request) (string, *x509.Certificate, error) {
+// authenticate returns the node record of the client certificate's node,
+// checked.
+func (h *Handler) authenticate(r *http.Request) (store.Node, *x509.Certificate, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", nil, errUnauthenticated("a node's X.509-SVID is required as TLS client certificate")
+		return store.Node{}, nil, errUnauthenticated("a node's X.509-SVID is required as TLS client certificate")
 	}
 	leaf := r.TLS.PeerCertificates[0]
 	if !h.p.Clock().Before(leaf.NotAfter) {
-		return "", nil, errUnauthenticated("the client certificate has expired; reconnect with the current one")
+		return store.Node{}, nil, errUnauthenticated("the client certificate has expired; reconnect with the current one")
 	}
 	id, err := x509svid.IDFromCert(leaf)
 	if err != nil {
-		return "", nil, errUnauthenticated("the client certificate is not an X.509-SVID")
+		return store.Node{}, nil, errUnauthenticated("the client certificate is not an X.509-SVID")
 	}
 	node, ok := NodeIDOf(id.String(), h.td)
 	if !ok {
-		return "", nil, errUnauthenticated("the client certificate is not a node's X.509-SVID")
+		return store.Node{}, nil, errUnauthenticated("the client certificate is not a node's X.509-SVID")
 	}
-	if err := h.checkNode(r.Context(), node); err != nil {
-		return "", nil, err
+	rec, err := h.checkNode(r.Context(), node)
+	if err != nil {
+		return store.Node{}, nil, err
 	}
-	return node, leaf, nil
+	return rec, leaf, nil
 }
 
 // NodeIDOf returns the node id of a node's SPIFFE ID in trust domain td,
@@ -241,9 +251,10 @@ func NodeIDOf(id, td string) (string, bool) {
 	return rest, true
 }
 
-// checkNode returns errEvicted unless the node exists and is not evicted,
-// as read at most NodeCacheTTL ago.
-func (h *Handler) checkNode(ctx context.Context, id string) error {
+// checkNode returns the node's record, or errEvicted unless the node
+// exists and is not evicted, as read at most NodeCacheTTL ago. (What
+// scopes match of the record, its id and evidence, never changes.)
+func (h *Handler) checkNode(ctx context.Context, id string) (store.Node, error) {
 	now := h.p.Clock()
 	h.mu.Lock()
 	e, ok := h.nodes[id]
@@ -254,16 +265,16 @@ func (h *Handler) checkNode(ctx context.Context, id string) error {
 		case errors.Is(err, noderegistry.ErrNotFound):
 			e = nodeEntry{ok: false, at: now}
 		case err != nil:
-			return fmt.Errorf("nodeapi: read node %s: %w", id, err)
+			return store.Node{}, fmt.Errorf("nodeapi: read node %s: %w", id, err)
 		default:
-			e = nodeEntry{ok: n.State() != store.NodeEvicted, at: now}
+			e = nodeEntry{node: n, ok: n.State() != store.NodeEvicted, at: now}
 		}
 		h.remember(id, e, now)
 	}
 	if !e.ok {
-		return errEvicted()
+		return store.Node{}, errEvicted()
 	}
-	return nil
+	return e.node, nil
 }
 
 func (h *Handler) remember(id string, e nodeEntry, now time.Time) {
@@ -318,7 +329,7 @@ func (h *Handler) agentX509SVID(w http.ResponseWriter, r *http.Request, rq *requ
 		h.problem(w, r, err)
 		return
 	}
-	sv, _, err := h.p.SVIDs.IssueX509(r.Context(), rq.origin, svid.X509Params{Ref: id, CSR: in.CSR, Require: hasSelectors})
+	sv, _, err := h.p.SVIDs.IssueX509(r.Context(), rq.origin, svid.X509Params{Ref: id, CSR: in.CSR, Require: servedBy(rq.rec)})
 	if err != nil {
 		h.problem(w, r, err)
 		return
@@ -341,7 +352,7 @@ func (h *Handler) agentJWTSVID(w http.ResponseWriter, r *http.Request, rq *reque
 		h.problem(w, r, err)
 		return
 	}
-	p.Require = hasSelectors
+	p.Require = servedBy(rq.rec)
 	sv, _, err := h.p.SVIDs.IssueJWT(r.Context(), rq.origin, p)
 	if err != nil {
 		h.problem(w, r, err)
@@ -366,6 +377,7 @@ func (h *Handler) jwtSVIDs(w http.ResponseWriter, r *http.Request, rq *request) 
 	out := JWTSVIDs{Results: make([]JWTSVIDsResult, len(in.Requests))}
 	var ps []svid.JWTParams
 	var at []int // index in in.Requests of each of ps
+	require := servedBy(rq.rec)
 	for i, item := range in.Requests {
 		p, err := jwtParams(item.JWTSVIDRequest)
 		if err == nil {
@@ -375,7 +387,7 @@ func (h *Handler) jwtSVIDs(w http.ResponseWriter, r *http.Request, rq *request) 
 			out.Results[i].Problem = h.itemProblem(r, err)
 			continue
 		}
-		p.Require = hasSelectors
+		p.Require = require
 		ps, at = append(ps, p), append(at, i)
 	}
 	if len(ps) > 0 {
@@ -417,15 +429,28 @@ func jwtParams(in JWTSVIDRequest) (svid.JWTParams, error) {
 }
 
 // agentID checks the agent id of the path. That the agent may get an
-// SVID through a node (it exists, is active and unexpired, and has
-// selectors: hasSelectors) the svid service checks, before minting and
-// again in its transaction.
+// SVID through the node (it exists, the node serves it, it is active and
+// unexpired and has selectors: servedBy) the svid service checks, before
+// minting and again in its transaction.
 func agentID(id string) (string, error) {
 	if recordid.Valid(recordid.Agent, id) != nil {
 		return "", &problemError{status: http.StatusBadRequest, typ: problemValidation, title: "Invalid field",
 			field: "id", detail: "invalid id: the path must name an agent id (agt_…)"}
 	}
 	return id, nil
+}
+
+// servedBy is the node API's condition on an agent node n asks an SVID
+// of: n serves it (its node scope, ADR 0019), else it is answered exactly
+// as an unknown agent, so that a node cannot probe for agents it may not
+// serve; and it has selectors.
+func servedBy(n store.Node) func(store.Agent) error {
+	return func(a store.Agent) error {
+		if !noderegistry.Serves(a, n) {
+			return svid.NotFound(a.ID)
+		}
+		return hasSelectors(a)
+	}
 }
 
 // hasSelectors refuses an agent without selectors: it is no workload of
@@ -530,7 +555,9 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, rq *request) {
 	var last string
 	for {
 		changed := h.p.Hub.Changed()
-		if s, ok := h.p.Hub.Current(); ok && s.Revision != last {
+		// The node's own view: a change only to agents it does not serve
+		// leaves its revision, and sends nothing.
+		if s, ok := h.p.Hub.For(rq.rec); ok && s.Revision != last {
 			line, err := h.snapshotLine(s)
 			if err != nil {
 				h.p.Logger.ErrorContext(ctx, "node API watch: encode snapshot", "err", err)
@@ -549,11 +576,11 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, rq *request) {
 		case <-expiry.C:
 			return
 		case <-changed:
-			if h.checkNode(ctx, rq.node) != nil {
+			if _, err := h.checkNode(ctx, rq.node); err != nil {
 				return
 			}
 		case <-hb.C:
-			if h.checkNode(ctx, rq.node) != nil || !h.send(rc, w, []byte(heartbeatLine)) {
+			if _, err := h.checkNode(ctx, rq.node); err != nil || !h.send(rc, w, []byte(heartbeatLine)) {
 				return
 			}
 		}
@@ -563,20 +590,27 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, rq *request) {
 // heartbeatLine is the watch stream's heartbeat message.
 const heartbeatLine = `{"type":"` + MessageHeartbeat + `"}` + "\n"
 
+// maxLines bounds the encoded snapshots the handler keeps: one per
+// revision, and nodes scoped alike share one.
+const maxLines = 16
+
 // snapshotLine is the NDJSON line of the snapshot, encoded once per
-// revision for every watcher.
+// revision for every watcher that sees that revision.
 func (h *Handler) snapshotLine(s Snapshot) ([]byte, error) {
 	h.lineMu.Lock()
 	defer h.lineMu.Unlock()
-	if h.lineRev == s.Revision && h.line != nil {
-		return h.line, nil
+	if line, ok := h.lines[s.Revision]; ok {
+		return line, nil
 	}
 	b, err := json.Marshal(WatchMessage{Type: MessageSnapshot, Snapshot: &s})
 	if err != nil {
 		return nil, fmt.Errorf("nodeapi: encode snapshot: %w", err)
 	}
-	h.lineRev, h.line = s.Revision, append(b, '\n')
-	return h.line, nil
+	if len(h.lines) >= maxLines {
+		clear(h.lines) // older revisions; the current ones are encoded again
+	}
+	h.lines[s.Revision] = append(b, '\n')
+	return h.lines[s.Revision], nil
 }
 
 // send writes one line and flushes it, within writeTimeout.

@@ -3,6 +3,7 @@ package nodeapi_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -425,4 +426,108 @@ func TestHandlerNodeCache(t *testing.T) {
 	if reads < 1 || reads > 2 {
 		t.Errorf("%d node reads for 5 requests within a second", reads)
 	}
+}
+
+// TestHandlerNodeScope: a node gets the SVIDs of the agents it serves (by
+// id or by a rule over its evidence, ADR 0019); any other agent is
+// answered exactly as an unknown one (404 not-found), on the X.509-SVID,
+// JWT-SVID and batch paths, and nothing is issued.
+func TestHandlerNodeScope(t *testing.T) {
+	e := newAPIEnv(t, 0)
+	ctx := t.Context()
+	k8sNode := newNodeID(t)
+	e.nodes.put(store.Node{ID: k8sNode, SPIFFEID: "spiffe://" + trustDomain + "/node/" + k8sNode, AttestationMethod: "kubernetes",
+		Attestor: "prod", Facts: map[string]string{"k8s:ns": "payments", "k8s:node": "worker-3"}})
+	k8sTLS := e.ca.svidCert(t, "spiffe://"+trustDomain+"/node/"+k8sNode, time.Hour)
+
+	byID := e.workloadAgent("by-id", "unix:uid:1")
+	byID.NodeScope = store.NodeScope{NodeIDs: []string{e.nodeID}}
+	e.agents.put(byID)
+	byRule := e.workloadAgent("by-rule", "unix:uid:2")
+	byRule.NodeScope = store.NodeScope{Rules: []store.AttestationRule{{Attestor: "prod", Matchers: []string{"k8s:ns:payments"}}}}
+	e.agents.put(byRule)
+	// Out of everyone's scope, and suspended without selectors: still
+	// only "unknown", never its state or name.
+	hidden := e.workloadAgent("hidden")
+	hidden.State = store.AgentSuspended
+	hidden.NodeScope = store.NodeScope{NodeIDs: []string{newNodeID(t)}}
+	e.agents.put(hidden)
+	open := e.workloadAgent("open", "unix:uid:3")
+
+	for _, tc := range []struct {
+		name         string
+		cert         *tls.Certificate
+		served, not  []store.Agent
+		servedByRule bool
+	}{
+		{"join-token node", e.nodeTLS, []store.Agent{byID, open}, []store.Agent{byRule, hidden}, false},
+		{"kubernetes node", k8sTLS, []store.Agent{byRule, open}, []store.Agent{byID, hidden}, true},
+	} {
+		c := e.client(tc.cert)
+		for _, a := range tc.served {
+			if _, err := c.X509SVID(ctx, a.ID, csrDER(t)); err != nil {
+				t.Errorf("%s: X509SVID(%s): %v", tc.name, a.Name, err)
+			}
+			if _, err := c.JWTSVID(ctx, a.ID, nodeapi.JWTSVIDRequest{Audience: []string{"db"}}); err != nil {
+				t.Errorf("%s: JWTSVID(%s): %v", tc.name, a.Name, err)
+			}
+		}
+		before := e.svids.issued()
+		hc := e.rawClient(tc.cert)
+		for _, a := range tc.not {
+			for _, kind := range []struct{ path, body string }{
+				{"x509-svid", `{"csr":"` + base64.StdEncoding.EncodeToString(csrDER(t)) + `"}`},
+				{"jwt-svid", `{"audience":["db"]}`},
+			} {
+				got := rawProblem(t, hc, "https://"+e.addr+"/node/v1/agents/"+a.ID+"/"+kind.path, kind.body)
+				// The same request for an agent that does not exist, by
+				// the same id: the exact same answer.
+				e.agents.mu.Lock()
+				delete(e.agents.agents, a.ID)
+				e.agents.mu.Unlock()
+				want := rawProblem(t, hc, "https://"+e.addr+"/node/v1/agents/"+a.ID+"/"+kind.path, kind.body)
+				e.agents.put(a)
+				if got.Status != http.StatusNotFound || got.Type != admin.ProblemNotFound || got != want || strings.Contains(got.Detail, a.Name) {
+					t.Errorf("%s: %s of %s = %+v, want as unknown %+v", tc.name, kind.path, a.Name, got, want)
+				}
+			}
+		}
+		items := []nodeapi.JWTSVIDsItem{}
+		for _, a := range append(append([]store.Agent{}, tc.not...), tc.served...) {
+			items = append(items, nodeapi.JWTSVIDsItem{AgentID: a.ID, JWTSVIDRequest: nodeapi.JWTSVIDRequest{Audience: []string{"db"}}})
+		}
+		res, err := c.JWTSVIDs(ctx, items)
+		if err != nil {
+			t.Fatalf("%s: JWTSVIDs: %v", tc.name, err)
+		}
+		for i, r := range res {
+			if in := i >= len(tc.not); in != (r.Err == nil && r.Token != "") {
+				t.Errorf("%s: batch item %d (served %t): %+v", tc.name, i, in, r)
+			} else if !in && !errors.Is(r.Err, nodeapi.ErrAgentUnavailable) {
+				t.Errorf("%s: batch item %d: %v, want ErrAgentUnavailable", tc.name, i, r.Err)
+			}
+		}
+		if n := e.svids.issued() - before; n != len(tc.served) {
+			t.Errorf("%s: %d SVIDs issued to out-of-scope requests and the batch, want %d (the batch's served items)", tc.name, n, len(tc.served))
+		}
+	}
+}
+
+// rawProblem posts body to url and returns the problem answered, without
+// its trace id.
+func rawProblem(t *testing.T, hc *http.Client, url, body string) admin.Problem {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p admin.Problem
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	p.TraceID = ""
+	return p
 }

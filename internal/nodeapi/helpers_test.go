@@ -191,15 +191,15 @@ type fakeSVIDs struct {
 func (f *fakeSVIDs) IssueX509(ctx context.Context, o audit.Origin, p svid.X509Params) (credential.X509SVID, store.Agent, error) {
 	a, err := f.agents.GetAgent(ctx, p.Ref)
 	if err != nil {
-		return credential.X509SVID{}, store.Agent{}, svid.ErrNotFound
-	}
-	if a.State != store.AgentActive {
-		return credential.X509SVID{}, store.Agent{}, &svid.NotActiveError{Agent: a.Name, Reason: string(a.State)}
+		return credential.X509SVID{}, store.Agent{}, svid.NotFound(p.Ref)
 	}
 	if p.Require != nil {
 		if err := p.Require(a); err != nil {
 			return credential.X509SVID{}, store.Agent{}, err
 		}
+	}
+	if a.State != store.AgentActive {
+		return credential.X509SVID{}, store.Agent{}, &svid.NotActiveError{Agent: a.Name, Reason: string(a.State)}
 	}
 	pub, err := credential.ParseCSR(p.CSR)
 	if err != nil {
@@ -218,7 +218,7 @@ func (f *fakeSVIDs) IssueJWT(ctx context.Context, o audit.Origin, p svid.JWTPara
 	}
 	a, err := f.agents.GetAgent(ctx, p.Ref)
 	if err != nil {
-		return credential.JWTSVID{}, store.Agent{}, svid.ErrNotFound
+		return credential.JWTSVID{}, store.Agent{}, svid.NotFound(p.Ref)
 	}
 	if p.Require != nil {
 		if err := p.Require(a); err != nil {
@@ -272,6 +272,9 @@ func (f *fakeSnapshots) Current() (nodeapi.Snapshot, bool) {
 	}
 	return *f.cur, true
 }
+
+// For is Current: the fake's snapshot is every node's.
+func (f *fakeSnapshots) For(store.Node) (nodeapi.Snapshot, bool) { return f.Current() }
 
 func (f *fakeSnapshots) Changed() <-chan struct{} {
 	f.mu.Lock()
@@ -370,6 +373,20 @@ func (e *apiEnv) client(cert *tls.Certificate) *nodeapi.Client {
 	}
 	e.t.Cleanup(c.CloseIdleConnections)
 	return c
+}
+
+// issued is the number of SVIDs the fake issued.
+func (f *fakeSVIDs) issued() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.origins)
+}
+
+// put registers a node record as is.
+func (f *fakeNodes) put(n store.Node) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[n.ID] = n
 }
 
 // workloadAgent registers an active agent with selectors.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/federation"
+	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/store"
 )
 
@@ -72,12 +73,13 @@ type HubParams struct {
 	Logger *slog.Logger
 }
 
-// Hub keeps the snapshot every node watches (docs/adr/0012-node-api.md):
-// the active, unexpired agents with selectors, the trust domain's bundle,
-// the federated bundles those agents need and the tainted CA
-// fingerprints. Run rebuilds it when poked, when the federated bundles
-// change and every SyncInterval, and publishes it only when its revision
-// changes. A Hub is safe for concurrent use.
+// Hub keeps the snapshot nodes watch (docs/adr/0012-node-api.md): the
+// active, unexpired agents with selectors, the trust domain's bundle, the
+// federated bundles those agents need and the tainted CA fingerprints.
+// Run rebuilds it when poked, when the federated bundles change and every
+// SyncInterval, and publishes it only when its revision or an agent's
+// node scope changes. Each node sees it through For: only the agents it
+// serves (ADR 0019). A Hub is safe for concurrent use.
 type Hub struct {
 	p    HubParams
 	poke chan struct{}
@@ -85,8 +87,18 @@ type Hub struct {
 	syncMu sync.Mutex // serialises Sync
 
 	mu      sync.Mutex
-	cur     *Snapshot
+	cur     *published
 	changed chan struct{}
+}
+
+// published is a built snapshot with what For needs besides it.
+type published struct {
+	snap Snapshot
+	// scopes are the node scopes of snap.Agents, by index; nil when no
+	// agent is scoped (every node sees snap).
+	scopes []store.NodeScope
+	// key identifies the content: the revision, and the scopes.
+	key string
 }
 
 // NewHub returns a Hub without a snapshot: Sync or Run builds the first.
@@ -117,7 +129,8 @@ func (h *Hub) Poke() {
 	}
 }
 
-// Current returns the snapshot published last, and false before the
+// Current returns the snapshot published last, with every agent (what
+// no node sees when agents are scoped: see For), and false before the
 // first. The snapshot is shared: callers must not modify it.
 func (h *Hub) Current() (Snapshot, bool) {
 	h.mu.Lock()
@@ -125,7 +138,54 @@ func (h *Hub) Current() (Snapshot, bool) {
 	if h.cur == nil {
 		return Snapshot{}, false
 	}
-	return *h.cur, true
+	return h.cur.snap, true
+}
+
+// For returns the snapshot published last as node n sees it, and false
+// before the first: only the agents n serves (noderegistry.Serves) and
+// the federated bundles those need, with the revision of that content.
+// When n serves every agent it is Current's snapshot; a change to agents
+// n does not serve leaves its revision. The snapshot is shared: callers
+// must not modify it.
+func (h *Hub) For(n store.Node) (Snapshot, bool) {
+	h.mu.Lock()
+	p := h.cur
+	h.mu.Unlock()
+	if p == nil {
+		return Snapshot{}, false
+	}
+	if p.scopes == nil {
+		return p.snap, true
+	}
+	keep := make([]Agent, 0, len(p.snap.Agents))
+	for i, a := range p.snap.Agents {
+		if noderegistry.Serves(store.Agent{NodeScope: p.scopes[i]}, n) {
+			keep = append(keep, a)
+		}
+	}
+	if len(keep) == len(p.snap.Agents) {
+		return p.snap, true
+	}
+	s := p.snap
+	s.Agents = keep
+	s.FederatedBundles = nil
+	for _, a := range keep {
+		for _, td := range a.FederatesWith {
+			if b, ok := p.snap.FederatedBundles[td]; ok {
+				if s.FederatedBundles == nil {
+					s.FederatedBundles = map[string]json.RawMessage{}
+				}
+				s.FederatedBundles[td] = b
+			}
+		}
+	}
+	var err error
+	if s.Revision, err = Revision(s); err != nil {
+		// Cannot happen: the whole snapshot encoded.
+		h.p.Logger.Error("node API snapshot of a node", "node", n.ID, "err", err)
+		return Snapshot{}, false
+	}
+	return s, true
 }
 
 // Changed returns a channel that is closed when the next snapshot is
@@ -165,36 +225,41 @@ func (h *Hub) Run(ctx context.Context) {
 func (h *Hub) Sync(ctx context.Context) (bool, error) {
 	h.syncMu.Lock()
 	defer h.syncMu.Unlock()
-	s, err := h.build(ctx)
+	p, err := h.build(ctx)
 	if err != nil {
 		return false, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.cur != nil && h.cur.Revision == s.Revision {
+	if h.cur != nil && h.cur.key == p.key {
 		return false, nil
 	}
-	h.cur = &s
+	h.cur = p
 	close(h.changed)
 	h.changed = make(chan struct{})
 	return true, nil
 }
 
-// build reads every source and returns the snapshot with its revision.
-func (h *Hub) build(ctx context.Context) (Snapshot, error) {
+// build reads every source and returns the snapshot with its revision
+// and the agents' node scopes.
+func (h *Hub) build(ctx context.Context) (*published, error) {
 	now := h.p.Clock()
 	s := Snapshot{Agents: []Agent{}}
+	var scopes []store.NodeScope
+	scoped := false
 	fedTDs := map[string]bool{}
 	for page := (store.Page{PageSize: store.MaxPageSize}); ; {
 		as, next, err := h.p.Agents.ListAgents(ctx, store.AgentFilter{State: store.AgentActive}, page)
 		if err != nil {
-			return Snapshot{}, fmt.Errorf("nodeapi: list agents: %w", err)
+			return nil, fmt.Errorf("nodeapi: list agents: %w", err)
 		}
 		for _, a := range as {
 			if a.State != store.AgentActive || len(a.Selectors) == 0 || (!a.ExpiresAt.IsZero() && !a.ExpiresAt.After(now)) {
 				continue
 			}
 			s.Agents = append(s.Agents, agentOf(a))
+			scopes = append(scopes, a.NodeScope)
+			scoped = scoped || !a.NodeScope.IsZero()
 			for _, td := range a.FederatesWith {
 				fedTDs[td] = true
 			}
@@ -206,7 +271,7 @@ func (h *Hub) build(ctx context.Context) (Snapshot, error) {
 	}
 	doc, err := h.p.Bundle.Current()
 	if err != nil {
-		return Snapshot{}, fmt.Errorf("nodeapi: trust bundle: %w", err)
+		return nil, fmt.Errorf("nodeapi: trust bundle: %w", err)
 	}
 	s.Bundle = json.RawMessage(doc.JSON)
 	if h.p.Federation != nil && len(fedTDs) > 0 {
@@ -233,9 +298,20 @@ func (h *Hub) build(ctx context.Context) (Snapshot, error) {
 		s.TaintedAuthorities = slices.Compact(s.TaintedAuthorities)
 	}
 	if s.Revision, err = Revision(s); err != nil {
-		return Snapshot{}, err
+		return nil, err
 	}
-	return s, nil
+	p := &published{snap: s, key: s.Revision}
+	if scoped {
+		// A change of a scope alone changes what nodes see, not the
+		// revision: it is published too.
+		b, err := json.Marshal(scopes)
+		if err != nil {
+			return nil, fmt.Errorf("nodeapi: encode node scopes: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		p.scopes, p.key = scopes, s.Revision+"/"+hex.EncodeToString(sum[:])
+	}
+	return p, nil
 }
 
 // agentOf is the node's view of an agent record.

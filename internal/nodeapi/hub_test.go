@@ -293,3 +293,118 @@ func TestHubInterval(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// scope sets an agent's node scope in the store (the admin API's
+// validation is not under test here).
+func (e *hubEnv) scope(id string, s store.NodeScope) {
+	e.t.Helper()
+	if err := e.st.Update(e.ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.UpdateAgent(ctx, id, func(a store.Agent) (store.Agent, error) {
+			a.NodeScope = s
+			return a, nil
+		})
+		return err
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// TestHubFor: each node sees only the agents it serves (ADR 0019) and the
+// federated bundles those need, under the revision of that content; a
+// change to agents a node does not serve leaves its revision, and a
+// change of a scope alone is published.
+func TestHubFor(t *testing.T) {
+	st, _ := storetest.Backends(t)[0].Open(t)
+	e := newHubEnv(t, st, time.Hour)
+	k8s := store.Node{ID: newNodeID(t), AttestationMethod: "kubernetes", Attestor: "prod",
+		Facts: map[string]string{"k8s:ns": "payments", "k8s:node": "worker-3"}}
+	host := store.Node{ID: newNodeID(t), AttestationMethod: "join_token"}
+	other := store.Node{ID: newNodeID(t), AttestationMethod: "join_token"}
+
+	web := e.agent("web", []string{"unix:uid:1000"}, []string{"partner.example"}, time.Time{})
+	pay := e.agent("pay", []string{"unix:uid:1003"}, []string{"bank.example"}, time.Time{})
+	batch := e.agent("batch", []string{"unix:uid:1001"}, nil, time.Time{})
+	e.fed.set("partner.example", `{"keys":[]}`)
+	e.fed.set("bank.example", `{"keys":[{"kty":"EC"}]}`)
+
+	// No agent is scoped: every node sees the whole snapshot.
+	all, _ := e.sync()
+	for _, n := range []store.Node{k8s, host, other} {
+		if s, ok := e.hub.For(n); !ok || s.Revision != all.Revision {
+			t.Errorf("unscoped agents: node %s sees revision %s, want %s", n.ID, s.Revision, all.Revision)
+		}
+	}
+
+	e.scope(pay.ID, store.NodeScope{Rules: []store.AttestationRule{{Attestor: "prod", Matchers: []string{"k8s:ns:payments"}}}})
+	e.scope(batch.ID, store.NodeScope{NodeIDs: []string{host.ID}})
+	all, changed := e.sync()
+	if !changed {
+		t.Fatal("scoping agents published nothing")
+	}
+	if diff := cmp.Diff([]string{"batch", "pay", "web"}, sortedNames(all)); diff != "" {
+		t.Errorf("Current (-want +got):\n%s", diff)
+	}
+	views := map[string]nodeapi.Snapshot{}
+	for _, tc := range []struct {
+		name   string
+		node   store.Node
+		agents []string
+		fed    []string
+	}{
+		{"k8s node (rule)", k8s, []string{"pay", "web"}, []string{"bank.example", "partner.example"}},
+		{"host (id)", host, []string{"batch", "web"}, []string{"partner.example"}},
+		{"other", other, []string{"web"}, []string{"partner.example"}},
+	} {
+		s, ok := e.hub.For(tc.node)
+		if !ok {
+			t.Fatalf("%s: no snapshot", tc.name)
+		}
+		if diff := cmp.Diff(tc.agents, sortedNames(s)); diff != "" {
+			t.Errorf("%s: agents (-want +got):\n%s", tc.name, diff)
+		}
+		var fed []string
+		for td := range s.FederatedBundles {
+			fed = append(fed, td)
+		}
+		slices.Sort(fed)
+		if diff := cmp.Diff(tc.fed, fed); diff != "" {
+			t.Errorf("%s: federated bundles (-want +got):\n%s", tc.name, diff)
+		}
+		if rev, err := nodeapi.Revision(s); err != nil || rev != s.Revision || rev == all.Revision {
+			t.Errorf("%s: revision %s, want that of its content %s, not the whole snapshot's", tc.name, s.Revision, rev)
+		}
+		if string(s.Bundle) != string(all.Bundle) {
+			t.Errorf("%s: another bundle", tc.name)
+		}
+		views[tc.node.ID] = s
+	}
+
+	// A change to batch, which only host serves: host's view changes, the
+	// others' revisions do not.
+	sel := []string{"unix:uid:1002"}
+	if _, err := e.reg.UpdateAgent(e.ctx, adminOrigin(), identity.UpdateAgentParams{Ref: batch.ID, Selectors: &sel}); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed := e.sync(); !changed {
+		t.Fatal("updating batch published nothing")
+	}
+	for _, n := range []store.Node{k8s, host, other} {
+		s, _ := e.hub.For(n)
+		if moved := s.Revision != views[n.ID].Revision; moved != (n.ID == host.ID) {
+			t.Errorf("node %s: revision moved %t after a change to batch", n.ID, moved)
+		}
+		views[n.ID] = s
+	}
+
+	// A change of a scope is published: web leaves other's view.
+	e.scope(web.ID, store.NodeScope{NodeIDs: []string{host.ID, k8s.ID}})
+	if _, changed := e.sync(); !changed {
+		t.Fatal("a change of a scope published nothing")
+	}
+	if v, _ := e.hub.For(other); len(v.Agents) != 0 || v.FederatedBundles != nil || v.Agents == nil {
+		t.Errorf("other after web was scoped away: agents %v, federated bundles %v; want [] and none", ids(v), v.FederatedBundles)
+	}
+	if v, _ := e.hub.For(k8s); len(v.Agents) != 2 {
+		t.Errorf("k8s node after web was scoped to it: %v", ids(v))
+	}
+}

@@ -110,7 +110,8 @@ const (
 // of the snapshot with Revision empty: equal contents, equal revision.
 type Snapshot struct {
 	Revision string `json:"revision"`
-	// Agents are the active agents with selectors, in id order.
+	// Agents are the active agents with selectors that the node serves
+	// (their node scope lets it, ADR 0019), in id order.
 	Agents []Agent `json:"agents"`
 	// Bundle is the trust domain's SPIFFE bundle document, as served at
 	// /spiffe/bundle.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/agentid/agentid/internal/attest"
 	"github.com/agentid/agentid/internal/audit"
@@ -190,6 +191,8 @@ func (s *Service) attestEvidence(ctx context.Context, p AttestParams) (NodeSVID,
 	n := store.Node{
 		ID: id, SPIFFEID: sv.SPIFFEID, AttestationMethod: ev.Method, AttestedAt: now, LastSeenAt: now,
 		SVIDSerial: sv.Serial, SVIDKeyID: sv.CAKeyID, SVIDExpiresAt: sv.ExpiresAt,
+		// What the node proved, for agents' node scopes (ADR 0019).
+		Attestor: ev.Attestor, Facts: maps.Clone(ev.Facts), FactValues: cloneValues(ev.Values),
 	}
 	actor := audit.Origin{Actor: audit.Actor{Type: audit.ActorNode, ID: id}, Source: o.Source, TraceID: o.TraceID}
 	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
@@ -210,6 +213,18 @@ func (s *Service) attestEvidence(ctx context.Context, p AttestParams) (NodeSVID,
 		return NodeSVID{}, err
 	}
 	return NodeSVID{Node: n, SVID: sv}, nil
+}
+
+// cloneValues is a deep copy of multi-valued facts; nil when empty.
+func cloneValues(v map[string][]string) map[string][]string {
+	if len(v) == 0 {
+		return nil
+	}
+	out := make(map[string][]string, len(v))
+	for k, vs := range v {
+		out[k] = slices.Clone(vs)
+	}
+	return out
 }
 
 // hasEvidence reports whether p attests with evidence rather than a join

@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,15 +105,22 @@ func TestAttestWithEvidence(t *testing.T) {
 	tok := e.podToken("agentid-system", "agentid-node", "agentid")
 	leaf := e.pki.Leaf(pkitest.LeafParams{CN: "host-1", DNS: []string{"host-1.nodes.example.com"}})
 	for _, tc := range []struct {
-		name   string
-		p      noderegistry.AttestParams
-		method string
-		rule   string
+		name     string
+		p        noderegistry.AttestParams
+		method   string
+		rule     string
+		attestor string
+		facts    map[string]string
+		values   map[string][]string
 	}{
 		{"kubernetes", noderegistry.AttestParams{KubernetesToken: tok, CSR: csr}, noderegistry.MethodKubernetes,
-			"cluster: k8s:ns:agentid-system, k8s:sa:agentid-node"},
+			"cluster: k8s:ns:agentid-system, k8s:sa:agentid-node", "cluster",
+			map[string]string{"k8s:ns": "agentid-system", "k8s:sa": "agentid-node", "k8s:pod-name": "agentid-node-x1",
+				"k8s:pod-uid": "pod-uid-1", "k8s:node": "worker-1"}, nil},
 		{"x509", noderegistry.AttestParams{PeerCertificates: []*x509.Certificate{leaf.Cert}, CSR: csr}, noderegistry.MethodX509,
-			"hosts: x509:san-dns:*.nodes.example.com"},
+			"hosts: x509:san-dns:*.nodes.example.com", "hosts",
+			map[string]string{"x509:cn": "host-1", "x509:issuer-cn": "hosts root", "x509:issuer": "CN=hosts root,O=Example Corp"},
+			map[string][]string{"x509:san-dns": {"host-1.nodes.example.com"}}},
 	} {
 		before := e.head()
 		got, err := e.attestWith(tc.p)
@@ -123,6 +132,18 @@ func TestAttestWithEvidence(t *testing.T) {
 		}
 		if id := e.verify(got.SVID); id != "spiffe://example.org/node/"+got.Node.ID {
 			t.Errorf("%s: SVID proves %s", tc.name, id)
+		}
+		// What the node proved is kept on its record (ADR 0019).
+		stored, err := e.svc.Get(e.ctx, got.Node.ID)
+		if err != nil {
+			t.Fatalf("%s: Get: %v", tc.name, err)
+		}
+		for _, n := range []store.Node{got.Node, stored} {
+			if n.Attestor != tc.attestor || !maps.Equal(n.Facts, tc.facts) ||
+				!maps.EqualFunc(n.FactValues, tc.values, slices.Equal) {
+				t.Errorf("%s: node kept attestor %q, facts %v, values %v; want %q, %v, %v",
+					tc.name, n.Attestor, n.Facts, n.FactValues, tc.attestor, tc.facts, tc.values)
+			}
 		}
 		evs := e.events(before, tok)
 		if len(evs) != 2 || evs[0]["type"] != noderegistry.EventNodeAttested || evs[0]["outcome"] != "success" {

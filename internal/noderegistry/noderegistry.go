@@ -21,7 +21,9 @@
 // Instead of a join token, a node may present evidence — a Kubernetes
 // projected service-account token or a client certificate chain — that an
 // attestor of Params.Attestors verifies and Params.NodeRules accept
-// (evidence.go, ADR 0015 addendum D).
+// (evidence.go, ADR 0015 addendum D). Such a node keeps on its record the
+// attestor that verified it and the facts it proved, which agents' node
+// scopes match (Serves, ADR 0019).
 //
 // An evicted node cannot renew its SVID. The SVIDs it holds are not revoked:
 // they expire (at most the node SVID TTL, 1 h by default, after their

@@ -89,7 +89,9 @@ func (s *Service) IssueJWTs(ctx context.Context, o audit.Origin, ps []JWTParams)
 				c.a, c.err = recheck(ctx, tx, res[m.i].Agent, nil, now)
 				checked[p.Ref] = c
 			}
-			if c.err == nil && p.Require != nil {
+			// Require first, as in usable (recheck's error may be a state
+			// error of an agent Require hides).
+			if c.a.ID != "" && p.Require != nil {
 				if err := p.Require(c.a); err != nil {
 					refused[m.i] = err
 					continue

@@ -148,9 +148,11 @@ type X509Params struct {
 	// Instance is the attested instance (ins_…) the SVID is for, "" when
 	// none.
 	Instance string
-	// Require, when set, is one more condition on the agent, checked with
-	// the others before minting and again in the recording transaction;
-	// its error is returned as is. (The node API requires selectors.)
+	// Require, when set, is one more condition on the agent, checked
+	// before the others (state, expiry) before minting and again in the
+	// recording transaction; its error is returned as is. (The node API
+	// requires selectors, and answers an agent outside the calling node's
+	// scope as unknown.)
 	Require func(store.Agent) error
 }
 
@@ -308,7 +310,8 @@ func (s *Service) record(ctx context.Context, read store.Agent, require func(sto
 // recheck checks, inside a transaction, that the agent read before
 // minting may still get credentials (it may have been suspended since):
 // when its version is still the one read, the copy read is current, else
-// it is read again.
+// it is read again. When the agent exists but may not, the error comes
+// with the agent read.
 func recheck(ctx context.Context, tx store.Tx, read store.Agent, require func(store.Agent) error, now time.Time) (store.Agent, error) {
 	a := read
 	v, err := tx.GetAgentVersion(ctx, read.ID)
@@ -323,7 +326,7 @@ func recheck(ctx context.Context, tx store.Tx, read store.Agent, require func(st
 		}
 	}
 	if _, err := usable(a, now, require); err != nil {
-		return store.Agent{}, err
+		return a, err // the agent as read, for callers that check more
 	}
 	return a, nil
 }
@@ -355,11 +358,19 @@ func (s *Service) usableAgent(ctx context.Context, ref string, now time.Time, re
 	return a, limit, nil
 }
 
-// usable checks that a may get credentials at now (active, unexpired,
-// and require) and returns the longest lifetime an SVID of it may have:
+// usable checks that a may get credentials at now (require, then active
+// and unexpired) and returns the longest lifetime an SVID of it may have:
 // its MaxTTL, and never past its own expiry (an agent expiring within a
 // second counts as expired).
 func usable(a store.Agent, now time.Time, require func(store.Agent) error) (time.Duration, error) {
+	// require first: its refusal may hide the agent (the node API answers
+	// an agent outside the node's scope as unknown), which a state error
+	// would reveal.
+	if require != nil {
+		if err := require(a); err != nil {
+			return 0, err
+		}
+	}
 	if a.State != store.AgentActive {
 		return 0, &NotActiveError{Agent: a.Name, Reason: string(a.State)}
 	}
@@ -371,11 +382,6 @@ func usable(a store.Agent, now time.Time, require func(store.Agent) error) (time
 		}
 		if limit <= 0 || left < limit {
 			limit = left
-		}
-	}
-	if require != nil {
-		if err := require(a); err != nil {
-			return 0, err
 		}
 	}
 	return limit, nil
@@ -409,12 +415,17 @@ func getAgent(ctx context.Context, r store.AgentReader, ref string) (store.Agent
 	case errors.Is(err, identity.ErrInvalid):
 		return store.Agent{}, invalid("agent", "must be an agent id (agt_…) or an agent name")
 	case errors.Is(err, identity.ErrNotFound):
-		return store.Agent{}, fmt.Errorf("svid: agent %q: %w", ref, ErrNotFound)
+		return store.Agent{}, NotFound(ref)
 	case err != nil:
 		return store.Agent{}, fmt.Errorf("svid: %w", err)
 	}
 	return a, nil
 }
+
+// NotFound is the error for an agent ref that names no agent (it matches
+// ErrNotFound). A Require hook that hides an agent returns it, so that
+// the answer is the one for an unknown agent.
+func NotFound(ref string) error { return fmt.Errorf("svid: agent %q: %w", ref, ErrNotFound) }
 
 // List returns one page of the SVIDs issued to an agent, oldest first,
 // that have not been collected (see Collect), and the next page token.
