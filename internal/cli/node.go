@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentid/agentid/sdk/admin"
@@ -118,6 +120,8 @@ func (rc *runContext) printNode(n admin.Node) error {
 		{"SPIFFE ID", n.SPIFFEID},
 		{"State", n.State},
 		{"Attested", fmtTime(n.AttestedAt) + " (" + n.AttestationMethod + ")"},
+		{"Attestor", n.Attestor},
+		{"Facts", nodeFacts(n)},
 		{"Last seen", fmtTime(n.LastSeenAt)},
 		{"SVID serial", n.SVIDSerial},
 		{"SVID signed by", n.SVIDKeyID},
@@ -156,4 +160,18 @@ func (c *nodeEvictCmd) Run(rc *runContext) error {
 		rc.printf("Its current SVID (serial %s) is not revoked and stays valid until %s.\n", n.SVIDSerial, fmtTime(n.SVIDExpiresAt))
 	}
 	return nil
+}
+
+// nodeFacts is a node's evidence facts as sorted name=value pairs, a
+// multi-valued fact's values joined by "|".
+func nodeFacts(n admin.Node) string {
+	var out []string
+	for k, v := range n.Facts {
+		out = append(out, k+"="+v)
+	}
+	for k, vs := range n.FactValues {
+		out = append(out, k+"="+strings.Join(vs, "|"))
+	}
+	slices.Sort(out)
+	return strings.Join(out, ", ")
 }

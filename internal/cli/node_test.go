@@ -28,7 +28,8 @@ func newNodeAPI() *nodeAPI {
 	evicted := t0.Add(-time.Hour)
 	return &nodeAPI{bodies: map[string]string{}, nodes: []admin.Node{
 		{ID: "nod_01jx0000000000000000000001", SPIFFEID: "spiffe://example.org/node/nod_01jx0000000000000000000001",
-			State: admin.NodeStateActive, AttestationMethod: "join_token", AttestedAt: t0.Add(-48 * time.Hour),
+			State: admin.NodeStateActive, AttestationMethod: "kubernetes", AttestedAt: t0.Add(-48 * time.Hour),
+			Attestor: "prod-cluster", Facts: map[string]string{"k8s:ns": "agentid", "k8s:node": "worker-3"},
 			LastSeenAt: t0.Add(-10 * time.Minute), SVIDSerial: "5f0c3a9e1d2b4c6a8e0f1a2b3c4d5e6f", SVIDKeyID: "sgk_ca1",
 			SVIDExpiresAt: t0.Add(50 * time.Minute), Version: 7},
 		{ID: "nod_01jx0000000000000000000002", SPIFFEID: "spiffe://example.org/node/nod_01jx0000000000000000000002",

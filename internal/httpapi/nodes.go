@@ -61,6 +61,7 @@ func nodeProblem(err error) error {
 func (h *handler) nodeOut(n store.Node) admin.Node {
 	return admin.Node{
 		ID: n.ID, SPIFFEID: n.SPIFFEID, State: string(n.State()), AttestationMethod: n.AttestationMethod,
+		Attestor: n.Attestor, Facts: n.Facts, FactValues: n.FactValues,
 		AttestedAt: n.AttestedAt.UTC(), LastSeenAt: n.LastSeenAt.UTC(),
 		SVIDSerial: n.SVIDSerial, SVIDKeyID: n.SVIDKeyID, SVIDExpiresAt: n.SVIDExpiresAt.UTC(),
 		SVIDExpired: !h.p.Clock().Before(n.SVIDExpiresAt),

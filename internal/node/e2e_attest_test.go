@@ -76,8 +76,9 @@ func TestEndToEndKubernetesAttestation(t *testing.T) {
 	if sv := fetchX509(t, rn.addr).DefaultSVID(); sv.ID.String() != triage.SPIFFEID {
 		t.Fatalf("SVID %s, want %s", sv.ID, triage.SPIFFEID)
 	}
-	if ns := nodesBy(t, ls, noderegistry.MethodKubernetes); len(ns) != 1 {
-		t.Fatalf("kubernetes nodes: %+v, want one", ns)
+	if ns := nodesBy(t, ls, noderegistry.MethodKubernetes); len(ns) != 1 || ns[0].Attestor != "cluster" ||
+		ns[0].Facts["k8s:ns"] != "agentid-system" || ns[0].Facts["k8s:sa"] != "agentid-node" {
+		t.Fatalf("kubernetes nodes: %+v, want one, with the attestor and facts its scope rules match (ADR 0019)", ns)
 	}
 
 	for name, tok := range map[string]string{

@@ -35,19 +35,25 @@ const (
 // SVIDExpired is true once that moment has passed. An evicted node keeps
 // its record with EvictedAt and EvictedBy (the admin token's id).
 type Node struct {
-	ID                string     `json:"id"`
-	SPIFFEID          string     `json:"spiffe_id"`
-	State             string     `json:"state"`
-	AttestationMethod string     `json:"attestation_method"`
-	AttestedAt        time.Time  `json:"attested_at"`
-	LastSeenAt        time.Time  `json:"last_seen_at"`
-	SVIDSerial        string     `json:"svid_serial"`
-	SVIDKeyID         string     `json:"svid_key_id"`
-	SVIDExpiresAt     time.Time  `json:"svid_expires_at"`
-	SVIDExpired       bool       `json:"svid_expired"`
-	EvictedAt         *time.Time `json:"evicted_at,omitempty"`
-	EvictedBy         string     `json:"evicted_by,omitempty"`
-	Version           int64      `json:"version"`
+	ID                string `json:"id"`
+	SPIFFEID          string `json:"spiffe_id"`
+	State             string `json:"state"`
+	AttestationMethod string `json:"attestation_method"`
+	// Attestor, Facts and FactValues are what the node proved when it
+	// attested with evidence (the facts agents' node scope rules match,
+	// ADR 0019); empty for a join token.
+	Attestor      string              `json:"attestor,omitempty"`
+	Facts         map[string]string   `json:"facts,omitempty"`
+	FactValues    map[string][]string `json:"fact_values,omitempty"`
+	AttestedAt    time.Time           `json:"attested_at"`
+	LastSeenAt    time.Time           `json:"last_seen_at"`
+	SVIDSerial    string              `json:"svid_serial"`
+	SVIDKeyID     string              `json:"svid_key_id"`
+	SVIDExpiresAt time.Time           `json:"svid_expires_at"`
+	SVIDExpired   bool                `json:"svid_expired"`
+	EvictedAt     *time.Time          `json:"evicted_at,omitempty"`
+	EvictedBy     string              `json:"evicted_by,omitempty"`
+	Version       int64               `json:"version"`
 }
 
 // EvictNodeRequest is the body of POST /v1/nodes/{id}/evict. Reason is
