@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
-	"encoding/pem"
 	"errors"
 	"log/slog"
 	"strings"
@@ -21,17 +20,7 @@ import (
 // and a client presenting its SVID.
 func (e *nodeEnv) otherNode() (string, *nodeapi.Client) {
 	t := e.t
-	tok, err := e.admin.CreateJoinToken(t.Context(), admin.CreateJoinTokenRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := newKey(t)
-	att, err := e.admin.AttestNode(t.Context(), admin.AttestNodeRequest{JoinToken: tok.Token,
-		CSR: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrFor(t, k)}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tlsCert(t, pemChain(att.CertChainPEM), k)
+	att, cert := e.joinNode()
 	c, err := nodeapi.NewClient(nodeapi.ClientParams{
 		Addr: e.nodeAddr, TrustDomain: "example.org", Authorities: e.currentAuthorities,
 		Certificate: func() (*tls.Certificate, error) { return cert, nil }, Timeout: 5 * time.Second,

@@ -121,6 +121,17 @@ func pemChain(s string) [][]byte {
 
 // attest attests the node with a join token, as agentid node does.
 func (e *nodeEnv) attest() {
+	att, cert := e.joinNode()
+	e.nodeID = att.NodeID
+	e.setBundle(att.Bundle)
+	e.mu.Lock()
+	e.cert = cert
+	e.mu.Unlock()
+}
+
+// joinNode attests a node with a new join token and returns the answer
+// and the node's TLS certificate.
+func (e *nodeEnv) joinNode() (admin.AttestedNode, *tls.Certificate) {
 	t := e.t
 	tok, err := e.admin.CreateJoinToken(t.Context(), admin.CreateJoinTokenRequest{})
 	if err != nil {
@@ -132,11 +143,7 @@ func (e *nodeEnv) attest() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.nodeID = att.NodeID
-	e.setBundle(att.Bundle)
-	e.mu.Lock()
-	e.cert = tlsCert(t, pemChain(att.CertChainPEM), k)
-	e.mu.Unlock()
+	return att, tlsCert(t, pemChain(att.CertChainPEM), k)
 }
 
 func (e *nodeEnv) setBundle(doc []byte) {
