@@ -182,7 +182,7 @@ type agentUpdateCmd struct {
 	ClearFederatesWith bool           `name:"clear-federates-with" help:"Federate with no foreign trust domain."`
 	ClearSelectors     bool           `name:"clear-selectors" help:"Remove every workload selector: no workload gets the agent's SVIDs from a node."`
 	ClearAttest        bool           `name:"clear-attest" help:"Remove every attestation rule: no evidence proves an instance of the agent."`
-	ClearNodeScope     bool           `name:"clear-node-scope" help:"Remove the node scope: every node may obtain the agent's SVIDs (with --node-id or --node-rule: replace it)."`
+	ClearNodeScope     bool           `name:"clear-node-scope" help:"Remove the node scope: every node may obtain the agent's SVIDs (with --node-id or --node-rule: replace the whole scope with theirs)."`
 	RequireDPoP        *bool          `name:"require-dpop" negatable:"" help:"Require DPoP-bound tokens (--no-require-dpop: no longer require them)."`
 	ClearLabels        bool           `name:"clear-labels" help:"Remove every label."`
 	MaxTTL             *time.Duration `name:"max-ttl" help:"New longest credential lifetime, in whole seconds." placeholder:"DURATION"`
@@ -225,6 +225,9 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 		sc = &admin.NodeScope{NodeIDs: []string{}, Rules: []admin.AttestationRule{}}
 	}
 	req.NodeScope = sc
+	// One half of the scope given: keep the other half, read from the
+	// agent, with the update conditional on the version read.
+	keepIDs, keepRules := sc != nil && !c.ClearNodeScope && c.NodeID == nil, sc != nil && !c.ClearNodeScope && c.NodeRule == nil
 	if c.Label != nil || c.ClearLabels {
 		m, err := parseLabels(c.Label)
 		if err != nil {
@@ -253,6 +256,21 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	cl, err := rc.client()
 	if err != nil {
 		return err
+	}
+	if keepIDs || keepRules {
+		cur, err := cl.GetAgent(rc.ctx, c.Ref)
+		if err != nil {
+			return fmt.Errorf("update agent %q: read its node scope: %w", c.Ref, err)
+		}
+		if keepIDs {
+			sc.NodeIDs = cur.NodeScope.NodeIDs
+		}
+		if keepRules {
+			sc.Rules = cur.NodeScope.Rules
+		}
+		if req.Version == 0 {
+			req.Version = cur.Version
+		}
 	}
 	a, err := cl.UpdateAgent(rc.ctx, c.Ref, req)
 	if err != nil {

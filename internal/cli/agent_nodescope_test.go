@@ -44,8 +44,12 @@ func TestAgentNodeScopeFlags(t *testing.T) {
 		args []string
 		body string
 	}{
-		{[]string{"--node-id", scopeNode1}, `{"node_scope":{"node_ids":["` + scopeNode1 + `"],"rules":[]}}`},
-		{[]string{"--node-rule", "prod  k8s:ns:a "}, `{"node_scope":{"node_ids":[],"rules":[{"attestor":"prod","matchers":["k8s:ns:a"]}]}}`},
+		// One half given: the other is read from the agent and kept, and the
+		// update is conditional on the version read.
+		{[]string{"--node-id", scopeNode2}, `{"version":3,"node_scope":{"node_ids":["` + scopeNode2 +
+			`"],"rules":[{"attestor":"prod","matchers":["k8s:ns:support","k8s:node:worker-*"]}]}}`},
+		{[]string{"--node-rule", "prod  k8s:ns:a "}, `{"version":3,"node_scope":{"node_ids":["` + scopeNode1 +
+			`"],"rules":[{"attestor":"prod","matchers":["k8s:ns:a"]}]}}`},
 		{[]string{"--clear-node-scope"}, `{"node_scope":{"node_ids":[],"rules":[]}}`},
 		{[]string{"--clear-node-scope", "--node-id", scopeNode2}, `{"node_scope":{"node_ids":["` + scopeNode2 + `"],"rules":[]}}`},
 	} {
@@ -98,9 +102,17 @@ func TestAgentNodeScopeAgainstServer(t *testing.T) {
 	}
 	contains(t, "agent show -o json", r.stdout, `"node_scope": {`, `"node_ids": [`)
 
+	// One half given: the other is kept.
 	r = run("agent", "update", "runner", "--node-rule", "hosts x509:cn:web-*")
 	wantCode(t, r, ExitOK)
-	contains(t, "agent update --node-rule", r.stdout, "Node scope:      hosts: x509:cn:web-*\n")
+	contains(t, "agent update --node-rule", r.stdout, "Node scope:      "+scopeNode1+"; "+scopeNode2+"; hosts: x509:cn:web-*\n")
+	r = run("agent", "update", "runner", "--node-id", scopeNode1)
+	wantCode(t, r, ExitOK)
+	contains(t, "agent update --node-id", r.stdout, "Node scope:      "+scopeNode1+"; hosts: x509:cn:web-*\n")
+	// Both halves with --clear-node-scope: replaced whole.
+	r = run("agent", "update", "runner", "--clear-node-scope", "--node-rule", "hosts x509:cn:api-*")
+	wantCode(t, r, ExitOK)
+	contains(t, "agent update --clear-node-scope --node-rule", r.stdout, "Node scope:      hosts: x509:cn:api-*\n")
 
 	r = run("agent", "update", "runner", "--node-id", "nod_nope")
 	wantCode(t, r, ExitError)
@@ -110,7 +122,7 @@ func TestAgentNodeScopeAgainstServer(t *testing.T) {
 	wantCode(t, r, ExitOK)
 	r = run("agent", "show", "runner")
 	wantCode(t, r, ExitOK)
-	contains(t, "agent show after --clear-node-scope", r.stdout, "Node scope:      any node\n", "Version:         3\n")
+	contains(t, "agent show after --clear-node-scope", r.stdout, "Node scope:      any node\n", "Version:         5\n")
 	r = run("-o", "json", "agent", "show", "runner")
 	contains(t, "agent show -o json after clearing", r.stdout, `"node_ids": []`, `"rules": []`)
 }
