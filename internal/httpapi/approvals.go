@@ -31,17 +31,6 @@ func (h *handler) approvalRoutes(handle func(string, store.Role, func(http.Respo
 	}
 }
 
-func approvalOut(a store.Approval) admin.Approval {
-	w := policy.ApprovalJSON(a)
-	return admin.Approval{
-		ID: w.ID, State: w.State, Agent: admin.ApprovalAgent(w.Agent), Person: w.Person, Action: w.Action,
-		ActionClass: w.ActionClass, RiskTier: w.RiskTier, Resource: admin.ApprovalResource(w.Resource),
-		Obligations: w.Obligations, Limits: w.Limits, PolicyVersion: w.PolicyVersion, PolicyIDs: w.PolicyIDs,
-		Reason: w.Reason, CreatedAt: w.CreatedAt, ExpiresAt: w.ExpiresAt, DecidedAt: w.DecidedAt,
-		Decider: w.Decider, DeciderType: w.DeciderType, DecideReason: a.DecideReason,
-	}
-}
-
 // approvalProblem maps the approval errors of the decision point.
 func approvalProblem(err error) error {
 	detail := strings.TrimPrefix(strings.SplitN(err.Error(), ": store:", 2)[0], "policy: ")
@@ -71,7 +60,7 @@ func (h *handler) listApprovals(w http.ResponseWriter, r *http.Request, _ *princ
 	}
 	out := admin.List[admin.Approval]{Items: make([]admin.Approval, 0, len(list)), NextPageToken: next}
 	for _, a := range list {
-		out.Items = append(out.Items, approvalOut(a))
+		out.Items = append(out.Items, policy.ApprovalJSON(a))
 	}
 	h.reply(w, http.StatusOK, out)
 }
@@ -82,7 +71,7 @@ func (h *handler) getApproval(w http.ResponseWriter, r *http.Request, _ *princip
 		h.problem(w, r, approvalProblem(err))
 		return
 	}
-	h.reply(w, http.StatusOK, approvalOut(a))
+	h.reply(w, http.StatusOK, policy.ApprovalJSON(a))
 }
 
 func (h *handler) adminDecideApproval(approve bool) func(http.ResponseWriter, *http.Request, *principal) {
@@ -125,5 +114,5 @@ func (h *handler) decideApproval(w http.ResponseWriter, r *http.Request, o audit
 		h.problem(w, r, approvalProblem(err))
 		return
 	}
-	h.reply(w, http.StatusOK, approvalOut(a))
+	h.reply(w, http.StatusOK, policy.ApprovalJSON(a))
 }

@@ -280,11 +280,15 @@ func TestApprovalWebhookSignedAndRetried(t *testing.T) {
 	if n := rc.attempts.Load(); n != 3 {
 		t.Errorf("%d attempts; want 3 (two failures, one success)", n)
 	}
-	if _, err := e.svc.Approve(context.Background(), audit.Origin{}, policy.DecideApprovalParams{ID: d.ApprovalID, Approver: alice}); err != nil {
+	if _, err := e.svc.Approve(context.Background(), audit.Origin{}, policy.DecideApprovalParams{ID: d.ApprovalID, Approver: alice,
+		Reason: "checked the invoice"}); err != nil {
 		t.Fatal(err)
 	}
-	if m := <-rc.got; m["type"] != policy.EventApprovalApproved {
-		t.Errorf("second webhook = %v; want approval.approved", m["type"])
+	// The webhook sends the admin API's approval, the approver's reason
+	// included.
+	if m := <-rc.got; m["type"] != policy.EventApprovalApproved ||
+		m["approval"].(map[string]any)["decide_reason"] != "checked the invoice" {
+		t.Errorf("second webhook = %v; want approval.approved with the reason", m)
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/sdk/admin"
 )
 
 // Webhook headers. The signature is HMAC-SHA256, keyed with the
@@ -105,56 +106,23 @@ func NewWebhook(p WebhookParams) (*Webhook, error) {
 	return &Webhook{p: p, queue: make(chan webhookPayload, p.Queue)}, nil
 }
 
-// WebhookApproval is an approval as the webhook sends it (and as the
-// admin API shows it).
-type WebhookApproval struct {
-	ID            string            `json:"id"`
-	State         string            `json:"state"`
-	Agent         WebhookAgent      `json:"agent"`
-	Person        string            `json:"person,omitempty"`
-	Action        string            `json:"action"`
-	ActionClass   string            `json:"action_class,omitempty"`
-	RiskTier      string            `json:"risk_tier,omitempty"`
-	Resource      WebhookResource   `json:"resource"`
-	Obligations   []string          `json:"obligations"`
-	Limits        map[string]string `json:"limits,omitempty"`
-	PolicyVersion int64             `json:"policy_version"`
-	PolicyIDs     []string          `json:"policy_ids"`
-	Reason        string            `json:"reason,omitempty"`
-	CreatedAt     time.Time         `json:"created_at"`
-	ExpiresAt     time.Time         `json:"expires_at"`
-	DecidedAt     *time.Time        `json:"decided_at,omitempty"`
-	Decider       string            `json:"decider,omitempty"`
-	DeciderType   string            `json:"decider_type,omitempty"`
-}
-
-// WebhookAgent names the approval's agent.
-type WebhookAgent struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
-}
-
-// WebhookResource is the approval's resource.
-type WebhookResource struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-}
-
 // webhookPayload is one notification: the event type and the approval.
 type webhookPayload struct {
-	Type     string          `json:"type"`
-	Time     time.Time       `json:"time"`
-	Approval WebhookApproval `json:"approval"`
+	Type     string         `json:"type"`
+	Time     time.Time      `json:"time"`
+	Approval admin.Approval `json:"approval"`
 }
 
-// ApprovalJSON is the wire form of an approval.
-func ApprovalJSON(a store.Approval) WebhookApproval {
-	out := WebhookApproval{
-		ID: a.ID, State: string(a.State), Agent: WebhookAgent{ID: a.AgentID, Name: a.AgentName}, Person: a.Person,
+// ApprovalJSON is the wire form of an approval, as the admin API shows it
+// and the webhook sends it.
+func ApprovalJSON(a store.Approval) admin.Approval {
+	out := admin.Approval{
+		ID: a.ID, State: string(a.State), Agent: admin.ApprovalAgent{ID: a.AgentID, Name: a.AgentName}, Person: a.Person,
 		Action: a.Action, ActionClass: a.ActionClass, RiskTier: a.RiskTier,
-		Resource: WebhookResource{Type: a.ResourceType, ID: a.ResourceID}, Obligations: nonNil(a.Obligations),
+		Resource: admin.ApprovalResource{Type: a.ResourceType, ID: a.ResourceID}, Obligations: nonNil(a.Obligations),
 		Limits: a.Limits, PolicyVersion: a.PolicyVersion, PolicyIDs: nonNil(a.PolicyIDs), Reason: a.Reason,
 		CreatedAt: a.CreatedAt.UTC(), ExpiresAt: a.ExpiresAt.UTC(), Decider: a.Decider, DeciderType: a.DeciderType,
+		DecideReason: a.DecideReason,
 	}
 	if !a.DecidedAt.IsZero() {
 		t := a.DecidedAt.UTC()
