@@ -63,7 +63,11 @@ func (s *Server) runAuditRetention(ctx context.Context) {
 		s.log.Error("audit retention not started", "err", err)
 		return
 	}
-	t := time.NewTicker(AuditRetentionInterval)
+	every := s.retention.every
+	if every <= 0 {
+		every = AuditRetentionInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		if err := s.pruneAudit(ctx, holder); err != nil && ctx.Err() == nil {
@@ -80,6 +84,9 @@ func (s *Server) runAuditRetention(ctx context.Context) {
 // pruneAudit prunes once if this replica takes the lease.
 func (s *Server) pruneAudit(ctx context.Context, holder string) error {
 	now := time.Now().UTC()
+	if s.retention.now != nil {
+		now = s.retention.now().UTC()
+	}
 	var ok bool
 	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		var err error

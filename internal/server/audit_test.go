@@ -3,9 +3,11 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,4 +95,80 @@ func waitIndexLag(t *testing.T, cp *controlPlane, want string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("agentid_audit_index_lag_events = %q after 10 s, want %s", last, want)
+}
+
+// TestAuditRetentionLoop drives audit.retention through the server's own
+// loop (ADR 0018): nothing is pruned while every event is younger than the
+// retention; once the clock has moved past it, the loop prunes up to a
+// checkpoint and records audit.pruned.
+func TestAuditRetentionLoop(t *testing.T) {
+	var shift atomic.Int64 // added to the wall clock the loop reads
+	ln, cfg := devListener(t, func(c *server.Config) {
+		c.Audit.Retention = 24 * time.Hour
+		c.Audit.CheckpointEvery = 4
+	})
+	cp := serve(t, ln, cfg, server.Params{}, func(s *server.Server) {
+		server.SetAuditRetentionHooks(s, 20*time.Millisecond, func() time.Time {
+			return time.Now().Add(time.Duration(shift.Load()))
+		})
+	})
+	ctx := t.Context()
+	owner, err := cp.admin.CreateOwner(ctx, admin.CreateOwnerRequest{Kind: "person", Email: "retention@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if _, err := cp.admin.CreateAgent(ctx, admin.CreateAgentRequest{
+			Name: fmt.Sprintf("retained-%d", i), Owners: []string{owner.ID}, Purpose: "tests",
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all := auditEvents(ctx, t, cp.admin)
+	if all[0].Seq != 1 || len(all) < 8 {
+		t.Fatalf("trail before: first seq %d, %d events", all[0].Seq, len(all))
+	}
+	time.Sleep(100 * time.Millisecond) // several rounds of the loop with every event young
+	if evs := auditEvents(ctx, t, cp.admin); evs[0].Seq != 1 || slices.ContainsFunc(evs, isPruned) {
+		t.Fatalf("pruned while every event is younger than the retention")
+	}
+
+	shift.Store(int64(48 * time.Hour))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs := auditEvents(ctx, t, cp.admin)
+		if i := slices.IndexFunc(evs, isPruned); i >= 0 {
+			if evs[0].Seq == 1 {
+				t.Fatalf("audit.pruned recorded but seq 1 is still there")
+			}
+			if a := evs[i].Actor; a == nil || a.Type != "system" || a.ID != "audit-retention" {
+				t.Errorf("audit.pruned actor = %+v, want system audit-retention", a)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no audit.pruned within 10 s; first seq %d", evs[0].Seq)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func isPruned(e admin.AuditEvent) bool { return e.Type == "audit.pruned" }
+
+// auditEvents returns the whole trail, through every page.
+func auditEvents(ctx context.Context, t *testing.T, cl *admin.Client) []admin.AuditEvent {
+	t.Helper()
+	var out []admin.AuditEvent
+	q := admin.AuditQuery{PageSize: 500}
+	for {
+		l, err := cl.ListAuditEvents(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.Items...)
+		if l.NextPageToken == "" {
+			return out
+		}
+		q.PageToken = l.NextPageToken
+	}
 }

@@ -85,6 +85,13 @@ type Server struct {
 	policy *policy.Service
 	// approvalWebhook notifies of approval events; nil when not configured.
 	approvalWebhook *policy.Webhook
+
+	// retention overrides the audit retention loop's interval and clock
+	// (zero: AuditRetentionInterval and the wall clock); set only by tests.
+	retention struct {
+		every time.Duration
+		now   func() time.Time
+	}
 }
 
 // Params are what New needs besides the config.
