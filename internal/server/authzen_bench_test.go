@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -93,13 +95,58 @@ func measure(b *testing.B, callers, perOp int, op func()) {
 	b.ReportMetric(n/cpu.Seconds(), "decisions/cpu-s")
 }
 
+// ceilingServer serves the least any AuthZEN evaluation endpoint does over
+// HTTP: check the bearer token, decode the request JSON, encode the answer
+// — no store, no policy, no audit. It returns its URL.
+func ceilingServer(b *testing.B, token string) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	type entity struct {
+		Type string `json:"type"`
+		ID   string `json:"id"`
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+token {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		var req struct {
+			Subject  entity                `json:"subject"`
+			Action   struct{ Name string } `json:"action"`
+			Resource entity                `json:"resource"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Subject.ID == "" || req.Action.Name == "" {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(struct {
+			Decision bool `json:"decision"`
+		}{true})
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
 // BenchmarkAuthZENHTTP measures AuthZEN decisions over loopback HTTP with
 // an admin token, every decision durable in the audit trail (SQLite) before
 // its answer: one evaluation per op (callers=N concurrent keep-alive
 // clients), and a batch of 100 evaluations per op (one transaction, 100
 // events). It reports decisions/s and decisions per process CPU-second.
+// ceiling/callers=32 is the same client against ceilingServer, measured in
+// the same run: what HTTP and JSON alone allow per CPU-second.
 func BenchmarkAuthZENHTTP(b *testing.B) {
 	eval := `{"subject":{"type":"agent","id":"bot"},"action":{"name":"read"},"resource":{"type":"ticket","id":"1"}}`
+	b.Run("ceiling/callers=32", func(b *testing.B) {
+		const tok = "bench-ceiling-token"
+		url := ceilingServer(b, tok) + "/access/v1/evaluation"
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
+		measure(b, 32, 1, func() { post(b, hc, url, tok, eval) })
+	})
 	for _, callers := range []int{1, 32} {
 		b.Run("evaluation/callers="+strconv.Itoa(callers), func(b *testing.B) {
 			base, tok, hc := benchServer(b)
