@@ -18,6 +18,7 @@ type approvalListCmd struct {
 	pageFlags
 	State string `help:"Only requests in this state: pending, approved, denied or expired." placeholder:"STATE"`
 	Agent string `help:"Only requests of this agent (its id)." placeholder:"AGENT_ID"`
+	User  string `help:"Only requests of this user subject (its id, as the PEP sent it)." placeholder:"ID"`
 }
 
 func (c *approvalListCmd) Run(rc *runContext) error {
@@ -26,18 +27,28 @@ func (c *approvalListCmd) Run(rc *runContext) error {
 		return err
 	}
 	fetch := func(tok string) (admin.List[admin.Approval], error) {
-		l, err := cl.ListApprovals(rc.ctx, admin.ListApprovalsParams{State: c.State, Agent: c.Agent, PageSize: c.PageSize, PageToken: tok})
+		l, err := cl.ListApprovals(rc.ctx, admin.ListApprovalsParams{State: c.State, Agent: c.Agent, User: c.User,
+			PageSize: c.PageSize, PageToken: tok})
 		if err != nil {
 			return l, fmt.Errorf("list approvals: %w", err)
 		}
 		return l, nil
 	}
 	return listPages(rc, c.pageFlags, fetch,
-		[]string{"ID", "STATE", "AGENT", "PERSON", "ACTION", "RESOURCE", "LIMITS", "EXPIRES"},
+		[]string{"ID", "STATE", "SUBJECT", "PERSON", "ACTION", "RESOURCE", "LIMITS", "EXPIRES"},
 		func(a admin.Approval) []string {
-			return []string{a.ID, a.State, a.Agent.Name, dash(a.Person), a.Action, a.Resource.Type + "/" + a.Resource.ID,
+			return []string{a.ID, a.State, approvalSubject(a), dash(a.Person), a.Action, a.Resource.Type + "/" + a.Resource.ID,
 				dash(limitsText(a.Limits)), fmtTime(a.ExpiresAt)}
 		})
+}
+
+// approvalSubject is an approval's subject in a table: the agent's name,
+// or "user ID" for a user subject's approval.
+func approvalSubject(a admin.Approval) string {
+	if a.User != "" {
+		return "user " + a.User
+	}
+	return a.Agent.Name
 }
 
 // limitsText renders an approval's limits as "k≤v, k2≤v2" in key order.
@@ -73,7 +84,11 @@ func printApproval(rc *runContext, a admin.Approval) error {
 	t := rc.newTable("FIELD", "VALUE")
 	t.row("id", a.ID)
 	t.row("state", a.State)
-	t.row("agent", a.Agent.Name+" ("+a.Agent.ID+")")
+	if a.User != "" {
+		t.row("user", a.User)
+	} else {
+		t.row("agent", a.Agent.Name+" ("+a.Agent.ID+")")
+	}
 	t.row("person", dash(a.Person))
 	t.row("action", a.Action+" (class "+dash(a.ActionClass)+", risk "+dash(a.RiskTier)+")")
 	t.row("resource", a.Resource.Type+"/"+a.Resource.ID)

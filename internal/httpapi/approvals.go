@@ -16,7 +16,8 @@ import (
 // approvalRoutes mounts the approval endpoints when Params.Policy is set:
 // the admin's under /v1/approvals and, when people can authenticate
 // (Params.Grants), theirs under /v1/me/approvals (an owner of the agent
-// or a designated approver).
+// or a designated approver; for a user subject's approval, a designated
+// approver other than the user).
 func (h *handler) approvalRoutes(handle func(string, store.Role, func(http.ResponseWriter, *http.Request, *principal))) {
 	if h.p.Policy == nil {
 		return
@@ -53,7 +54,7 @@ func (h *handler) listApprovals(w http.ResponseWriter, r *http.Request, _ *princ
 	}
 	q := r.URL.Query()
 	list, next, err := h.p.Policy.ListApprovals(r.Context(), policy.ListApprovalsParams{
-		State: store.ApprovalState(q.Get("state")), AgentID: q.Get("agent"), Page: pg})
+		State: store.ApprovalState(q.Get("state")), AgentID: q.Get("agent"), User: q.Get("user"), Page: pg})
 	if err != nil {
 		h.problem(w, r, approvalProblem(err))
 		return

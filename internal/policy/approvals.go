@@ -20,7 +20,10 @@ import (
 
 // Approval audit events (family authorization): details "approval_id",
 // "action", "resource" {"type", "id"}, "obligations", "limits",
-// "expires_at"; "reason" is the approver's reason.
+// "expires_at"; "reason" is the approver's reason. The events of an
+// agent's approval carry the agent axis; those of a user subject's (ADR
+// 0020) carry none, and details "subject" {"type": "user", "id"} as the
+// decision events do.
 const (
 	// EventApprovalRequested records a new pending approval request,
 	// created by a conditional decision.
@@ -55,7 +58,8 @@ const (
 //	ErrIllegalTransition → 409 (also matches store.ErrConflict)
 var (
 	// ErrForbidden means the approver may not act on the approval: not an
-	// owner of the agent, not a designated approver.
+	// owner of the agent, not a designated approver, or the user subject
+	// whose request it is.
 	ErrForbidden = errors.New("policy: not an approver of this request")
 	// ErrIllegalTransition means the approval is no longer pending
 	// (already decided, or expired).
@@ -70,8 +74,8 @@ type ApprovalParams struct {
 	// longest an approver may choose (DefaultApprovalTTL).
 	TTL time.Duration
 	// Approvers are people (a subject or an email of a trusted issuer's
-	// token) who may act on every approval; owners of the agent may act
-	// on its approvals anyway.
+	// token) who may act on every approval, except a user subject's own
+	// (ADR 0020); owners of the agent may act on its approvals anyway.
 	Approvers []string
 	// Webhook, when set, is notified of every approval event.
 	Webhook *Webhook
@@ -87,9 +91,12 @@ type Approver struct {
 }
 
 // approvalScope is what an approval is for; its digest is the store's
-// scope key.
+// scope key. User is a user subject's id (ADR 0020), with AgentID "";
+// omitted when empty, so that the keys of agents' approvals stay what they
+// were before.
 type approvalScope struct {
 	AgentID      string   `json:"agent_id"`
+	User         string   `json:"user,omitempty"`
 	Person       string   `json:"person"`
 	Action       string   `json:"action"`
 	ResourceType string   `json:"resource_type"`
@@ -145,13 +152,17 @@ func covers(approved, asked map[string]string) bool {
 // needs one: an approved one that covers the request turns the decision
 // into an allow (or a conditional on the other obligations), a pending
 // one that covers it is reused, else a new pending request is returned to
-// be created with the decision's event.
+// be created with the decision's event. The subject is the agent a, or
+// the user subject in.user (a is then the zero Agent).
 func (s *Service) applyApprovals(ctx context.Context, a store.Agent, req Request, in input, d *Decision, now time.Time) (*store.Approval, error) {
 	if d.Decision != Conditional || !slices.Contains(d.Obligations, ObligationApproval) {
 		return nil, nil
 	}
-	sc := approvalScope{AgentID: a.ID, Action: req.Action, ResourceType: req.Resource.Type, ResourceID: req.Resource.ID,
-		Obligations: d.Obligations}
+	sc := approvalScope{AgentID: a.ID, User: in.user, Action: req.Action, ResourceType: req.Resource.Type,
+		ResourceID: req.Resource.ID, Obligations: d.Obligations}
+	if in.user != "" {
+		sc.AgentID = ""
+	}
 	if in.ctx.delegation != nil {
 		sc.Person = in.ctx.delegation.Subject
 	}
@@ -191,12 +202,15 @@ func (s *Service) applyApprovals(ctx context.Context, a store.Agent, req Request
 	}
 	d.ApprovalID, d.ApprovalState = id, string(store.ApprovalPending)
 	ap := &store.Approval{
-		ID: id, State: store.ApprovalPending, ScopeKey: key, AgentID: a.ID, AgentName: a.Name, Person: sc.Person,
+		ID: id, State: store.ApprovalPending, ScopeKey: key, AgentID: sc.AgentID, User: sc.User, Person: sc.Person,
 		Action: req.Action, ActionClass: in.action.class, RiskTier: in.action.tier,
 		ResourceType: req.Resource.Type, ResourceID: req.Resource.ID,
 		Obligations: slices.Clone(d.Obligations), Limits: in.limits, PolicyVersion: d.PolicyVersion,
 		PolicyIDs: slices.Clone(d.PolicyIDs), Reason: strings.Join(d.Reasons, "; "), TraceID: in.ctx.traceID,
 		CreatedAt: now, ExpiresAt: now.Add(s.approvals.pendingTTL),
+	}
+	if sc.AgentID != "" {
+		ap.AgentName = a.Name
 	}
 	return ap, nil
 }
@@ -233,7 +247,9 @@ func (s *Service) createApproval(ctx context.Context, tx store.Tx, o audit.Origi
 func approvalEvent(o audit.Origin, typ string, a store.Approval, now time.Time) audit.Event {
 	ev := o.Event(audit.Authorization, typ)
 	ev.Time = now
-	ev.Agent = &audit.Agent{ID: a.AgentID, Name: a.AgentName}
+	if a.AgentID != "" {
+		ev.Agent = &audit.Agent{ID: a.AgentID, Name: a.AgentName}
+	}
 	if a.Person != "" {
 		ev.Delegation = &audit.Delegation{Subject: a.Person}
 	}
@@ -261,6 +277,9 @@ func approvalEvent(o audit.Origin, typ string, a store.Approval, now time.Time) 
 		"expires_at":  a.ExpiresAt.UTC().Format(time.RFC3339),
 		"state":       string(a.State),
 	}
+	if a.User != "" {
+		ev.Details["subject"] = map[string]any{"type": SubjectUser, "id": truncated(a.User)}
+	}
 	return ev
 }
 
@@ -278,6 +297,7 @@ func (s *Service) GetApproval(ctx context.Context, id string) (store.Approval, e
 type ListApprovalsParams struct {
 	State   store.ApprovalState // "" for all
 	AgentID string              // "" for all
+	User    string              // a user subject's id; "" for all
 	Page    store.Page
 }
 
@@ -288,7 +308,10 @@ func (s *Service) ListApprovals(ctx context.Context, p ListApprovalsParams) ([]s
 	default:
 		return nil, "", invalid("state", "must be pending, approved, denied or expired")
 	}
-	list, next, err := s.store.ListApprovals(ctx, store.ApprovalFilter{State: p.State, AgentID: p.AgentID}, p.Page)
+	if len(p.User) > MaxIDLen {
+		return nil, "", invalid("user", "exceeds %d bytes", MaxIDLen)
+	}
+	list, next, err := s.store.ListApprovals(ctx, store.ApprovalFilter{State: p.State, AgentID: p.AgentID, User: p.User}, p.Page)
 	if err != nil {
 		return nil, "", fmt.Errorf("policy: list approvals: %w", err)
 	}
@@ -392,15 +415,22 @@ func (s *Service) decideApproval(ctx context.Context, o audit.Origin, p DecideAp
 
 // mayApprove checks that the approver may act on a: an admin, an owner of
 // the agent (matched by the owner's IdP subject or email) or a designated
-// approver.
+// approver. A user subject's approval has no owners, and its user may not
+// approve it, designated approver or not (ADR 0020).
 func (s *Service) mayApprove(ctx context.Context, who Approver, a store.Approval) error {
 	if who.Type == audit.ActorAdmin {
 		return nil
+	}
+	if a.User != "" && (who.Subject == a.User || who.ID == a.User || (who.Email != "" && strings.EqualFold(who.Email, a.User))) {
+		return fmt.Errorf("%w: the request is the approver's own", ErrForbidden)
 	}
 	for _, x := range s.approvals.approvers {
 		if x == who.Subject || (who.Email != "" && strings.EqualFold(x, who.Email)) {
 			return nil
 		}
+	}
+	if a.User != "" {
+		return fmt.Errorf("%w: not a designated approver", ErrForbidden)
 	}
 	agent, err := s.store.GetAgent(ctx, a.AgentID)
 	if err != nil {

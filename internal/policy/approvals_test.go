@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/policy"
 	"github.com/agentid/agentid/internal/store"
@@ -309,5 +311,154 @@ func TestApprovalWebhookNeverBlocks(t *testing.T) {
 	}
 	if _, err := policy.NewWebhook(policy.WebhookParams{URL: "https://x.example", Secret: []byte("short"), Clock: time.Now}); err == nil {
 		t.Error("NewWebhook with a short secret succeeded")
+	}
+}
+
+// userPay is user subject id paying invoice for amount (userPolicies:
+// conditional on an approval for every Person).
+func userPay(id, invoice, amount string) policy.Request {
+	r := user(id, `{"role": "clerk"}`, "payments", "", invoice, "")
+	r.Context = json.RawMessage(`{"amount": ` + amount + `}`)
+	return r
+}
+
+// TestUserApprovalLifeCycle: approvals of user subjects (ADR 0020).
+func TestUserApprovalLifeCycle(t *testing.T) {
+	e := newEnv(t, freshStore(t), func(p *policy.Params) {
+		p.Approvals = policy.ApprovalParams{Approvers: []string{"sub-dave", "carol@example.com"}}
+	})
+	e.apply(t, userPolicies)
+	ctx := context.Background()
+
+	// Conditional → a pending approval of the user, reused by the same
+	// request and by a smaller amount.
+	d := decide(t, e, userPay("sub-dave", "42", "100"))
+	if d.Decision != policy.Conditional || !strings.HasPrefix(d.ApprovalID, "apr_") || d.ApprovalState != "pending" || d.Agent != "" {
+		t.Fatalf("first decision = %+v; want conditional with a pending approval, no agent", d)
+	}
+	id := d.ApprovalID
+	for _, amount := range []string{"100", "60"} {
+		if again := decide(t, e, userPay("sub-dave", "42", amount)); again.ApprovalID != id || again.Decision != policy.Conditional {
+			t.Errorf("amount %s = %+v; want the pending approval %s reused", amount, again, id)
+		}
+	}
+	a, err := e.svc.GetApproval(ctx, id)
+	if err != nil || a.User != "sub-dave" || a.AgentID != "" || a.AgentName != "" || a.State != store.ApprovalPending ||
+		a.Action != "payments" || a.ResourceType != "record" || a.ResourceID != "42" || a.Limits["amount"] != "100" {
+		t.Fatalf("GetApproval = %+v, %v; want dave's pending approval of record 42 up to 100", a, err)
+	}
+	if list, _, err := e.svc.ListApprovals(ctx, policy.ListApprovalsParams{User: "sub-dave"}); err != nil || len(list) != 1 || list[0].ID != id {
+		t.Errorf("ListApprovals of the user = %+v, %v; want %s", list, err, id)
+	}
+	if _, _, err := e.svc.ListApprovals(ctx, policy.ListApprovalsParams{User: strings.Repeat("u", policy.MaxIDLen+1)}); !errors.Is(err, policy.ErrInvalid) {
+		t.Errorf("ListApprovals of a too long user = %v; want ErrInvalid", err)
+	}
+	// The webhook's and the admin API's shape: a user, no agent.
+	js, err := json.Marshal(policy.ApprovalJSON(a))
+	if err != nil || !strings.Contains(string(js), `"user":"sub-dave"`) || strings.Contains(string(js), `"agent"`) {
+		t.Errorf("ApprovalJSON = %s, %v; want user and no agent", js, err)
+	}
+
+	// Who approves: not the user (though a designated approver), not an
+	// owner of some agent, nor a stranger; a designated approver does.
+	e.clock.Advance(time.Minute)
+	dave := policy.Approver{Type: audit.ActorPerson, ID: "sub-dave", Subject: "sub-dave", Email: "dave@example.com"}
+	mallory := policy.Approver{Type: audit.ActorPerson, ID: "sub-mallory", Subject: "sub-mallory", Email: "mallory@example.com"}
+	for name, who := range map[string]policy.Approver{"the user": dave, "an agent's owner": alice, "a stranger": mallory} {
+		if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: id, Approver: who}); !errors.Is(err, policy.ErrForbidden) {
+			t.Errorf("Approve by %s = %v; want ErrForbidden", name, err)
+		}
+	}
+	carol := policy.Approver{Type: audit.ActorPerson, ID: "sub-carol", Subject: "sub-carol", Email: "carol@example.com"}
+	a, err = e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: id, Approver: carol, Reason: "ok"})
+	if err != nil || a.State != store.ApprovalApproved || a.Decider != "sub-carol" || a.User != "sub-dave" {
+		t.Fatalf("Approve by a designated approver = %+v, %v", a, err)
+	}
+
+	// Within the scope: allow. Outside it: conditional, a new request.
+	for _, amount := range []string{"100", "5"} {
+		if d := decide(t, e, userPay("sub-dave", "42", amount)); d.Decision != policy.Allow || d.ApprovalID != id {
+			t.Errorf("amount %s after approval = %+v; want allow under %s", amount, d, id)
+		}
+	}
+	otherAction := user("sub-dave", "", "read", "", "42", "")
+	for name, r := range map[string]policy.Request{
+		"larger amount":  userPay("sub-dave", "42", "100.5"),
+		"other resource": userPay("sub-dave", "43", "100"),
+		"other user":     userPay("sub-erin", "42", "100"),
+	} {
+		if d := decide(t, e, r); d.Decision != policy.Conditional || d.ApprovalID == id || d.ApprovalID == "" {
+			t.Errorf("%s = %+v; want conditional with a new approval", name, d)
+		}
+	}
+	if d := decide(t, e, otherAction); d.Decision != policy.Deny || d.ApprovalID != "" {
+		t.Errorf("another action = %+v; want deny (no policy), no approval", d)
+	}
+	// An admin approves the larger amount's request.
+	larger := decide(t, e, userPay("sub-dave", "42", "100.5"))
+	if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: larger.ApprovalID,
+		Approver: policy.Approver{Type: audit.ActorAdmin, ID: "adm_1"}}); err != nil {
+		t.Errorf("Approve by an admin: %v", err)
+	}
+
+	// Expiry.
+	e.clock.Advance(policy.DefaultApprovalTTL)
+	if d := decide(t, e, userPay("sub-dave", "42", "100")); d.Decision != policy.Conditional || d.ApprovalID == id {
+		t.Errorf("after expiry = %+v; want conditional with a new approval", d)
+	}
+	if n, err := e.svc.ExpireApprovals(ctx, "test"); err != nil || n != 2 {
+		t.Errorf("ExpireApprovals = %d, %v; want 2 (both approved ones)", n, err)
+	}
+	if a, _ := e.svc.GetApproval(ctx, id); a.State != store.ApprovalExpired {
+		t.Errorf("state after expiry = %s; want expired", a.State)
+	}
+
+	// The events of the user's approvals carry the user, no agent axis.
+	counts := map[string]int{}
+	for _, ev := range e.events(t, audit.Authorization) {
+		typ := ev["type"].(string)
+		if typ == policy.EventDecisionMade {
+			continue
+		}
+		details := ev["details"].(map[string]any)
+		if details["approval_id"] != id {
+			continue
+		}
+		counts[typ]++
+		if ev["agent"] != nil || !cmp.Equal(details["subject"], map[string]any{"type": "user", "id": "sub-dave"}) {
+			t.Errorf("%s event: agent %v, subject %v; want no agent, user sub-dave", typ, ev["agent"], details["subject"])
+		}
+	}
+	for typ, want := range map[string]int{policy.EventApprovalRequested: 1, policy.EventApprovalApproved: 1, policy.EventApprovalExpired: 1} {
+		if counts[typ] != want {
+			t.Errorf("%d %s events of %s; want %d", counts[typ], typ, id, want)
+		}
+	}
+}
+
+// TestUserApprovalDeniedAndOwnEmail: a user named by email cannot approve
+// their own request under that email either; a denial is final.
+func TestUserApprovalDeniedAndOwnEmail(t *testing.T) {
+	e := newEnv(t, freshStore(t), func(p *policy.Params) {
+		p.Approvals = policy.ApprovalParams{PendingTTL: 10 * time.Minute, Approvers: []string{"dave@example.com", "carol@example.com"}}
+	})
+	e.apply(t, userPolicies)
+	ctx := context.Background()
+	d := decide(t, e, userPay("Dave@example.com", "1", "5"))
+	dave := policy.Approver{Type: audit.ActorPerson, ID: "sub-dave", Subject: "sub-dave", Email: "dave@example.com"}
+	if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: d.ApprovalID, Approver: dave}); !errors.Is(err, policy.ErrForbidden) {
+		t.Errorf("Approve by the user (by email) = %v; want ErrForbidden", err)
+	}
+	carol := policy.Approver{Type: audit.ActorPerson, ID: "sub-carol", Subject: "sub-carol", Email: "carol@example.com"}
+	if _, err := e.svc.DenyApproval(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: d.ApprovalID, Approver: carol, Reason: "no"}); err != nil {
+		t.Fatalf("DenyApproval: %v", err)
+	}
+	if again := decide(t, e, userPay("Dave@example.com", "1", "5")); again.Decision != policy.Conditional || again.ApprovalID == d.ApprovalID {
+		t.Errorf("after a denial = %+v; want conditional with a new request", again)
+	}
+	// The pending one expires unanswered.
+	e.clock.Advance(10 * time.Minute)
+	if n, err := e.svc.ExpireApprovals(ctx, "test"); err != nil || n != 1 {
+		t.Errorf("ExpireApprovals = %d, %v; want 1", n, err)
 	}
 }

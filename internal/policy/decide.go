@@ -486,7 +486,7 @@ func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin,
 	}
 	d.PolicyVersion, d.ActionClass, d.RiskTier = c.version, in.action.class, in.action.tier
 	var ap *store.Approval
-	if withApprovals && found {
+	if withApprovals && (found || in.user != "") { // an agent's or a user's (ADR 0020)
 		if ap, err = s.applyApprovals(ctx, a, req, in, &d, now); err != nil {
 			return Decision{}, audit.Event{}, nil, err
 		}

@@ -130,11 +130,12 @@ func TestDecideUser(t *testing.T) {
 		})
 	}
 
-	// A conditional decision for a user reports its obligations; no
-	// approval request is made (approvals are scoped to an agent).
+	// A conditional decision for a user reports its obligations and an
+	// approval request of the user (ADR 0020; TestUserApprovalLifeCycle).
 	d, err := e.svc.Decide(ctx, e.admin, user("alice", "", "payments", "", "1", ""))
-	if err != nil || d.Decision != policy.Conditional || !slices.Equal(d.Obligations, []string{"approval"}) || d.ApprovalID != "" {
-		t.Errorf("conditional for a user = %+v, %v; want conditional, obligation approval, no approval", d, err)
+	if err != nil || d.Decision != policy.Conditional || !slices.Equal(d.Obligations, []string{"approval"}) ||
+		!strings.HasPrefix(d.ApprovalID, "apr_") || d.ApprovalState != "pending" || d.Agent != "" {
+		t.Errorf("conditional for a user = %+v, %v; want conditional, obligation approval, a pending approval", d, err)
 	}
 }
 

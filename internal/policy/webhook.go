@@ -117,12 +117,15 @@ type webhookPayload struct {
 // and the webhook sends it.
 func ApprovalJSON(a store.Approval) admin.Approval {
 	out := admin.Approval{
-		ID: a.ID, State: string(a.State), Agent: admin.ApprovalAgent{ID: a.AgentID, Name: a.AgentName}, Person: a.Person,
+		ID: a.ID, State: string(a.State), User: a.User, Person: a.Person,
 		Action: a.Action, ActionClass: a.ActionClass, RiskTier: a.RiskTier,
 		Resource: admin.ApprovalResource{Type: a.ResourceType, ID: a.ResourceID}, Obligations: nonNil(a.Obligations),
 		Limits: a.Limits, PolicyVersion: a.PolicyVersion, PolicyIDs: nonNil(a.PolicyIDs), Reason: a.Reason,
 		CreatedAt: a.CreatedAt.UTC(), ExpiresAt: a.ExpiresAt.UTC(), Decider: a.Decider, DeciderType: a.DeciderType,
 		DecideReason: a.DecideReason,
+	}
+	if a.AgentID != "" {
+		out.Agent = admin.ApprovalAgent{ID: a.AgentID, Name: a.AgentName}
 	}
 	if !a.DecidedAt.IsZero() {
 		t := a.DecidedAt.UTC()

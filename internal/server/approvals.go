@@ -20,8 +20,9 @@ type ApprovalsConfig struct {
 	// longest an approver may choose (default 1h).
 	TTL time.Duration `yaml:"ttl"`
 	// Approvers are people (a subject or an email in a trusted issuer's
-	// token) who may act on every approval; owners of the agent may act
-	// on its approvals anyway.
+	// token) who may act on every approval, except a user subject's own
+	// request (ADR 0020); owners of an agent may act on its approvals
+	// anyway.
 	Approvers []string `yaml:"approvers"`
 	// Webhook, when its URL is set, is notified of every approval event.
 	Webhook ApprovalWebhookConfig `yaml:"webhook"`

@@ -18,16 +18,19 @@ const (
 )
 
 // Approval is a human's answer to a conditional decision (ADR 0013
-// addendum). Its scope is the agent, the person the agent acts for, the
-// action, the resource and the obligations (ScopeKey digests them), and
-// its Limits: the numeric context values of the request, which a later
-// request must not exceed to be covered. Approvals are never deleted.
+// addendum). Its scope is the subject — an agent and the person it acts
+// for, or a user subject (ADR 0020) —, the action, the resource and the
+// obligations (ScopeKey digests them), and its Limits: the numeric context
+// values of the request, which a later request must not exceed to be
+// covered. Exactly one of AgentID and User is set. Approvals are never
+// deleted.
 type Approval struct {
 	ID            string // apr_…
 	State         ApprovalState
 	ScopeKey      string // hex SHA-256 of the scope; required
-	AgentID       string // agt_…
+	AgentID       string // agt_…; "" for a user's approval
 	AgentName     string
+	User          string // a user subject's id (ADR 0016); "" for an agent's approval
 	Person        string // the delegation subject; "" when the agent acts for itself
 	Action        string
 	ActionClass   string
@@ -56,6 +59,7 @@ type Approval struct {
 type ApprovalFilter struct {
 	State    ApprovalState
 	AgentID  string
+	User     string
 	ScopeKey string
 	// DueAt keeps pending and approved approvals whose ExpiresAt is not
 	// after it (those to expire).
@@ -75,8 +79,9 @@ type ApprovalReader interface {
 type ApprovalWriter interface {
 	// CreateApproval stores a new approval with Version 1;
 	// ErrAlreadyExists when the id is taken, ErrInvalid when a required
-	// field (ID, State, ScopeKey, AgentID, Action, ResourceType,
-	// ResourceID, CreatedAt, ExpiresAt) is missing.
+	// field (ID, State, ScopeKey, Action, ResourceType, ResourceID,
+	// CreatedAt, ExpiresAt) is missing, when not exactly one of AgentID
+	// and User is set, or when AgentID names no agent.
 	CreateApproval(ctx context.Context, a Approval) (Approval, error)
 	// UpdateApproval has the contract of AgentWriter.UpdateAgent: only
 	// State, ExpiresAt, DecidedAt, DeciderType, Decider and DecideReason

@@ -24,13 +24,18 @@ const (
 // Approval is a human's answer to a conditional decision: pending until
 // an owner of the agent, a designated approver or an admin approves or
 // denies it, or it expires. Approved, it turns the same request (same
-// agent, person, action, resource, obligations; numeric context values
+// subject, person, action, resource, obligations; numeric context values
 // not above its Limits) into an allow until ExpiresAt. The webhook sends
 // the same shape.
+//
+// The subject is an agent (Agent set, User "") or a user subject of the
+// AuthZEN API (User set, Agent the zero value and absent from the JSON),
+// whose approval a designated approver or an admin gives, never the user.
 type Approval struct {
 	ID            string            `json:"id"`
 	State         string            `json:"state"`
-	Agent         ApprovalAgent     `json:"agent"`
+	Agent         ApprovalAgent     `json:"agent,omitzero"`
+	User          string            `json:"user,omitempty"`
 	Person        string            `json:"person,omitempty"`
 	Action        string            `json:"action"`
 	ActionClass   string            `json:"action_class,omitempty"`
@@ -73,6 +78,7 @@ type DecideApprovalRequest struct {
 type ListApprovalsParams struct {
 	State     string // pending | approved | denied | expired; "" for all
 	Agent     string // agent id; "" for all
+	User      string // a user subject's id; "" for all
 	PageSize  int
 	PageToken string
 }
@@ -82,6 +88,7 @@ func (c *Client) ListApprovals(ctx context.Context, p ListApprovalsParams) (List
 	q := url.Values{}
 	set(q, "state", p.State)
 	set(q, "agent", p.Agent)
+	set(q, "user", p.User)
 	page(q, p.PageSize, p.PageToken)
 	var l List[Approval]
 	return l, c.do(ctx, http.MethodGet, ApprovalsPath, q, nil, &l)
@@ -107,7 +114,7 @@ func (c *Client) DenyApproval(ctx context.Context, id string, r DecideApprovalRe
 
 // ApproveAsPerson approves a pending approval as the person whose token
 // of a trusted issuer the Client was built with (an owner of the agent
-// or a designated approver).
+// or a designated approver; not the user of a user subject's approval).
 func (c *Client) ApproveAsPerson(ctx context.Context, id string, r DecideApprovalRequest) (Approval, error) {
 	var a Approval
 	return a, c.do(ctx, http.MethodPost, MyApprovalsPath+"/"+url.PathEscape(id)+"/approve", nil, r, &a)

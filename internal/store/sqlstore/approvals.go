@@ -7,14 +7,21 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-// approvalCols are the columns scanApproval reads.
-const approvalCols = `id, state, scope_key, agent_id, agent_name, person, action, action_class, risk_tier,
-	resource_type, resource_id, obligations, limits, policy_version, policy_ids, reason, requested_by, trace_id,
-	created_at, expires_at, decided_at, decider_type, decider, decide_reason, version`
+// approvalCols are the columns scanApproval reads; the agent id and the
+// user id are NULL when not set.
+const approvalCols = `id, state, scope_key, COALESCE(agent_id, ''), COALESCE(user_id, ''), agent_name, person,
+	action, action_class, risk_tier, resource_type, resource_id, obligations, limits, policy_version, policy_ids,
+	reason, requested_by, trace_id, created_at, expires_at, decided_at, decider_type, decider, decide_reason, version`
+
+// approvalInsertCols are the columns CreateApproval writes, in
+// approvalCols' order.
+const approvalInsertCols = `id, state, scope_key, agent_id, user_id, agent_name, person,
+	action, action_class, risk_tier, resource_type, resource_id, obligations, limits, policy_version, policy_ids,
+	reason, requested_by, trace_id, created_at, expires_at, decided_at, decider_type, decider, decide_reason, version`
 
 func scanApproval(s rowScanner) (store.Approval, error) {
 	var a store.Approval
-	if err := s.Scan(&a.ID, &a.State, &a.ScopeKey, &a.AgentID, &a.AgentName, &a.Person, &a.Action, &a.ActionClass,
+	if err := s.Scan(&a.ID, &a.State, &a.ScopeKey, &a.AgentID, &a.User, &a.AgentName, &a.Person, &a.Action, &a.ActionClass,
 		&a.RiskTier, &a.ResourceType, &a.ResourceID, listCol{&a.Obligations}, mapCol{&a.Limits}, &a.PolicyVersion,
 		listCol{&a.PolicyIDs}, &a.Reason, &a.RequestedBy, &a.TraceID,
 		timeCol{&a.CreatedAt}, timeCol{&a.ExpiresAt}, timeCol{&a.DecidedAt},
@@ -27,8 +34,10 @@ func scanApproval(s rowScanner) (store.Approval, error) {
 // checkApproval enforces what the store requires of an approval.
 func checkApproval(a store.Approval) error {
 	switch {
-	case a.ID == "" || a.State == "" || a.ScopeKey == "" || a.AgentID == "":
-		return fmt.Errorf("%w: approval id, state, scope key and agent id are required", store.ErrInvalid)
+	case a.ID == "" || a.State == "" || a.ScopeKey == "":
+		return fmt.Errorf("%w: approval id, state and scope key are required", store.ErrInvalid)
+	case (a.AgentID == "") == (a.User == ""):
+		return fmt.Errorf("%w: an approval needs exactly one of an agent id and a user", store.ErrInvalid)
 	case a.Action == "" || a.ResourceType == "" || a.ResourceID == "":
 		return fmt.Errorf("%w: approval action and resource are required", store.ErrInvalid)
 	case a.CreatedAt.IsZero() || a.ExpiresAt.IsZero():
@@ -72,6 +81,9 @@ func (r *reader) ListApprovals(ctx context.Context, f store.ApprovalFilter, p st
 	if f.AgentID != "" {
 		q += ` AND agent_id = ` + args.add(f.AgentID)
 	}
+	if f.User != "" {
+		q += ` AND user_id = ` + args.add(f.User)
+	}
 	if f.ScopeKey != "" {
 		q += ` AND scope_key = ` + args.add(f.ScopeKey)
 	}
@@ -105,10 +117,10 @@ func (t *txn) CreateApproval(ctx context.Context, a store.Approval) (store.Appro
 		if err != nil {
 			return err
 		}
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO approvals (`+approvalCols+`)
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO approvals (`+approvalInsertCols+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-			$21, $22, $23, $24, 1)`,
-			a.ID, string(a.State), a.ScopeKey, a.AgentID, a.AgentName, a.Person, a.Action, a.ActionClass, a.RiskTier,
+			$21, $22, $23, $24, $25, 1)`,
+			a.ID, string(a.State), a.ScopeKey, nullIfEmpty(a.AgentID), nullIfEmpty(a.User), a.AgentName, a.Person, a.Action, a.ActionClass, a.RiskTier,
 			a.ResourceType, a.ResourceID, obligations, limits, a.PolicyVersion, ids, a.Reason, a.RequestedBy, a.TraceID,
 			t.d.timeArg(a.CreatedAt), t.d.timeArg(a.ExpiresAt), t.d.timeArg(a.DecidedAt), a.DeciderType, a.Decider,
 			a.DecideReason); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -141,16 +142,17 @@ func testApprovals(t *testing.T, s store.Store) {
 	}
 	wantErr(t, "CreateApproval of a taken id", create(newApproval(2, 1, "x")), store.ErrAlreadyExists)
 	for name, edit := range map[string]func(*store.Approval){
-		"no id":         func(a *store.Approval) { a.ID = "" },
-		"no state":      func(a *store.Approval) { a.State = "" },
-		"bad state":     func(a *store.Approval) { a.State = "maybe" },
-		"no scope":      func(a *store.Approval) { a.ScopeKey = "" },
-		"no agent":      func(a *store.Approval) { a.AgentID = "" },
-		"no action":     func(a *store.Approval) { a.Action = "" },
-		"no resource":   func(a *store.Approval) { a.ResourceID = "" },
-		"no expiry":     func(a *store.Approval) { a.ExpiresAt = time.Time{} },
-		"no time":       func(a *store.Approval) { a.CreatedAt = time.Time{} },
-		"unknown agent": func(a *store.Approval) { a.AgentID = agentID(9) },
+		"no id":          func(a *store.Approval) { a.ID = "" },
+		"no state":       func(a *store.Approval) { a.State = "" },
+		"bad state":      func(a *store.Approval) { a.State = "maybe" },
+		"no scope":       func(a *store.Approval) { a.ScopeKey = "" },
+		"no agent":       func(a *store.Approval) { a.AgentID = "" },
+		"agent and user": func(a *store.Approval) { a.User = "carol" },
+		"no action":      func(a *store.Approval) { a.Action = "" },
+		"no resource":    func(a *store.Approval) { a.ResourceID = "" },
+		"no expiry":      func(a *store.Approval) { a.ExpiresAt = time.Time{} },
+		"no time":        func(a *store.Approval) { a.CreatedAt = time.Time{} },
+		"unknown agent":  func(a *store.Approval) { a.AgentID = agentID(9) },
 	} {
 		a := newApproval(7, 1, "x")
 		edit(&a)
@@ -171,6 +173,88 @@ func testApprovals(t *testing.T, s store.Store) {
 	if got, err := s.GetApproval(ctx, a3.ID); err != nil || got.Version != 1 {
 		t.Errorf("approval after failed updates = %+v, %v; want version 1", got, err)
 	}
+	testUserApprovals(t, s)
+}
+
+// newUserApproval is pending approval i of user subject user (ADR 0020):
+// no agent.
+func newUserApproval(i int, user, scope string) store.Approval {
+	a := newApproval(i, 0, scope)
+	a.AgentID, a.AgentName, a.Person, a.User = "", "", "", user
+	return a
+}
+
+// testUserApprovals checks approvals of user subjects next to those of
+// agents (s holds testApprovals' approvals 1 to 3, of agents 1 and 2).
+func testUserApprovals(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	u1 := newUserApproval(11, "carol", "scope-u")
+	u2 := newUserApproval(12, "dave", "scope-u2")
+	u3 := newUserApproval(13, "carol", "scope-u")
+	u3.Limits, u3.Obligations = nil, []string{"approval", "mfa"}
+	createApprovals(t, s, u1, u2, u3)
+	got, err := s.GetApproval(ctx, u1.ID)
+	if err != nil {
+		t.Fatalf("GetApproval of a user approval: %v", err)
+	}
+	if diff := cmp.Diff(storedApproval(u1), got); diff != "" {
+		t.Errorf("GetApproval of a user approval (-want +got):\n%s", diff)
+	}
+	if got, err := s.GetApproval(ctx, approvalID(1)); err != nil || got.User != "" || got.AgentID != agentID(1) {
+		t.Errorf("GetApproval of an agent approval = %+v, %v; want agent %s and no user", got, err, agentID(1))
+	}
+	for name, tc := range map[string]struct {
+		f    store.ApprovalFilter
+		want []string
+	}{
+		"user carol":         {store.ApprovalFilter{User: "carol"}, []string{u1.ID, u3.ID}},
+		"user dave":          {store.ApprovalFilter{User: "dave"}, []string{u2.ID}},
+		"user nobody":        {store.ApprovalFilter{User: "nobody"}, nil},
+		"user, agent":        {store.ApprovalFilter{User: "carol", AgentID: agentID(1)}, nil},
+		"agent 1":            {store.ApprovalFilter{AgentID: agentID(1)}, []string{approvalID(1), approvalID(3)}},
+		"scope u pending":    {store.ApprovalFilter{ScopeKey: "scope-u", State: store.ApprovalPending}, []string{u1.ID, u3.ID}},
+		"user carol pending": {store.ApprovalFilter{User: "carol", State: store.ApprovalPending}, []string{u1.ID, u3.ID}},
+	} {
+		for _, size := range []int{1, 10} {
+			if diff := cmp.Diff(tc.want, listApprovalIDs(t, s, tc.f, size)); diff != "" {
+				t.Errorf("ListApprovals %s, page size %d (-want +got):\n%s", name, size, diff)
+			}
+		}
+	}
+
+	// Approve u1: the user stays, changes to it are ignored.
+	approved, err := updateApproval(s, u1.ID, func(a store.Approval) (store.Approval, error) {
+		a.State, a.ExpiresAt = store.ApprovalApproved, base().Add(2*time.Hour)
+		a.DecidedAt, a.DeciderType, a.Decider, a.DecideReason = base().Add(time.Minute), "admin", "adm_1", "ok"
+		a.User, a.AgentID = "mallory", agentID(1) // ignored
+		return a, nil
+	})
+	if err != nil {
+		t.Fatalf("UpdateApproval of a user approval: %v", err)
+	}
+	want := storedApproval(u1)
+	want.State, want.ExpiresAt, want.Version = store.ApprovalApproved, stored(base().Add(2*time.Hour)), 2
+	want.DecidedAt, want.DeciderType, want.Decider, want.DecideReason = stored(base().Add(time.Minute)), "admin", "adm_1", "ok"
+	if diff := cmp.Diff(want, approved); diff != "" {
+		t.Errorf("UpdateApproval of a user approval (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{u1.ID}, listApprovalIDs(t, s, store.ApprovalFilter{User: "carol", State: store.ApprovalApproved}, 10)); diff != "" {
+		t.Errorf("ListApprovals of carol's approved (-want +got):\n%s", diff)
+	}
+	due := listApprovalIDs(t, s, store.ApprovalFilter{DueAt: base().Add(48 * time.Hour)}, 10)
+	for _, id := range []string{u1.ID, u2.ID, u3.ID} {
+		if !slices.Contains(due, id) {
+			t.Errorf("ListApprovals due in two days = %v; want user approval %s", due, id)
+		}
+	}
+	create := func(a store.Approval) error {
+		return s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.CreateApproval(ctx, a)
+			return err
+		})
+	}
+	noSubject := newUserApproval(14, "", "x")
+	wantErr(t, "CreateApproval without agent or user", create(noSubject), store.ErrInvalid)
 }
 
 // testApprovalConcurrentDecide races approvers: every racer checks that
