@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 type auditCmd struct {
 	Query  auditQueryCmd  `cmd:"" help:"Search audit events by agent, family, trace id and time range."`
 	Tail   auditTailCmd   `cmd:"" help:"Print the latest audit events; with -f keep printing new ones."`
-	Export auditExportCmd `cmd:"" help:"Stream audit events as JSON Lines, exactly as the server sends them (for a SIEM or an archive). -o is ignored."`
+	Export auditExportCmd `cmd:"" help:"Stream audit events as JSON Lines, exactly as the server sends them (for a SIEM or an archive): the sealed events, or OCSF records with --format ocsf. -o is ignored."`
 	Verify auditVerifyCmd `cmd:"" help:"Verify off-box that the audit trail is intact: the hash chain and the signed checkpoints. Exit 3 when it was altered."`
 	Prune  auditPruneCmd  `cmd:"" help:"Delete the audit events recorded before a time, up to the last checkpoint signed before it; the rest still verifies. Export first to keep them. No confirmation is asked."`
 }
@@ -253,13 +254,17 @@ func anys(s []string) []any {
 
 type auditExportCmd struct {
 	auditFilterFlags
+	Format string `help:"Line format: jsonl (the sealed events, verifiable) or ocsf (one OCSF record per event, for a SIEM)." enum:"jsonl,ocsf" default:"jsonl" placeholder:"FORMAT"`
 }
 
-// Help documents the export format.
+// Help documents the export formats.
 func (c *auditExportCmd) Help() string {
 	return "Each line is one sealed event with its seq, prev_hash and hash, in sequence order; " +
-		"redirect to a file and check it later with `agentid audit verify`. Example:\n\n" +
-		"  agentid audit export --since 24h > audit-$(date +%F).jsonl"
+		"redirect to a file and check it later with `agentid audit verify`. With --format ocsf " +
+		"each line is instead an OCSF record (Authentication, Account Change, Entity Management or " +
+		"API Activity) whose unmapped member is the sealed event. Examples:\n\n" +
+		"  agentid audit export --since 24h > audit-$(date +%F).jsonl\n" +
+		"  agentid audit export --format ocsf --since 24h > audit-$(date +%F).ocsf.jsonl"
 }
 
 func (c *auditExportCmd) Run(rc *runContext) error {
@@ -268,7 +273,18 @@ func (c *auditExportCmd) Run(rc *runContext) error {
 		return err
 	}
 	w := bufio.NewWriterSize(rc.env.Stdout, 64<<10)
-	err = cl.ExportAudit(rc.ctx, c.query(time.Now()), func(line []byte) error {
+	q := c.query(time.Now())
+	if c.Format != "jsonl" {
+		q.Format = c.Format // the default is not sent: a server before OCSF export answers it
+	}
+	first := true
+	err = cl.ExportAudit(rc.ctx, q, func(line []byte) error {
+		// A server older than OCSF export ignores format and sends the
+		// sealed events, whose lines start with seq.
+		if first && q.Format == "ocsf" && bytes.HasPrefix(line, []byte(`{"seq":`)) {
+			return errors.New("the server sent JSON Lines, not OCSF: it predates OCSF export (upgrade it, or export --format jsonl)")
+		}
+		first = false
 		if _, err := w.Write(line); err != nil {
 			return fmt.Errorf("write output: %w", err)
 		}

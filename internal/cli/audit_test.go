@@ -247,6 +247,65 @@ func TestAuditExportStreamsLinesVerbatim(t *testing.T) {
 	}
 }
 
+// TestAuditExportOCSF: --format ocsf asks the server for OCSF records and
+// prints them as they come.
+func TestAuditExportOCSF(t *testing.T) {
+	tr := makeTrail(t, 4, 5)
+	var ocsf []string
+	for _, l := range tr.lines {
+		rec, err := audit.ParseExportLine([]byte(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ocsf = append(ocsf, strings.TrimSuffix(string(audit.AppendOCSFLine(nil, rec, "test")), "\n"))
+	}
+	f := newFakeAPI()
+	tr.install(t, f, ocsf)
+	srv := f.serve(t)
+	r := run(t, srv.URL, "audit", "export", "--format", "ocsf", "--family", "authorization")
+	wantCode(t, r, ExitOK)
+	if want := strings.Join(ocsf, "\n") + "\n"; r.stdout != want {
+		t.Errorf("stdout differs from the server's lines:\n got %q\nwant %q", r.stdout, want)
+	}
+	if want := "GET /v1/audit/export?family=authorization&format=ocsf"; f.requests[0] != want {
+		t.Errorf("request = %s, want %s", f.requests[0], want)
+	}
+
+	// --format jsonl is the default and is not sent.
+	r = run(t, srv.URL, "audit", "export", "--format", "jsonl")
+	wantCode(t, r, ExitOK)
+	if want := "GET /v1/audit/export"; f.requests[1] != want {
+		t.Errorf("request = %s, want %s", f.requests[1], want)
+	}
+}
+
+// TestAuditExportOCSFOldServer: a server that ignores format (it predates
+// OCSF export) and sends JSON Lines is an error, not a silent JSON Lines
+// file named .ocsf.
+func TestAuditExportOCSFOldServer(t *testing.T) {
+	tr := makeTrail(t, 2, 5)
+	f := newFakeAPI()
+	tr.install(t, f, tr.lines)
+	srv := f.serve(t)
+	r := run(t, srv.URL, "audit", "export", "--format", "ocsf")
+	wantCode(t, r, ExitError)
+	if r.stdout != "" || !strings.Contains(r.stderr, "predates OCSF export") {
+		t.Errorf("stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+}
+
+func TestAuditExportBadFormat(t *testing.T) {
+	f := newFakeAPI()
+	srv := f.serve(t)
+	for _, format := range []string{"xml", "OCSF", ""} {
+		r := run(t, srv.URL, "audit", "export", "--format", format)
+		wantCode(t, r, ExitUsage)
+	}
+	if len(f.requests) != 0 {
+		t.Errorf("requests sent: %v", f.requests)
+	}
+}
+
 func TestAuditQueryTableAndPaging(t *testing.T) {
 	tr := makeTrail(t, 5, 5)
 	f := newFakeAPI()

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -90,10 +91,27 @@ func (h *handler) listAuditEvents(w http.ResponseWriter, r *http.Request, _ *pri
 	h.reply(w, http.StatusOK, out)
 }
 
-// exportAudit streams matching events as JSON Lines. A failure after the
-// first byte aborts the connection, so a client never mistakes a truncated
-// export for a complete one.
+// Export formats of GET /v1/audit/export (?format=).
+const (
+	exportJSONL = "jsonl" // the export line of each event (audit.AppendExportLine), the default
+	exportOCSF  = "ocsf"  // one OCSF record per event (audit.AppendOCSFLine, ADR 0021)
+)
+
+// exportAudit streams matching events, one per line, as JSON Lines or OCSF
+// records (?format=). A failure after the first byte aborts the
+// connection, so a client never mistakes a truncated export for a complete
+// one.
 func (h *handler) exportAudit(w http.ResponseWriter, r *http.Request, _ *principal) {
+	var write func(io.Writer, store.AuditRecord) error
+	switch f := r.URL.Query().Get("format"); f {
+	case "", exportJSONL:
+		write = audit.WriteExportLine
+	case exportOCSF:
+		write = func(w io.Writer, rec store.AuditRecord) error { return audit.WriteOCSFLine(w, rec, h.p.Version) }
+	default:
+		h.problem(w, r, badRequest("format", "format must be jsonl or ocsf"))
+		return
+	}
 	q, err := h.auditQuery(r)
 	if err != nil {
 		h.problem(w, r, err)
@@ -108,7 +126,7 @@ func (h *handler) exportAudit(w http.ResponseWriter, r *http.Request, _ *princip
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
-		return audit.WriteExportLine(bw, rec)
+		return write(bw, rec)
 	})
 	if err == nil {
 		err = bw.Flush()

@@ -185,11 +185,14 @@ func (c *Client) PruneAudit(ctx context.Context, req PruneAuditRequest) (AuditPr
 	return out, c.do(ctx, http.MethodPost, "/v1/audit/prune", nil, req, &out)
 }
 
-// ExportAudit streams the audit trail as JSON Lines and calls fn with each
-// line (without its newline) in sequence order. The line is only valid
-// until fn returns. fn's error stops the stream and is returned.
+// ExportAudit streams the audit trail as JSON Lines (OCSF records with
+// aq.Format "ocsf") and calls fn with each line (without its newline) in
+// sequence order. The line is only valid until fn returns. fn's error
+// stops the stream and is returned.
 func (c *Client) ExportAudit(ctx context.Context, aq AuditQuery, fn func(line []byte) error) error {
-	resp, err := c.send(ctx, http.MethodGet, "/v1/audit/export", auditValues(aq), nil)
+	q := auditValues(aq)
+	set(q, "format", aq.Format)
+	resp, err := c.send(ctx, http.MethodGet, "/v1/audit/export", q, nil)
 	if err != nil {
 		return err
 	}

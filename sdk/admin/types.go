@@ -250,6 +250,9 @@ type AuditQuery struct {
 	AfterSeq  int64
 	PageSize  int
 	PageToken string
+	// Format is the export's line format, "jsonl" (the default) or "ocsf";
+	// ExportAudit only.
+	Format string
 }
 
 // Version is the answer to GET /v1/version.
