@@ -44,7 +44,7 @@ func ocsfClassOf(typ string) (c ocsfClass, ok bool) {
 	switch typ {
 	// Authentication [3002]: 1 Logon, 2 Logoff, 3 Authentication Ticket.
 	case "client.authenticated", "admin.authenticated", "person.authenticated",
-		"token.authenticated", "node.authenticated", "node.attested", "instance.attested":
+		"token.authenticated", "node.authenticated", "node.attested", "instance.attested", "auth.rate_limited":
 		return ocsfClass{ocsfClassAuthentication, 1, "Logon"}, true
 	case "credential.issued":
 		return ocsfClass{ocsfClassAuthentication, 3, "Authentication Ticket"}, true

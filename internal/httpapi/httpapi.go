@@ -87,6 +87,11 @@ type Params struct {
 	// X-Forwarded-For the server believes for the client address on logs
 	// and audit events. Empty: the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// FailedAuth limits failed authentications per client address
+	// (ADR 0022); the zero value turns the limit off. Recorder writes its
+	// auth.rate_limited events and is required when FailedAuth.Rate > 0.
+	FailedAuth FailedAuthLimits
+	Recorder   Recorder
 
 	Logger       *slog.Logger
 	Clock        func() time.Time
@@ -98,9 +103,10 @@ type Params struct {
 
 // handler serves the API. Construct it with New.
 type handler struct {
-	p   Params
-	mux *http.ServeMux
-	m   *metrics
+	p       Params
+	mux     *http.ServeMux
+	m       *metrics
+	limiter *failureLimiter // nil: failed authentications are not limited
 }
 
 // New returns the HTTP handler of the admin API, health and metrics.
@@ -122,9 +128,16 @@ func New(p Params) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &handler{p: p, mux: http.NewServeMux(), m: m}
+	limiter, err := newFailureLimiter(p.FailedAuth)
+	if err != nil {
+		return nil, err
+	}
+	if limiter != nil && p.Recorder == nil {
+		return nil, errors.New("httpapi: Recorder is required with FailedAuth")
+	}
+	h := &handler{p: p, mux: http.NewServeMux(), m: m, limiter: limiter}
 	h.routes()
-	return h.recoverer(h.traced(h.measured(h.mux))), nil
+	return h.recoverer(h.traced(h.measured(h.limitFailures(h.mux)))), nil
 }
 
 func (h *handler) routes() {

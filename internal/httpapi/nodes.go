@@ -18,10 +18,9 @@ import (
 // Handlers of nodes: join tokens (POST /v1/node-tokens), the registry of
 // nodes (/v1/nodes…) for administrators, and the unauthenticated node
 // attestation endpoint (POST /v1/node/attest), where the join token in the
-// body is the credential. Attestation is not rate-limited here: a join
-// token has 256 bits of entropy, and every refused attempt is an audit
-// event; put a limit in front of the endpoint at the load balancer if
-// needed.
+// body is the credential. A join token has 256 bits of entropy and every
+// refused attempt is an audit event; its 401s count toward the client
+// address's failed-authentication limit (limitFailures, ADR 0022).
 
 // nodeProblem maps the node registry's errors to problems; others go to
 // problemFor unchanged. Every refused join token gets the same answer; the

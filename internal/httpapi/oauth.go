@@ -158,6 +158,13 @@ func (h *handler) oauthError(w http.ResponseWriter, r *http.Request, e *oauth.Er
 	if e.Nonce != "" {
 		w.Header().Set("DPoP-Nonce", e.Nonce)
 	}
+	if e.Code == oauth.CodeInvalidClient || e.Code == oauth.CodeInvalidGrant {
+		// invalid_client is answered 400 when the client did not use
+		// Basic; invalid_grant is refused evidence or a refused join
+		// token, the credential of the grants without client
+		// authentication.
+		noteAuthFailure(w)
+	}
 	status := e.Status
 	if status == 0 {
 		status = http.StatusBadRequest

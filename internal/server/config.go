@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/agentid/agentid/internal/httpapi"
 )
 
 // Config is the whole server configuration, read from YAML by LoadConfig.
@@ -61,7 +64,9 @@ type Config struct {
 	NodeAPI NodeAPIConfig `yaml:"node_api"`
 	// Approvals configures the approvals of conditional decisions.
 	Approvals ApprovalsConfig `yaml:"approvals"`
-	Log       LogConfig       `yaml:"log"`
+	// Limits bounds failed authentications per client address (ADR 0022).
+	Limits LimitsConfig `yaml:"limits"`
+	Log    LogConfig    `yaml:"log"`
 
 	// Dev marks the development server: plain HTTP is allowed (on
 	// loopback only). Not settable from YAML.
@@ -229,6 +234,51 @@ func (c NodeAPIConfig) validate(listen string) error {
 	return nil
 }
 
+// LimitsConfig bounds what unauthenticated clients may cost the server
+// (ADR 0022). The limits are kept in each replica's memory.
+type LimitsConfig struct {
+	// FailedAuthRate is how many failed authentications per second a
+	// client address (an IPv6 address's /64) regains; when its allowance
+	// is spent its requests to the authenticated endpoints get 429.
+	// Unset: DefaultFailedAuthRate; 0 turns the limit off.
+	FailedAuthRate *float64 `yaml:"failed_auth_rate"`
+	// FailedAuthBurst is how many failed authentications an address may
+	// make in a row (unset or 0: DefaultFailedAuthBurst).
+	FailedAuthBurst int `yaml:"failed_auth_burst"`
+}
+
+func (l LimitsConfig) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: limits.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	}
+	if r := l.FailedAuthRate; r != nil && (math.IsNaN(*r) || *r < 0 || *r > maxFailedAuthRate) {
+		return bad("failed_auth_rate", "%v must be between 0 (off) and %d failures per second", *r, maxFailedAuthRate)
+	}
+	if l.FailedAuthBurst < 0 || l.FailedAuthBurst > maxFailedAuthBurst {
+		return bad("failed_auth_burst", "%d must be between 1 and %d", l.FailedAuthBurst, maxFailedAuthBurst)
+	}
+	return nil
+}
+
+// failedAuth is the limit the HTTP API applies; an unset rate (a Config
+// not through setDefaults) is the default.
+func (l LimitsConfig) failedAuth() httpapi.FailedAuthLimits {
+	out := httpapi.FailedAuthLimits{Rate: DefaultFailedAuthRate, Burst: l.FailedAuthBurst}
+	if l.FailedAuthRate != nil {
+		out.Rate = *l.FailedAuthRate
+	}
+	if out.Burst == 0 {
+		out.Burst = DefaultFailedAuthBurst
+	}
+	return out
+}
+
+// Bounds of the limits.
+const (
+	maxFailedAuthRate  = 1_000_000
+	maxFailedAuthBurst = 1_000_000
+)
+
 // LogConfig configures the structured log on stderr.
 type LogConfig struct {
 	Level  string `yaml:"level"`  // debug, info (default), warn, error
@@ -254,6 +304,8 @@ const (
 	DefaultCATTL             = 24 * time.Hour
 	DefaultBundleRefreshHint = 5 * time.Minute
 	DefaultNodeAPISync       = time.Second
+	DefaultFailedAuthRate    = 10.0
+	DefaultFailedAuthBurst   = 100
 	// KeyRefreshInterval is how often every replica reloads the signing
 	// keys from the store (and rotates them when due).
 	KeyRefreshInterval = 30 * time.Second
@@ -380,6 +432,13 @@ func (c *Config) setDefaults() {
 	if c.NodeAPI.SyncInterval == 0 {
 		c.NodeAPI.SyncInterval = DefaultNodeAPISync
 	}
+	if c.Limits.FailedAuthRate == nil {
+		r := DefaultFailedAuthRate
+		c.Limits.FailedAuthRate = &r
+	}
+	if c.Limits.FailedAuthBurst == 0 {
+		c.Limits.FailedAuthBurst = DefaultFailedAuthBurst
+	}
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}
@@ -462,6 +521,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Approvals.validate(); err != nil {
+		return err
+	}
+	if err := c.Limits.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {
@@ -627,6 +689,10 @@ bundle:                       # the SPIFFE trust bundle served at /spiffe/bundle
 #   sync_interval: 1s         # rebuild the snapshot nodes watch this often (other replicas' changes)
 #   # attestation:            # evidence that attests nodes besides join tokens (docs/attestation.md#node-attestation)
 #   #   - {attestor: prod-cluster, matchers: ["k8s:ns:agentid-system", "k8s:sa:agentid-node"]}
+
+limits:                       # failed authentications per client address (an IPv6 /64), in each replica's memory
+  failed_auth_rate: 10        # failures per second an address regains; 0 turns the limit off
+  failed_auth_burst: 100      # failures in a row before its requests get 429 with Retry-After
 
 # delegation:                 # token exchange (RFC 8693): agents acting for people (docs/delegation.md)
 #   max_chain_depth: 5        # the cap on every grant's max_depth (1..10)

@@ -30,6 +30,8 @@ func TestParseConfigDefaultsAndPaths(t *testing.T) {
 		NodeAPI:     NodeAPIConfig{SyncInterval: time.Second},
 		Log:         LogConfig{Level: "info", Format: "text"},
 	}
+	rate := DefaultFailedAuthRate
+	want.Limits = LimitsConfig{FailedAuthRate: &rate, FailedAuthBurst: DefaultFailedAuthBurst}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Fatalf("config (-want +got):\n%s", diff)
 	}

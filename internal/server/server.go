@@ -244,6 +244,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
 		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
+		FailedAuth: s.cfg.Limits.failedAuth(), Recorder: rec,
 	})
 	if err != nil {
 		return fmt.Errorf("server: http api: %w", err)

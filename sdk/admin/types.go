@@ -301,6 +301,7 @@ const (
 	ProblemUnavailable          = "urn:agentid:problem:unavailable"
 	ProblemBundleFetchFailed    = "urn:agentid:problem:bundle-fetch-failed"
 	ProblemInternal             = "urn:agentid:problem:internal"
+	ProblemRateLimited          = "urn:agentid:problem:rate-limited"
 )
 
 // AuditCheckpoint is a signed checkpoint of the audit chain head, as GET
