@@ -139,42 +139,58 @@ func ParseExportLine(line []byte) (store.AuditRecord, error) {
 }
 
 // fillIndex sets the indexed columns of rec from its canonical body.
+// Members are looked up by their exact names (encoding/json would also
+// match a struct field case-insensitively, so a body with "Type" but no
+// "type" would get a type column its canonical form does not have).
 func fillIndex(rec *store.AuditRecord) error {
-	type id struct {
-		ID string `json:"id"`
-	}
-	var ix struct {
-		ID      string `json:"id"`
-		Time    string `json:"time"`
-		Family  string `json:"family"`
-		Type    string `json:"type"`
-		Outcome string `json:"outcome"`
-		Actor   *id    `json:"actor"`
-		Agent   *id    `json:"agent"`
-		Task    *struct {
-			TraceID string `json:"trace_id"`
-		} `json:"task"`
-	}
-	if err := json.Unmarshal(rec.Body, &ix); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return fmt.Errorf("member %s has the wrong type", te.Field)
-		}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body, &top); err != nil {
 		return errors.New("body does not decode")
 	}
-	t, err := ParseTime(ix.Time)
+	str := func(m map[string]json.RawMessage, key, name string) (string, error) {
+		raw, ok := m[key]
+		if !ok {
+			return "", nil
+		}
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return "", fmt.Errorf("member %s has the wrong type", name)
+		}
+		return v, nil
+	}
+	sub := func(key, member string) (string, error) {
+		raw, ok := top[key]
+		if !ok || string(raw) == "null" {
+			return "", nil
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return "", fmt.Errorf("member %s has the wrong type", key)
+		}
+		return str(m, member, key+"."+member)
+	}
+	var (
+		vals [5]string
+		err  error
+	)
+	for i, k := range []string{"id", "time", "family", "type", "outcome"} {
+		if vals[i], err = str(top, k, k); err != nil {
+			return err
+		}
+	}
+	t, err := ParseTime(vals[1])
 	if err != nil {
 		return err
 	}
-	rec.ID, rec.Time, rec.Family, rec.Type, rec.Outcome = ix.ID, t, ix.Family, ix.Type, ix.Outcome
-	if ix.Actor != nil {
-		rec.ActorID = ix.Actor.ID
+	rec.ID, rec.Time, rec.Family, rec.Type, rec.Outcome = vals[0], t, vals[2], vals[3], vals[4]
+	if rec.ActorID, err = sub("actor", "id"); err != nil {
+		return err
 	}
-	if ix.Agent != nil {
-		rec.AgentID = ix.Agent.ID
+	if rec.AgentID, err = sub("agent", "id"); err != nil {
+		return err
 	}
-	if ix.Task != nil {
-		rec.TraceID = ix.Task.TraceID
+	if rec.TraceID, err = sub("task", "trace_id"); err != nil {
+		return err
 	}
 	return nil
 }

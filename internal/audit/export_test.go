@@ -118,6 +118,33 @@ func TestExportLineReformatted(t *testing.T) {
 	}
 }
 
+// TestParseExportLineExactNames: the indexed columns come from members
+// with their exact names; a member whose name differs only in case is
+// not one of them (and breaks the hash, which the verifier reports).
+func TestParseExportLineExactNames(t *testing.T) {
+	line := AppendExportLine(nil, goldenRecords(t)[2])
+	for _, m := range []string{"type", "family", "outcome"} {
+		var obj map[string]json.RawMessage
+		if err := json.Unmarshal(line, &obj); err != nil {
+			t.Fatal(err)
+		}
+		obj[strings.ToUpper(m[:1])+m[1:]] = obj[m]
+		delete(obj, m)
+		renamed, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseExportLine(renamed)
+		if err != nil {
+			t.Fatalf("%s renamed: %v", m, err)
+		}
+		cols := map[string]string{"type": got.Type, "family": got.Family, "outcome": got.Outcome}
+		if cols[m] != "" {
+			t.Errorf("%s renamed: column = %q, want empty", m, cols[m])
+		}
+	}
+}
+
 func TestParseExportLineRejects(t *testing.T) {
 	good := string(bytes.TrimSpace(AppendExportLine(nil, goldenRecords(t)[0])))
 	replace := func(old, new string) string { return strings.Replace(good, old, new, 1) }
