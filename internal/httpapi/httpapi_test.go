@@ -38,10 +38,17 @@ type env struct {
 
 func newEnv(t *testing.T) *env { t.Helper(); return newEnvAged(t, 0) }
 
-// newEnvAged is newEnv whose trail is written age ago: the registry, the
-// admin tokens and the audit trail run on a clock that far behind the
-// HTTP layer's.
-func newEnvAged(t *testing.T, age time.Duration) *env {
+// core is what an admin API test serves: a registry, admin auth and an
+// audit trail over a fresh SQLite store, their records stamped by clock,
+// a checkpoint signed every `every` events.
+type core struct {
+	store *sqlite.Store
+	rec   *audit.Recorder
+	reg   *identity.Service
+	auth  *adminauth.Service
+}
+
+func newCore(t *testing.T, clock func() time.Time, every int) core {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -54,8 +61,7 @@ func newEnvAged(t *testing.T, age time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := func() time.Time { return time.Now().UTC().Add(-age) }
-	cp, err := audit.NewCheckpointer(ctx, audit.CheckpointerParams{Store: st, Root: root, Every: 3, Clock: clock, Rand: rand.Reader})
+	cp, err := audit.NewCheckpointer(ctx, audit.CheckpointerParams{Store: st, Root: root, Every: every, Clock: clock, Rand: rand.Reader})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +78,18 @@ func newEnvAged(t *testing.T, age time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return core{store: st, rec: rec, reg: reg, auth: auth}
+}
+
+// newEnvAged is newEnv whose trail is written age ago: the registry, the
+// admin tokens and the audit trail run on a clock that far behind the
+// HTTP layer's.
+func newEnvAged(t *testing.T, age time.Duration) *env {
+	t.Helper()
+	ctx := context.Background()
+	clock := func() time.Time { return time.Now().UTC().Add(-age) }
+	co := newCore(t, clock, 3)
+	st, rec, reg, auth := co.store, co.rec, co.reg, co.auth
 	promReg := prometheus.NewRegistry()
 	h, err := httpapi.New(httpapi.Params{
 		Identity: reg, Auth: auth, Audit: st, PruneAudit: rec.Prune, Ready: st.Ping, Registerer: promReg, Gatherer: promReg,

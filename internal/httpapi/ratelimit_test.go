@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -21,9 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/httpapi"
 	"github.com/agentid/agentid/internal/identity"
-	"github.com/agentid/agentid/internal/keys"
 	"github.com/agentid/agentid/internal/store"
-	"github.com/agentid/agentid/internal/store/sqlite"
 	"github.com/agentid/agentid/sdk/admin"
 )
 
@@ -51,34 +48,8 @@ type limitedEnv struct {
 func newLimitedEnv(t *testing.T, l httpapi.FailedAuthLimits, rec func(httpapi.Recorder) httpapi.Recorder) *limitedEnv {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.Params{Path: filepath.Join(dir, "agentid.db"), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	root, err := keys.LoadOrCreateRootKey(filepath.Join(dir, "root.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wall := func() time.Time { return time.Now().UTC() }
-	cp, err := audit.NewCheckpointer(ctx, audit.CheckpointerParams{Store: st, Root: root, Every: 1000, Clock: wall, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recorder, err := audit.NewRecorder(audit.RecorderParams{Store: st, Checkpoints: cp, Clock: wall, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := identity.New(identity.Params{Store: st, Recorder: recorder, TrustDomain: "example.org",
-		DefaultTTL: 15 * time.Minute, MaxTTLCap: time.Hour, Clock: wall, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := adminauth.New(adminauth.Params{Store: st, Recorder: recorder, Clock: wall, Rand: rand.Reader})
-	if err != nil {
-		t.Fatal(err)
-	}
+	co := newCore(t, func() time.Time { return time.Now().UTC() }, 1000)
+	st, recorder, reg, auth := co.store, co.rec, co.reg, co.auth
 	clock := &fakeClock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	var r httpapi.Recorder = recorder
 	if rec != nil {
