@@ -46,6 +46,10 @@ type authClient struct {
 	boundJKT string
 	// attest is set for federated client authentication (ADR 0015 §4).
 	attest *attestedClient
+	// version, when not 0, is the version of the cached agent record
+	// authentication used without reading the stored one: the commit of
+	// the request's outcome must find the agent at it (commitIssued).
+	version int64
 }
 
 // authAttempt is what client authentication found out, for the audit event
@@ -56,11 +60,24 @@ type authAttempt struct {
 	agent    *store.Agent
 	keyID    string
 	attest   *attestedClient // federated client authentication
+	// cached is set when the agent record came from the client cache
+	// without its version read: a failure may be the cache's, not the
+	// client's, and is checked again against the store before it is
+	// answered or recorded.
+	cached bool
 }
 
 // authenticate runs client authentication (RFC 6749 §2.3, RFC 7523 §3) on
 // r. Exactly one method must be used.
 func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*authClient, authAttempt, *Error) {
+	return s.authenticateWith(ctx, r, now, false)
+}
+
+// authenticateWith is authenticate; with deferCheck, private_key_jwt and
+// client secrets use a cached agent record without reading its version
+// first, and leave the check to the transaction that records the outcome
+// (authClient.version, authAttempt.cached).
+func (s *Server) authenticateWith(ctx context.Context, r *Request, now time.Time, deferCheck bool) (*authClient, authAttempt, *Error) {
 	f := r.Form
 	hasAssertion := param(f, "client_assertion") != "" || param(f, "client_assertion_type") != ""
 	hasPost := param(f, "client_secret") != ""
@@ -82,7 +99,7 @@ func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*
 	case hasAssertion && s.isAttestation(f):
 		return s.authAttested(ctx, r, now)
 	case hasAssertion:
-		return s.authAssertion(ctx, f, now)
+		return s.authAssertion(ctx, f, now, deferCheck)
 	case r.Basic != nil:
 		id, err1 := url.QueryUnescape(r.Basic.User)
 		secret, err2 := url.QueryUnescape(r.Basic.Password)
@@ -93,19 +110,21 @@ func (s *Server) authenticate(ctx context.Context, r *Request, now time.Time) (*
 		if cid := param(f, "client_id"); cid != "" && cid != id {
 			return nil, at, clientFailed(true, "client_id does not match the basic credentials")
 		}
-		return s.authSecret(ctx, at, id, secret, true, now)
+		return s.authSecret(ctx, at, id, secret, true, now, deferCheck)
 	default:
 		id := param(f, "client_id")
 		at := authAttempt{method: MethodClientSecretPost, clientID: printable(id)}
-		return s.authSecret(ctx, at, id, param(f, "client_secret"), false, now)
+		return s.authSecret(ctx, at, id, param(f, "client_secret"), false, now, deferCheck)
 	}
 }
 
-func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret string, basic bool, now time.Time) (*authClient, authAttempt, *Error) {
-	c, oerr, ok := s.lookupClient(ctx, id)
+func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret string, basic bool, now time.Time,
+	deferCheck bool) (*authClient, authAttempt, *Error) {
+	c, cached, oerr, ok := s.findClient(ctx, id, deferCheck)
 	if oerr != nil {
 		return nil, at, oerr
 	}
+	at.cached = cached
 	if !ok {
 		return nil, at, clientFailed(basic, "unknown client")
 	}
@@ -123,13 +142,13 @@ func (s *Server) authSecret(ctx context.Context, at authAttempt, id, secret stri
 	if why := usable(a, now); why != "" {
 		return nil, at, clientFailed(basic, "%s", why)
 	}
-	return &authClient{agent: a, method: at.method, keyID: sec.ID}, at, nil
+	return &authClient{agent: a, method: at.method, keyID: sec.ID, version: versionIf(cached, a)}, at, nil
 }
 
 // authAssertion verifies a private_key_jwt client assertion (RFC 7523 §3).
 // Keys come only from the agent's registered keys: jwk, jku, x5u and x5c
 // headers are never used.
-func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time) (*authClient, authAttempt, *Error) {
+func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time, deferCheck bool) (*authClient, authAttempt, *Error) {
 	at := authAttempt{method: MethodPrivateKeyJWT, clientID: printable(param(f, "client_id"))}
 	if param(f, "client_assertion_type") != AssertionType {
 		return nil, at, clientFailed(false, "client_assertion_type is not %s", AssertionType)
@@ -148,10 +167,11 @@ func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time)
 		return nil, at, clientFailed(false, "client_id does not match the assertion issuer")
 	}
 	at.clientID = printable(id)
-	c, oerr, ok := s.lookupClient(ctx, id)
+	c, cached, oerr, ok := s.findClient(ctx, id, deferCheck)
 	if oerr != nil {
 		return nil, at, oerr
 	}
+	at.cached = cached
 	if !ok {
 		return nil, at, clientFailed(false, "unknown client")
 	}
@@ -179,7 +199,7 @@ func (s *Server) authAssertion(ctx context.Context, f url.Values, now time.Time)
 		return nil, at, clientFailed(false, "%s", why)
 	}
 	return &authClient{agent: a, method: MethodPrivateKeyJWT, keyID: at.keyID, jti: claims.ID,
-		jtiExp: claims.Expiry.Time().Add(Leeway)}, at, nil
+		jtiExp: claims.Expiry.Time().Add(Leeway), version: versionIf(cached, a)}, at, nil
 }
 
 // parseAssertion parses a client assertion without verifying it: a JWS

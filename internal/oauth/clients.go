@@ -18,11 +18,12 @@ const maxCachedClients = 10_000
 
 // clientCache keeps what client authentication reads about an agent (its
 // record, its parsed public keys, its secret hashes), keyed by the agent's
-// version. Every request reads the version (one primary-key lookup) and
-// reloads only when it moved; every change to an agent or to its client
-// credentials bumps the version (internal/identity), so a suspension or a
-// removed key takes effect at once, on every replica. Safe for concurrent
-// use.
+// version. A request reads the version (one primary-key lookup) and
+// reloads only when it moved, or, for client_credentials, checks it in the
+// transaction that records its outcome (findClient, commitIssued); every
+// change to an agent or to its client credentials bumps the version
+// (internal/identity), so a suspension or a removed key takes effect at
+// once, on every replica. Safe for concurrent use.
 type clientCache struct {
 	mu sync.Mutex
 	m  map[string]*client
@@ -88,6 +89,31 @@ func (s *Server) lookupClient(ctx context.Context, id string) (c *client, e *Err
 	}
 	s.clients.m[id] = c
 	return c, nil, true
+}
+
+// findClient is lookupClient; with deferCheck, a cached agent record is
+// returned without reading the stored version (cached is then true), for a
+// caller that checks the version in the transaction recording the
+// request's outcome (authClient.version).
+func (s *Server) findClient(ctx context.Context, id string, deferCheck bool) (c *client, cached bool, e *Error, ok bool) {
+	if deferCheck {
+		s.clients.mu.Lock()
+		c = s.clients.m[id]
+		s.clients.mu.Unlock()
+		if c != nil {
+			return c, true, nil, true
+		}
+	}
+	c, e, ok = s.lookupClient(ctx, id)
+	return c, false, e, ok
+}
+
+// versionIf is a's version when cached, else 0 (nothing left to check).
+func versionIf(cached bool, a store.Agent) int64 {
+	if cached {
+		return a.Version
+	}
+	return 0
 }
 
 // publicKeys returns the agent's registered keys, parsed.

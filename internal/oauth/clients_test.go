@@ -74,3 +74,50 @@ func TestClientChangesTakeEffectAtOnce(t *testing.T) {
 		wantErr(t, oerr, oauth.CodeInvalidClient, http.StatusBadRequest)
 	}
 }
+
+// TestCachedClientCheckedAtCommit: client_credentials authenticates with
+// the cached agent record and checks its version in the transaction that
+// records the outcome. A change made after the cache was warmed is
+// honoured by the next request, and the attempt decided on the stale copy
+// leaves nothing in the trail: each request records exactly its own
+// events.
+func TestCachedClientCheckedAtCommit(t *testing.T) {
+	e := sqliteEnv(t)
+	if _, oerr := e.srv.Token(e.ctx, e.basicRequest()); oerr != nil { // warm the cache
+		t.Fatal(oerr)
+	}
+	// Narrow the agent's scopes: a token for the removed scope is refused,
+	// and a default token no longer carries it.
+	narrowed := []string{"tickets:read"}
+	if _, err := e.ids.UpdateAgent(e.ctx, adminOrigin(), identity.UpdateAgentParams{Ref: e.agent.ID, Scopes: &narrowed}); err != nil {
+		t.Fatal(err)
+	}
+	issued, authn := len(e.events("credential.issued")), len(e.events("client.authenticated"))
+	resp, oerr := e.srv.Token(e.ctx, e.basicRequest())
+	if oerr != nil {
+		t.Fatal(oerr)
+	}
+	if got := e.claims(resp.AccessToken)["scope"]; got != "tickets:read" {
+		t.Errorf("scope after narrowing = %v, want tickets:read", got)
+	}
+	if n := len(e.events("credential.issued")); n != issued+1 {
+		t.Errorf("credential.issued events: %d new, want 1", n-issued)
+	}
+	if n := len(e.events("client.authenticated")); n != authn+1 {
+		t.Errorf("client.authenticated events: %d new, want 1", n-authn)
+	}
+	_, oerr = e.srv.Token(e.ctx, e.basicRequest("scope", "tickets:write"))
+	wantErr(t, oerr, oauth.CodeInvalidScope, http.StatusBadRequest)
+
+	// Suspend it: refused, and the refusal recorded once.
+	if _, err := e.ids.SuspendAgent(e.ctx, adminOrigin(), identity.TransitionParams{Ref: e.agent.ID}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.events("client.authenticated")
+	_, oerr = e.srv.Token(e.ctx, e.basicRequest())
+	wantErr(t, oerr, oauth.CodeInvalidClient, http.StatusUnauthorized)
+	after := e.events("client.authenticated")
+	if len(after) != len(before)+1 || after[len(after)-1]["outcome"] != "failure" {
+		t.Errorf("client.authenticated after the suspension: %d new (last %v), want 1 failure", len(after)-len(before), after[len(after)-1])
+	}
+}

@@ -224,7 +224,7 @@ func (s *Server) actorToken(ctx context.Context, xp exchangeParams, r *Request, 
 		c, at, e := s.authAssertion(ctx, url.Values{
 			"client_assertion_type": {AssertionType}, "client_assertion": {xp.actorToken},
 			"client_id": {param(r.Form, "client_id")},
-		}, now)
+		}, now, false)
 		at.method = "actor_token:" + MethodPrivateKeyJWT
 		if e != nil {
 			// An actor token is not client authentication: a bad one is

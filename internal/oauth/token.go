@@ -52,14 +52,37 @@ type tokenParams struct {
 // nonces on, a successful answer to a request that carried a DPoP proof
 // carries the current nonce.
 func (s *Server) Token(ctx context.Context, r *Request) (TokenResponse, *Error) {
-	resp, e := s.token(ctx, r)
+	resp, e := s.token(ctx, r, true)
+	if e == errStale {
+		// The cached agent record client_credentials used has changed:
+		// the request is decided again on the stored one. Nothing of the
+		// first attempt was recorded or spent.
+		resp, e = s.token(ctx, r, false)
+		if e == errStale {
+			e = serverError(errors.New("oauth: agent record changed during a request with a fresh read"))
+		}
+	}
 	if e == nil && s.nonces != nil && len(r.DPoP) > 0 {
 		resp.Nonce = s.nonces.Nonce(s.now())
 	}
 	return resp, e
 }
 
-func (s *Server) token(ctx context.Context, r *Request) (TokenResponse, *Error) {
+// errStale is token's answer when client_credentials decided with a cached
+// agent record (deferCheck) that is no longer the stored one; it never
+// leaves Token.
+var errStale = &Error{Code: CodeServerError, Status: http.StatusInternalServerError, Description: "stale client record"} //nolint:gochecknoglobals // a sentinel compared by identity
+
+// errStaleClient aborts the transaction of commitIssued when a client's
+// agent is not at the version authentication used.
+var errStaleClient = errors.New("oauth: the client's agent record changed") //nolint:gochecknoglobals // sentinel
+
+// token answers r. With deferCheck, client_credentials authenticates with
+// the cached agent record without reading its version, and the
+// transaction that records the outcome checks it (one read on the
+// committer's connection instead of one on the read pool); a failure or a
+// version that moved returns errStale, nothing recorded.
+func (s *Server) token(ctx context.Context, r *Request, deferCheck bool) (TokenResponse, *Error) {
 	if e := checkRepeated(r.Form, "resource", "audience"); e != nil {
 		return TokenResponse{}, e
 	}
@@ -89,8 +112,11 @@ func (s *Server) token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 		return s.joinTokenGrant(ctx, r, o, now)
 	}
 
-	c, at, e := s.authenticate(ctx, r, now)
-	if e != nil {
+	c, at, e := s.authenticateWith(ctx, r, now, deferCheck)
+	switch {
+	case e != nil && at.cached:
+		return TokenResponse{}, errStale // perhaps the cache's failure, not the client's
+	case e != nil:
 		return TokenResponse{}, s.fail(ctx, o, at, e, now)
 	}
 	authOK := s.authEvent(o, at, nil, now)
@@ -104,7 +130,10 @@ func (s *Server) token(ctx context.Context, r *Request) (TokenResponse, *Error) 
 	if e == nil {
 		proof, e = s.checkDPoP(r, c.agent, now)
 	}
-	if e != nil {
+	switch {
+	case e != nil && c.version != 0:
+		return TokenResponse{}, errStale // decided on a cached record: decide again on the stored one
+	case e != nil:
 		// The client authenticated, but gets no token: both facts are
 		// recorded, and the assertion's jti stays unused.
 		return TokenResponse{}, s.fail(ctx, o, at, e, now, authOK, s.deniedEvent(o, c, e, now))
@@ -145,6 +174,18 @@ func (s *Server) commitIssued(ctx context.Context, o audit.Origin, at authAttemp
 	var replay *Error
 	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		for _, c := range clients {
+			if c.version == 0 {
+				continue
+			}
+			v, err := tx.GetAgentVersion(ctx, c.agent.ID)
+			switch {
+			case errors.Is(err, store.ErrNotFound), err == nil && v != c.version:
+				return errStaleClient
+			case err != nil:
+				return err
+			}
+		}
+		for _, c := range clients {
 			if replay = c.useAssertion(ctx, tx, now); replay != nil {
 				return replay
 			}
@@ -165,6 +206,8 @@ func (s *Server) commitIssued(ctx context.Context, o audit.Origin, at authAttemp
 		return nil
 	})
 	switch {
+	case errors.Is(err, errStaleClient):
+		return errStale
 	case replay != nil && errors.Is(err, replay):
 		return s.fail(ctx, o, at, replay, now)
 	case err != nil:
