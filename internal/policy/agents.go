@@ -67,6 +67,15 @@ func (c *agentCache) put(a store.Agent, readAt int64) {
 // stored one and it is younger than RefreshInterval; otherwise the agent
 // is read in full and cached.
 func (s *Service) lookupAgent(ctx context.Context, ref string) (store.Agent, bool, error) {
+	a, found, _, err := s.lookupAgentWith(ctx, ref, false)
+	return a, found, err
+}
+
+// lookupAgentWith is lookupAgent; with deferCheck, a cached copy younger
+// than RefreshInterval is used without reading the stored version, and
+// unconfirmed is then true: the caller must check the version in the
+// transaction that records the decision (Service.record).
+func (s *Service) lookupAgentWith(ctx context.Context, ref string, deferCheck bool) (a store.Agent, found, unconfirmed bool, err error) {
 	var (
 		id, name string
 		spiffeID string
@@ -78,7 +87,7 @@ func (s *Service) lookupAgent(ctx context.Context, ref string) (store.Agent, boo
 		_, path, perr := identity.ParseSPIFFEID(ref)
 		n, isAgent := strings.CutPrefix(path, "/agent/")
 		if perr != nil || !isAgent {
-			return store.Agent{}, false, nil //nolint:nilerr // a malformed SPIFFE ID names no agent: a deny, not an error
+			return store.Agent{}, false, false, nil //nolint:nilerr // a malformed SPIFFE ID names no agent: a deny, not an error
 		}
 		name, spiffeID = n, ref
 	default:
@@ -87,7 +96,8 @@ func (s *Service) lookupAgent(ctx context.Context, ref string) (store.Agent, boo
 	if id == "" {
 		id, _ = s.agents.idOf(name)
 	}
-	a, found, err := s.cachedAgent(ctx, id)
+	a, found, err = s.cachedAgent(ctx, id, deferCheck)
+	unconfirmed = found && deferCheck
 	if err == nil && !found {
 		// Not cached (or gone): read in full.
 		if name != "" {
@@ -101,25 +111,28 @@ func (s *Service) lookupAgent(ctx context.Context, ref string) (store.Agent, boo
 	}
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return store.Agent{}, false, nil
+		return store.Agent{}, false, false, nil
 	case err != nil:
-		return store.Agent{}, false, fmt.Errorf("policy: look up agent: %w", err)
+		return store.Agent{}, false, false, fmt.Errorf("policy: look up agent: %w", err)
 	case spiffeID != "" && a.SPIFFEID != spiffeID:
-		return store.Agent{}, false, nil
+		return store.Agent{}, false, false, nil
 	}
-	return a, true, nil
+	return a, true, unconfirmed, nil
 }
 
-// cachedAgent returns the cached copy of agent id when the store's version
-// is the copy's and the copy is younger than RefreshInterval; found is
-// false otherwise (and when id is "").
-func (s *Service) cachedAgent(ctx context.Context, id string) (store.Agent, bool, error) {
+// cachedAgent returns the cached copy of agent id when it is younger than
+// RefreshInterval and, unless deferCheck, the store's version is the
+// copy's; found is false otherwise (and when id is "").
+func (s *Service) cachedAgent(ctx context.Context, id string, deferCheck bool) (store.Agent, bool, error) {
 	if id == "" {
 		return store.Agent{}, false, nil
 	}
 	e, ok := s.agents.get(id)
 	if !ok || s.clock().UnixNano()-e.readAt >= int64(s.interval) {
 		return store.Agent{}, false, nil
+	}
+	if deferCheck {
+		return e.agent, true, nil
 	}
 	v, err := s.store.GetAgentVersion(ctx, id)
 	switch {
@@ -133,24 +146,44 @@ func (s *Service) cachedAgent(ctx context.Context, id string) (store.Agent, bool
 	return e.agent, true, nil
 }
 
-// agentMemo remembers the subject agents one batch looked up, by the
-// reference the requests named them with, so that a batch about one
-// agent reads it once and decides every item on the same copy.
-type agentMemo map[string]memoAgent
+// agentMemo is how one decision or batch looks its subject agents up. It
+// remembers them by the reference the requests named them with (when
+// byRef is not nil), so that a batch about one agent reads it once and
+// decides every item on the same copy. With deferCheck, cached copies are
+// used without reading their version, which checks collects (agent id →
+// version) for the transaction that records the decisions to confirm.
+type agentMemo struct {
+	byRef      map[string]memoAgent
+	deferCheck bool
+	checks     map[string]int64
+}
 
 type memoAgent struct {
 	agent store.Agent
 	found bool
 }
 
-// lookup is s.lookupAgent through m; a nil m remembers nothing.
-func (m agentMemo) lookup(ctx context.Context, s *Service, ref string) (store.Agent, bool, error) {
-	if e, ok := m[ref]; ok {
+// lookup is s.lookupAgentWith through m; a nil m remembers and defers
+// nothing.
+func (m *agentMemo) lookup(ctx context.Context, s *Service, ref string) (store.Agent, bool, error) {
+	if m == nil {
+		return s.lookupAgent(ctx, ref)
+	}
+	if e, ok := m.byRef[ref]; ok {
 		return e.agent, e.found, nil
 	}
-	a, found, err := s.lookupAgent(ctx, ref)
-	if err == nil && m != nil {
-		m[ref] = memoAgent{agent: a, found: found}
+	a, found, unconfirmed, err := s.lookupAgentWith(ctx, ref, m.deferCheck)
+	if err != nil {
+		return a, found, err
 	}
-	return a, found, err
+	if unconfirmed {
+		if m.checks == nil {
+			m.checks = map[string]int64{}
+		}
+		m.checks[a.ID] = a.Version
+	}
+	if m.byRef != nil {
+		m.byRef[ref] = memoAgent{agent: a, found: found}
+	}
+	return a, found, nil
 }

@@ -111,3 +111,49 @@ func TestDecideOrphanedWithinRefreshInterval(t *testing.T) {
 		t.Errorf("after RefreshInterval: Decide = %+v, %v; want deny by no-orphans", d, err)
 	}
 }
+
+// TestDecideRecordsOnceWhenAgentMoved: a decision made on a cached agent
+// is confirmed by the transaction that records it; when the agent changed
+// meanwhile the decision is made again on a fresh read, and the trail
+// holds one event per decision, the fresh one.
+func TestDecideRecordsOnceWhenAgentMoved(t *testing.T) {
+	e := sqliteEnv(t)
+	ctx := t.Context()
+	e.apply(t, basePolicies)
+	if d, err := e.svc.Decide(ctx, e.admin, req("read", "invoice", "7")); err != nil || d.Decision != policy.Allow {
+		t.Fatalf("Decide = %+v, %v; want allow", d, err) // the agent is cached now
+	}
+	suspend := func(state store.AgentState) {
+		t.Helper()
+		err := e.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			_, err := tx.UpdateAgent(ctx, "agt_01invoicebot0000000000000", func(a store.Agent) (store.Agent, error) {
+				a.State = state
+				return a, nil
+			})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	suspend(store.AgentSuspended)
+	before := len(e.decisionEvents(t))
+	d, err := e.svc.Decide(ctx, e.admin, req("read", "invoice", "7"))
+	if err != nil || d.Decision != policy.Deny {
+		t.Fatalf("after suspension: %+v, %v; want deny", d, err)
+	}
+	evs := e.decisionEvents(t)
+	if len(evs) != before+1 || evs[len(evs)-1]["decision"] != "deny" {
+		t.Errorf("after suspension: %d new decision events, want 1 deny", len(evs)-before)
+	}
+
+	suspend(store.AgentActive)
+	before = len(evs)
+	rs, err := e.svc.DecideBatch(ctx, e.admin, []policy.Request{req("read", "invoice", "1"), req("read", "invoice", "2")}, policy.ExecuteAll)
+	if err != nil || len(rs) != 2 || rs[0].Decision.Decision != policy.Allow || rs[1].Decision.Decision != policy.Allow {
+		t.Fatalf("batch after reactivation: %+v, %v; want two allows", rs, err)
+	}
+	if evs = e.decisionEvents(t); len(evs) != before+2 {
+		t.Errorf("batch after reactivation: %d new decision events, want 2", len(evs)-before)
+	}
+}

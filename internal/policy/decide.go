@@ -112,17 +112,31 @@ func (s *Service) Decide(ctx context.Context, o audit.Origin, req Request) (Deci
 		return Decision{}, err
 	}
 	now := s.now()
-	d, ev, ap, err := s.evaluate(ctx, c, o, req, now, true)
-	if err != nil {
-		return Decision{}, err
+	// The agent's cached copy is confirmed by the transaction that records
+	// the decision; if it moved, the decision is made again on a fresh read.
+	for _, deferCheck := range []bool{true, false} {
+		memo := &agentMemo{deferCheck: deferCheck}
+		d, ev, ap, err := s.evaluateWith(ctx, c, o, req, now, true, memo)
+		if err != nil {
+			return Decision{}, err
+		}
+		ds, evs := []*Decision{&d}, []audit.Event{ev}
+		err = s.record(ctx, o, ds, evs, []*store.Approval{ap}, memo.checks)
+		if errors.Is(err, errAgentMoved) {
+			continue
+		}
+		if err != nil {
+			return Decision{}, err
+		}
+		d.EventID = evs[0].ID
+		return d, nil
 	}
-	ds, evs := []*Decision{&d}, []audit.Event{ev}
-	if err := s.record(ctx, o, ds, evs, []*store.Approval{ap}); err != nil {
-		return Decision{}, err
-	}
-	d.EventID = evs[0].ID
-	return d, nil
+	return Decision{}, fmt.Errorf("policy: record decision: %w", errAgentMoved)
 }
+
+// errAgentMoved aborts the recording of decisions made on a cached agent
+// whose stored version is no longer the copy's.
+var errAgentMoved = errors.New("policy: the subject agent changed while deciding") //nolint:gochecknoglobals // sentinel
 
 // Semantic is how DecideBatch goes through its requests (AuthZEN
 // options.evaluations_semantic).
@@ -161,10 +175,26 @@ func (s *Service) DecideBatch(ctx context.Context, o audit.Origin, reqs []Reques
 		return nil, err
 	}
 	now := s.now()
+	for _, deferCheck := range []bool{true, false} {
+		out, err := s.decideBatch(ctx, c, o, reqs, sem, now, deferCheck)
+		if errors.Is(err, errAgentMoved) {
+			continue // decided on a cached agent that changed: again, on fresh reads
+		}
+		return out, err
+	}
+	return nil, fmt.Errorf("policy: record decision: %w", errAgentMoved)
+}
+
+// decideBatch is one attempt of DecideBatch; with deferCheck, cached
+// subject agents are confirmed by the recording transaction, and
+// errAgentMoved says one was not.
+func (s *Service) decideBatch(ctx context.Context, c *compiled, o audit.Origin, reqs []Request, sem Semantic, now time.Time,
+	deferCheck bool) ([]Result, error) {
 	out := make([]Result, 0, len(reqs))
 	evs := make([]audit.Event, 0, len(reqs))
 	aps := make([]*store.Approval, 0, len(reqs))
-	memo := agentMemo{} // one look-up per subject for the whole batch, decided at one now
+	// One look-up per subject for the whole batch, decided at one now.
+	memo := &agentMemo{byRef: map[string]memoAgent{}, deferCheck: deferCheck}
 	for i, req := range reqs {
 		d, ev, ap, err := s.evaluateWith(ctx, c, o, req, now, true, memo)
 		var ve *ValidationError
@@ -187,7 +217,7 @@ func (s *Service) DecideBatch(ctx context.Context, o audit.Origin, reqs []Reques
 	for i := range out {
 		ds[i] = &out[i].Decision
 	}
-	if err := s.record(ctx, o, ds, evs, aps); err != nil {
+	if err := s.record(ctx, o, ds, evs, aps, memo.checks); err != nil {
 		return nil, err
 	}
 	for i := range out {
@@ -199,11 +229,24 @@ func (s *Service) DecideBatch(ctx context.Context, o audit.Origin, reqs []Reques
 // record appends the decisions' events in one transaction, ids assigned
 // first so that the caller can name them. aps[i], when not nil, is a new
 // approval request of decision ds[i], created (or replaced by a covering
-// one created meanwhile) in the same transaction before its event.
-func (s *Service) record(ctx context.Context, o audit.Origin, ds []*Decision, evs []audit.Event, aps []*store.Approval) error {
+// one created meanwhile) in the same transaction before its event. checks
+// are the cached agents (id → version) the decisions used without reading
+// their version: when one is not at it, nothing is recorded and the error
+// is errAgentMoved.
+func (s *Service) record(ctx context.Context, o audit.Origin, ds []*Decision, evs []audit.Event, aps []*store.Approval,
+	checks map[string]int64) error {
 	used := make([]string, len(evs))
 	var created []store.Approval
 	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		for id, v := range checks {
+			stored, err := tx.GetAgentVersion(ctx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound), err == nil && stored != v:
+				return errAgentMoved
+			case err != nil:
+				return err
+			}
+		}
 		created = created[:0]
 		for i := range evs {
 			if i < len(aps) && aps[i] != nil {
@@ -225,6 +268,9 @@ func (s *Service) record(ctx context.Context, o audit.Origin, ds []*Decision, ev
 		}
 		return nil
 	})
+	if errors.Is(err, errAgentMoved) {
+		return errAgentMoved
+	}
 	if err != nil {
 		return fmt.Errorf("policy: record decision: %w", err)
 	}
@@ -457,7 +503,7 @@ func (s *Service) evaluate(ctx context.Context, c *compiled, o audit.Origin, req
 // evaluateWith is evaluate looking the subject agent up through memo
 // (nil: none).
 func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin, req Request, now time.Time,
-	withApprovals bool, memo agentMemo) (Decision, audit.Event, *store.Approval, error) {
+	withApprovals bool, memo *agentMemo) (Decision, audit.Event, *store.Approval, error) {
 	in, err := check(c, req)
 	if err != nil {
 		return Decision{}, audit.Event{}, nil, err
