@@ -147,7 +147,7 @@ func fillIndex(rec *store.AuditRecord) error {
 	if err := json.Unmarshal(rec.Body, &top); err != nil {
 		return errors.New("body does not decode")
 	}
-	str := func(m map[string]json.RawMessage, key, name string) (string, error) {
+	member := func(m map[string]json.RawMessage, key, name string) (string, error) {
 		raw, ok := m[key]
 		if !ok {
 			return "", nil
@@ -158,7 +158,7 @@ func fillIndex(rec *store.AuditRecord) error {
 		}
 		return v, nil
 	}
-	sub := func(key, member string) (string, error) {
+	nested := func(key, field string) (string, error) {
 		raw, ok := top[key]
 		if !ok || string(raw) == "null" {
 			return "", nil
@@ -167,14 +167,14 @@ func fillIndex(rec *store.AuditRecord) error {
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return "", fmt.Errorf("member %s has the wrong type", key)
 		}
-		return str(m, member, key+"."+member)
+		return member(m, field, key+"."+field)
 	}
 	var (
 		vals [5]string
 		err  error
 	)
 	for i, k := range []string{"id", "time", "family", "type", "outcome"} {
-		if vals[i], err = str(top, k, k); err != nil {
+		if vals[i], err = member(top, k, k); err != nil {
 			return err
 		}
 	}
@@ -183,13 +183,13 @@ func fillIndex(rec *store.AuditRecord) error {
 		return err
 	}
 	rec.ID, rec.Time, rec.Family, rec.Type, rec.Outcome = vals[0], t, vals[2], vals[3], vals[4]
-	if rec.ActorID, err = sub("actor", "id"); err != nil {
+	if rec.ActorID, err = nested("actor", "id"); err != nil {
 		return err
 	}
-	if rec.AgentID, err = sub("agent", "id"); err != nil {
+	if rec.AgentID, err = nested("agent", "id"); err != nil {
 		return err
 	}
-	if rec.TraceID, err = sub("task", "trace_id"); err != nil {
+	if rec.TraceID, err = nested("task", "trace_id"); err != nil {
 		return err
 	}
 	return nil
