@@ -64,6 +64,9 @@ type TokenReviewConfig struct {
 	// ReviewerTokenFile holds the review request's bearer token (read at
 	// each review); empty: the reviewed token itself.
 	ReviewerTokenFile string `yaml:"reviewer_token_file"`
+	// CacheTTL, when set, reuses the API server's acceptance of a token
+	// for that long (never past the token's expiry); 0: ask every time.
+	CacheTTL time.Duration `yaml:"cache_ttl"`
 }
 
 func (c *Config) resolveAttestorPaths(baseDir string) {
@@ -165,7 +168,8 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 			kc := kubernetes.Config{Name: ac.Name, Issuer: ac.Issuer, Audience: ac.Audience,
 				JWKSURL: ac.JWKSURL, JWKSFile: ac.JWKSFile, TLSCAFile: ac.TLSCAFile, DefaultAudiences: ac.DefaultAudiences}
 			if tr := ac.TokenReview; tr != nil {
-				kc.TokenReview = &kubernetes.TokenReview{APIServer: tr.APIServer, CAFile: tr.CAFile, ReviewerTokenFile: tr.ReviewerTokenFile}
+				kc.TokenReview = &kubernetes.TokenReview{APIServer: tr.APIServer, CAFile: tr.CAFile, ReviewerTokenFile: tr.ReviewerTokenFile,
+					CacheTTL: tr.CacheTTL}
 			}
 			a, err := kubernetes.New(kc, clock)
 			if err != nil {

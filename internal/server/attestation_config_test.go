@@ -35,6 +35,8 @@ func TestParseConfigAttestorsRejects(t *testing.T) {
 			"token_review is for kubernetes"},
 		"token_review over http": {"attestors:\n  - name: p\n    kind: kubernetes\n    issuer: https://i.example\n    audience: a\n    token_review: {api_server: http://api.example}\n",
 			"want https"},
+		"token_review negative cache": {"attestors:\n  - name: p\n    kind: kubernetes\n    issuer: https://i.example\n    audience: a\n    token_review: {api_server: https://api.example, cache_ttl: -1s}\n",
+			"cache ttl"},
 		"node rule of an oidc attestor": {"attestors:\n  - name: p\n    kind: oidc\n    issuer: https://i.example\n    audience: a\nnode_api:\n  attestation:\n    - {attestor: p, matchers: [sub=x]}\n",
 			"node_api.attestation"},
 		"node rule of no attestor": {"node_api:\n  attestation:\n    - {attestor: p, matchers: [sub=x]}\n", "node_api.attestation"},

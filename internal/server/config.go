@@ -710,7 +710,7 @@ limits:                       # failed authentications per client address (an IP
 #     issuer: https://oidc.eks.eu-west-1.amazonaws.com/id/EXAMPLE
 #     audience: agentid       # the projected token's audience (never the API server's)
 #     # jwks_file: ./cluster-jwks.json               # air-gapped: a static JWKS instead of discovery
-#     # token_review: {api_server: https://10.0.0.1:6443, ca_file: ./apiserver-ca.pem}  # refuse deleted pods' tokens
+#     # token_review: {api_server: https://10.0.0.1:6443, ca_file: ./apiserver-ca.pem, cache_ttl: 0s}  # refuse deleted pods' tokens
 #   - name: github
 #     kind: oidc              # an external OIDC issuer (CI, cloud workload identity)
 #     issuer: https://token.actions.githubusercontent.com

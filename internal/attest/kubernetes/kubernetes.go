@@ -84,7 +84,7 @@ func New(c Config, clock func() time.Time) (*Attestor, error) {
 	}
 	a := &Attestor{cfg: c, refused: refused, keys: is}
 	if c.TokenReview != nil {
-		if a.reviewer, err = newReviewer(*c.TokenReview, c.Audience); err != nil {
+		if a.reviewer, err = newReviewer(*c.TokenReview, c.Audience, clock); err != nil {
 			return nil, fmt.Errorf("kubernetes: attestor %s: %w", c.Name, err)
 		}
 	}

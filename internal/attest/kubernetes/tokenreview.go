@@ -3,6 +3,7 @@ package kubernetes
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentid/agentid/internal/attest"
@@ -40,7 +42,16 @@ type TokenReview struct {
 	ReviewerTokenFile string
 	// Timeout bounds a review; zero: 10 s.
 	Timeout time.Duration
+	// CacheTTL, when positive, is how long the API server's acceptance of
+	// a token is reused (kept by the token's SHA-256, never the token,
+	// and never past the token's expiry): a pod deleted meanwhile is
+	// noticed up to CacheTTL late. Refusals are never cached. Zero: every
+	// attestation asks the API server.
+	CacheTTL time.Duration
 }
+
+// maxReviewCache bounds the tokens whose acceptance is cached.
+const maxReviewCache = 10_000
 
 // maxReviewBody bounds a TokenReview answer.
 const maxReviewBody = 64 << 10
@@ -51,9 +62,56 @@ type reviewer struct {
 	tokenFile string
 	audience  string
 	client    *http.Client
+
+	ttl   time.Duration
+	clock func() time.Time
+	mu    sync.Mutex
+	ok    map[[sha256.Size]byte]time.Time // accepted token → until when the answer is reused
 }
 
-func newReviewer(c TokenReview, audience string) (*reviewer, error) {
+// accepted reports whether the API server accepted the token with hash h
+// less than the cache TTL ago.
+func (r *reviewer) accepted(h [sha256.Size]byte) bool {
+	if r.ttl <= 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.ok[h]
+	if ok && !r.clock().Before(until) {
+		delete(r.ok, h)
+		return false
+	}
+	return ok
+}
+
+// accept remembers that the API server accepted the token with hash h,
+// until the cache TTL has passed or the token expires.
+func (r *reviewer) accept(h [sha256.Size]byte, expiry time.Time) {
+	if r.ttl <= 0 {
+		return
+	}
+	now := r.clock()
+	until := now.Add(r.ttl)
+	if !expiry.IsZero() && expiry.Before(until) {
+		until = expiry
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.ok) >= maxReviewCache {
+		for k, u := range r.ok {
+			if !now.Before(u) {
+				delete(r.ok, k)
+			}
+		}
+		if len(r.ok) >= maxReviewCache {
+			clear(r.ok)
+		}
+	}
+	r.ok[h] = until
+}
+
+func newReviewer(c TokenReview, audience string, clock func() time.Time) (*reviewer, error) {
 	u, err := url.Parse(c.APIServer)
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return nil, fmt.Errorf("token review: api server %q: want https://host[:port]", c.APIServer)
@@ -79,9 +137,13 @@ func newReviewer(c TokenReview, audience string) (*reviewer, error) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	if c.CacheTTL < 0 {
+		return nil, fmt.Errorf("token review: cache ttl %s is negative", c.CacheTTL)
+	}
 	return &reviewer{
 		url: strings.TrimSuffix(u.String(), "/") + "/apis/authentication.k8s.io/v1/tokenreviews", tokenFile: c.ReviewerTokenFile,
 		audience: audience, client: &http.Client{Transport: tr, Timeout: timeout},
+		ttl: c.CacheTTL, clock: clock, ok: map[[sha256.Size]byte]time.Time{},
 	}, nil
 }
 
@@ -135,6 +197,10 @@ const podUIDExtra = "authentication.kubernetes.io/pod-uid"
 // ErrUnavailable (fail closed).
 func (a *Attestor) review(ctx context.Context, raw string, ev attest.Evidence) error {
 	r := a.reviewer
+	h := sha256.Sum256([]byte(raw))
+	if r.accepted(h) {
+		return nil
+	}
 	bearer := raw
 	if r.tokenFile != "" {
 		var err error
@@ -169,7 +235,11 @@ func (a *Attestor) review(ctx context.Context, raw string, ev attest.Evidence) e
 	case resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated:
 		return a.unavailable(fmt.Errorf("token review: the API server answered %s", resp.Status))
 	}
-	return a.judge(b, ev)
+	if err := a.judge(b, ev); err != nil {
+		return err
+	}
+	r.accept(h, ev.Expiry)
+	return nil
 }
 
 // judge decides on a TokenReview answer. Safe on any input.

@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/agentid/agentid/internal/attest"
 	"github.com/agentid/agentid/internal/attest/kubernetes"
@@ -153,10 +155,67 @@ func TestTokenReviewConfigRefused(t *testing.T) {
 		{APIServer: "not a url"},
 		{APIServer: "https://api.example.com", CAFile: "/nonexistent"},
 		{APIServer: "https://api.example.com", ReviewerTokenFile: "/nonexistent"},
+		{APIServer: "https://api.example.com", CacheTTL: -time.Second},
 	} {
 		if _, err := kubernetes.New(kubernetes.Config{Name: "prod", Issuer: "https://issuer.example.com", Audience: "agentid",
 			JWKSURL: "https://issuer.example.com/keys", TokenReview: &tr}, now); err == nil {
 			t.Errorf("New accepted token review %+v", tr)
 		}
+	}
+}
+
+// TestTokenReviewCache: with CacheTTL, the API server's acceptance of a
+// token is reused for that long (a pod deleted meanwhile is noticed late,
+// by at most the TTL); refusals are never cached.
+func TestTokenReviewCache(t *testing.T) {
+	cluster := idptest.New(t)
+	api := newFakeAPIServer(t)
+	var offset atomic.Int64
+	clock := func() time.Time { return now().Add(time.Duration(offset.Load())) }
+	a, err := kubernetes.New(kubernetes.Config{Name: "prod", Issuer: cluster.URL, Audience: "agentid", TLSCAFile: cluster.CAFile,
+		TokenReview: &kubernetes.TokenReview{APIServer: api.srv.URL, CAFile: api.caFile, CacheTTL: 30 * time.Second}}, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reviews := func() int {
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		return len(api.bearers)
+	}
+	tok := cluster.Mint("es1", podClaims(cluster.URL))
+	other := cluster.Mint("es1", func() map[string]any {
+		c := podClaims(cluster.URL)
+		c["jti"] = "another-token"
+		return c
+	}())
+	for i := range 3 {
+		if _, err := a.Attest(context.Background(), tok); err != nil {
+			t.Fatalf("Attest %d: %v", i+1, err)
+		}
+	}
+	if n := reviews(); n != 1 {
+		t.Errorf("three attestations of one token within the TTL: %d reviews, want 1", n)
+	}
+	if _, err := a.Attest(context.Background(), other); err != nil {
+		t.Fatal(err)
+	}
+	if n := reviews(); n != 2 {
+		t.Errorf("another token: %d reviews in all, want 2 (the cache is per token)", n)
+	}
+
+	api.mu.Lock()
+	api.deleted["pod-uid-1"] = true
+	api.mu.Unlock()
+	if _, err := a.Attest(context.Background(), tok); err != nil {
+		t.Errorf("within the TTL the cached acceptance stands: %v", err)
+	}
+	offset.Store(int64(31 * time.Second))
+	for i := range 2 {
+		if _, err := a.Attest(context.Background(), tok); !errors.Is(err, attest.ErrInvalid) {
+			t.Errorf("after the TTL, attempt %d: %v, want ErrInvalid (pod deleted)", i+1, err)
+		}
+	}
+	if n := reviews(); n != 4 {
+		t.Errorf("after the TTL: %d reviews in all, want 4 (refusals are not cached)", n)
 	}
 }
