@@ -2,10 +2,15 @@ package server_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -15,6 +20,7 @@ import (
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/server"
 	"github.com/agentid/agentid/sdk/admin"
+	"github.com/agentid/agentid/sdk/agent"
 )
 
 // fromAddress sends every request as if from client address ip: the
@@ -180,6 +186,76 @@ func TestRefusedJoinTokensLimited(t *testing.T) {
 	if _, limited := ls.auditTypes(); len(limited) != 1 {
 		t.Errorf("auth.rate_limited events = %d, want 1", len(limited))
 	}
+}
+
+// TestSDKHonoursRateLimit: sdk/agent's TokenSource with a key the server
+// does not know fails until the address is limited, then gets the 429's
+// Retry-After and sends nothing more before it has passed (the server
+// counts no further refusal).
+func TestSDKHonoursRateLimit(t *testing.T) {
+	const burst = 2
+	ls := limitedServer(t, burst)
+	wrong, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := agent.NewTokenSource(agent.TokenSourceParams{
+		Issuer: ls.url, ClientID: ls.agent.ClientID, Key: wrong, KeyID: ls.kid, Scopes: []string{"tickets:read"},
+		HTTPClient: clientFrom("192.0.2.46"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range burst {
+		var e *agent.Error
+		if _, err := src.Token(); !errors.As(err, &e) || e.Code != "invalid_client" {
+			t.Fatalf("attempt %d: %v, want invalid_client", i+1, err)
+		}
+	}
+	var e *agent.Error
+	if _, err := src.Token(); !errors.As(err, &e) || e.StatusCode != http.StatusTooManyRequests || e.RetryAfter <= 0 {
+		t.Fatalf("after the burst: %v, want 429 with a Retry-After", err)
+	}
+	for range 5 {
+		if _, err := src.Token(); !errors.As(err, &e) || e.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("within Retry-After: %v, want the same 429", err)
+		}
+	}
+	if n := rateLimitedCount(t, ls); n != 1 {
+		t.Errorf("the server refused %v requests with 429, want 1 (the SDK waits)", n)
+	}
+}
+
+// rateLimitedCount is the server's agentid_http_auth_rate_limited_total
+// summed over groups.
+func rateLimitedCount(t *testing.T, ls *liveServer) float64 {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ls.url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+ls.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "agentid_http_auth_rate_limited_total{"); ok {
+			_, v, _ := strings.Cut(rest, "} ")
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("metric line %q", line)
+			}
+			sum += f
+		}
+	}
+	return sum
 }
 
 // TestAdminBadBearerLimitedOverHTTP: bad admin tokens through the admin

@@ -62,6 +62,11 @@ type Error struct {
 	Description string
 	// StatusCode is the HTTP status of the answer.
 	StatusCode int
+	// RetryAfter is how long the server asked the client to wait before
+	// asking again (its Retry-After header, RFC 9110 §10.2.3: with a 429
+	// from agentid's limit on failed authentications, or a 503); 0 when
+	// it did not say. A TokenSource does not ask again before then.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -140,6 +145,10 @@ type TokenSource struct {
 	tok       *oauth2.Token
 	refreshAt time.Time
 	flight    *flight
+	// holdErr is the last renewal's error while the server's Retry-After
+	// runs (until holdUntil): callers get it without a request.
+	holdErr   error
+	holdUntil time.Time
 }
 
 // flight is one renewal that concurrent callers wait for.
@@ -219,14 +228,22 @@ func (s *TokenSource) Token() (*oauth2.Token, error) {
 // When a renewal fails while the cached token is still valid, the cached
 // token is returned and the renewal is retried on a later call; otherwise
 // the error is returned: a *Error for an answer of the token endpoint.
+// When that answer carried Retry-After, no request is sent before it has
+// passed: callers meanwhile get the same error at once.
 // TokenType of the result is "Bearer" or "DPoP"; Extra("scope") is the
 // granted scope.
 func (s *TokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	s.mu.Lock()
-	if s.tok != nil && s.clock().Before(s.refreshAt) {
+	now := s.clock()
+	if s.tok != nil && now.Before(s.refreshAt) {
 		t := *s.tok
 		s.mu.Unlock()
 		return &t, nil
+	}
+	if s.holdErr != nil && now.Before(s.holdUntil) {
+		err := s.holdErr
+		s.mu.Unlock()
+		return nil, err
 	}
 	f := s.flight
 	if f == nil {
@@ -257,14 +274,23 @@ func (s *TokenSource) renew(ctx context.Context, f *flight) {
 	defer close(f.done)
 	s.flight = nil
 	now := s.clock()
+	var wait time.Duration // the server's Retry-After
+	if e := (*Error)(nil); errors.As(err, &e) {
+		wait = e.RetryAfter
+	}
+	s.holdErr, s.holdUntil = nil, time.Time{}
+	if err != nil && wait > 0 {
+		s.holdErr, s.holdUntil = err, now.Add(wait)
+	}
 	switch {
 	case err == nil:
 		s.tok, s.refreshAt, f.tok = tok, refreshAt, tok
 	case s.tok != nil && now.Before(s.tok.Expiry):
 		// Keep serving the valid token; retry after a tenth of its
-		// remaining life (at least a second).
+		// remaining life (at least a second), or when the server said,
+		// but not after the token has expired.
 		left := s.tok.Expiry.Sub(now)
-		s.refreshAt = now.Add(min(max(left/10, retryFloor), left))
+		s.refreshAt = now.Add(min(max(left/10, retryFloor, wait), left))
 		f.tok = s.tok
 	default:
 		f.err = err

@@ -254,6 +254,18 @@ func TestErrorMapping(t *testing.T) {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = io.WriteString(w, `{"error":"invalid_target","error_description":"bad\nresource"}`)
 		}, &agent.Error{Code: "invalid_target", Description: "bad?resource", StatusCode: 400}},
+		{"rate limited", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "7")
+			oauthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "too many failed authentications")
+		}, &agent.Error{Code: "temporarily_unavailable", Description: "too many failed authentications", StatusCode: 429, RetryAfter: 7 * time.Second}},
+		{"Retry-After as a date", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", time.Unix(1_700_000_000, 0).Add(90*time.Second).UTC().Format(http.TimeFormat))
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
+		}, &agent.Error{Code: "temporarily_unavailable", StatusCode: 503, RetryAfter: 90 * time.Second}},
+		{"Retry-After malformed", func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", "soon")
+			oauthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "")
+		}, &agent.Error{Code: "temporarily_unavailable", StatusCode: 503}},
 		{"proxy error page", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(http.StatusBadGateway)
@@ -329,6 +341,68 @@ func TestKeepsServingWhileRenewalFails(t *testing.T) {
 	var e *agent.Error
 	if _, err := src.Token(); !errors.As(err, &e) || e.Code != "temporarily_unavailable" {
 		t.Fatalf("Token after expiry = %v, want the server's error", err)
+	}
+}
+
+// TestHonoursRetryAfter: after an answer with Retry-After the source
+// sends no token request before it has passed, whether or not it holds a
+// valid token.
+func TestHonoursRetryAfter(t *testing.T) {
+	key := newKey(t)
+	clock := newClock()
+	as := newFakeAS(t, &key.PublicKey, clock)
+	limited := func(secs string) func(w http.ResponseWriter) {
+		return func(w http.ResponseWriter) {
+			w.Header().Set("Retry-After", secs)
+			oauthError(w, http.StatusTooManyRequests, "temporarily_unavailable", "")
+		}
+	}
+	requests := func() int {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		return len(as.forms)
+	}
+	setFail := func(f func(w http.ResponseWriter)) {
+		as.mu.Lock()
+		defer as.mu.Unlock()
+		as.fail = f
+	}
+
+	// No token yet: the error, then the same error without a request.
+	setFail(limited("3"))
+	src := newSource(t, as, key, nil)
+	var e *agent.Error
+	if _, err := src.Token(); !errors.As(err, &e) || e.StatusCode != http.StatusTooManyRequests || e.RetryAfter != 3*time.Second {
+		t.Fatalf("Token = %v, want a 429 *Error with RetryAfter 3s", err)
+	}
+	for range 3 {
+		if _, err := src.Token(); !errors.As(err, &e) || e.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("Token within Retry-After = %v, want the same error", err)
+		}
+	}
+	if n := requests(); n != 1 {
+		t.Fatalf("%d token requests within Retry-After, want 1", n)
+	}
+	clock.Advance(3 * time.Second)
+	setFail(nil)
+	if _, err := src.Token(); err != nil || requests() != 2 {
+		t.Fatalf("Token after Retry-After = %v (%d requests), want a token from a second request", err, requests())
+	}
+
+	// A valid token held: it is served, and the renewal waits for the
+	// server's time rather than a tenth of the token's remaining life.
+	clock.Advance(60 * time.Second) // past the renewal point, 40 s left
+	setFail(limited("20"))
+	if _, err := src.Token(); err != nil || requests() != 3 {
+		t.Fatalf("Token at renewal = %v (%d requests), want the cached token after one request", err, requests())
+	}
+	clock.Advance(5 * time.Second) // a tenth of the life left would retry here
+	if _, err := src.Token(); err != nil || requests() != 3 {
+		t.Fatalf("Token before Retry-After = %v (%d requests), want the cached token, no request", err, requests())
+	}
+	clock.Advance(15 * time.Second)
+	if _, err := src.Token(); err != nil || requests() != 4 {
+		t.Fatalf("Token after Retry-After = %v (%d requests), want one more request", err, requests())
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -117,7 +118,7 @@ func (s *TokenSource) requestToken(ctx context.Context, endpoint string, grant u
 		if resp.StatusCode == http.StatusOK {
 			return resp, nil
 		}
-		e := readError(resp)
+		e := readError(resp, s.clock())
 		resp.Body.Close()
 		if e.Code == "use_dpop_nonce" && s.dpop != nil && validNonce(nonce) && nonce != sent && attempt == 0 {
 			continue
@@ -221,9 +222,12 @@ func (s *TokenSource) parseToken(resp *http.Response) (*oauth2.Token, time.Durat
 	return tok, time.Duration(tr.ExpiresIn) * time.Second, nil
 }
 
+// maxRetryAfter bounds how long a TokenSource honours a Retry-After.
+const maxRetryAfter = time.Hour
+
 // readError turns a token endpoint's error answer into an *Error.
-func readError(resp *http.Response) *Error {
-	e := &Error{StatusCode: resp.StatusCode}
+func readError(resp *http.Response, now time.Time) *Error {
+	e := &Error{StatusCode: resp.StatusCode, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), now)}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/json" {
 		var body struct {
@@ -238,6 +242,23 @@ func readError(resp *http.Response) *Error {
 		e.Description = http.StatusText(resp.StatusCode)
 	}
 	return e
+}
+
+// retryAfter reads a Retry-After value (RFC 9110 §10.2.3: delay-seconds
+// or an HTTP-date) as a wait from now, at most maxRetryAfter; 0 when it is
+// absent, malformed or past.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
 }
 
 // printable returns s when it is short printable ASCII (RFC 6749 §5.2
