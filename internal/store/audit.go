@@ -101,8 +101,9 @@ type AuditWriter interface {
 	PutCheckpoint(ctx context.Context, c Checkpoint) error
 	// CreateAuditKey stores a key; ErrAlreadyExists when the id is taken.
 	CreateAuditKey(ctx context.Context, k AuditKey) error
-	// PruneAudit deletes the events with Seq <= through, their rows in
-	// the lookup tables and the checkpoints with Seq < through, and
+	// PruneAudit deletes the events with Seq <= through, the lookup
+	// tables' rows that only they needed and the checkpoints with Seq <
+	// through, and
 	// returns how many events it deleted (ADR 0018). The checkpoint at
 	// through must exist and through must be below the head: ErrInvalid
 	// otherwise, with nothing deleted.

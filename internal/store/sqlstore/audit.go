@@ -86,17 +86,18 @@ const auditColsE = `e.seq, e.id, e.time, e.family, e.type, e.outcome, e.agent_id
 
 // auditBatch returns up to limit events matching q after seq after. A
 // query by trace or agent reads the derived index (ADR 0017) for the
-// events up to its high-water mark, then scans the events after it; the
-// mark is read first, and the index only grows, so the two parts meet
-// exactly whatever the indexer does meanwhile.
+// events up to its high-water mark — the blocks of auditBlock sequence
+// numbers that hold the key's events, whose events it filters — then scans
+// the events after it; the mark is read first, and the index only grows,
+// so the two parts meet exactly whatever the indexer does meanwhile.
 func (r *reader) auditBatch(ctx context.Context, q store.AuditQuery, after int64, limit int) ([]store.AuditRecord, error) {
 	after = max(after, q.AfterSeq)
 	table, col, key := "", "", ""
 	switch {
 	case q.TraceID != "":
-		table, col, key = "audit_by_trace", "trace_id", q.TraceID
+		table, col, key = "audit_trace_blocks", "trace_id", q.TraceID
 	case q.AgentID != "":
-		table, col, key = "audit_by_agent", "agent_id", q.AgentID
+		table, col, key = "audit_agent_blocks", "agent_id", q.AgentID
 	}
 	var out []store.AuditRecord
 	if table != "" {
@@ -105,12 +106,16 @@ func (r *reader) auditBatch(ctx context.Context, q store.AuditQuery, after int64
 			return nil, r.d.classify(err)
 		}
 		if after < upto {
+			// where holds e.seq > after and the key's own condition on e.
 			where, args := r.auditFilter(q, "e.", after)
-			args = append(args, key, upto)
+			args = append(args, key, upto, after/auditBlock, upto/auditBlock)
 			n := len(args)
-			query := `SELECT ` + auditColsE + ` FROM ` + table + ` i JOIN audit_events e ON e.seq = i.seq WHERE i.` +
-				col + ` = $` + strconv.Itoa(n-1) + ` AND i.seq > $1 AND i.seq <= $` + strconv.Itoa(n) + ` AND ` +
-				strings.Join(where, " AND ") + ` ORDER BY i.seq LIMIT ` + strconv.Itoa(limit)
+			arg := func(i int) string { return "$" + strconv.Itoa(i) }
+			block := strconv.Itoa(auditBlock)
+			query := `SELECT ` + auditColsE + ` FROM ` + table + ` i JOIN audit_events e ON e.seq >= i.block * ` + block +
+				` AND e.seq < (i.block + 1) * ` + block + ` WHERE i.` + col + ` = ` + arg(n-3) +
+				` AND i.block >= ` + arg(n-1) + ` AND i.block <= ` + arg(n) + ` AND e.seq <= ` + arg(n-2) + ` AND ` +
+				strings.Join(where, " AND ") + ` ORDER BY i.block, e.seq LIMIT ` + strconv.Itoa(limit)
 			var err error
 			if out, err = r.auditRows(ctx, query, args, out); err != nil {
 				return nil, err
@@ -355,12 +360,17 @@ func (t *txn) PruneAudit(ctx context.Context, through int64) (int64, error) {
 		if n, err = res.RowsAffected(); err != nil {
 			return t.d.classify(err)
 		}
-		for _, q := range []string{
-			`DELETE FROM audit_by_agent WHERE seq <= $1`,
-			`DELETE FROM audit_by_trace WHERE seq <= $1`,
-			`DELETE FROM audit_checkpoints WHERE seq < $1`,
+		// A block's row goes with its last event; a block partly pruned
+		// keeps it (its remaining events are still found through it).
+		for _, q := range []struct {
+			sql string
+			arg int64
+		}{
+			{`DELETE FROM audit_agent_blocks WHERE block < $1`, (through + 1) / auditBlock},
+			{`DELETE FROM audit_trace_blocks WHERE block < $1`, (through + 1) / auditBlock},
+			{`DELETE FROM audit_checkpoints WHERE seq < $1`, through},
 		} {
-			if _, err := t.q.ExecContext(ctx, q, through); err != nil {
+			if _, err := t.q.ExecContext(ctx, q.sql, q.arg); err != nil {
 				return t.d.classify(err)
 			}
 		}

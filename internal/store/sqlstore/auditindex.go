@@ -9,6 +9,12 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
+// auditBlock is how many sequence numbers one row of the audit lookup
+// tables covers (ADR 0017 addendum): a query reads the block's events and
+// filters them, the indexer writes one row for all of a key's events in
+// the block.
+const auditBlock = 64
+
 // auditIndexChunk is how many events one IndexAudit transaction indexes:
 // large enough that entries landing on the same B-tree page share its
 // write, small enough that the batch it joins is not held up for long.
@@ -64,11 +70,12 @@ func (t *txn) indexChunk(ctx context.Context, through int64) (int64, int64, erro
 	if next <= upto {
 		return upto, upto, nil
 	}
+	block := strconv.Itoa(auditBlock)
 	for _, q := range []string{
-		`INSERT INTO audit_by_agent (agent_id, seq) SELECT agent_id, seq FROM audit_events
-			WHERE seq > $1 AND seq <= $2 AND agent_id <> '' ORDER BY agent_id, seq ON CONFLICT DO NOTHING`,
-		`INSERT INTO audit_by_trace (trace_id, seq) SELECT trace_id, seq FROM audit_events
-			WHERE seq > $1 AND seq <= $2 AND trace_id <> '' ORDER BY trace_id, seq ON CONFLICT DO NOTHING`,
+		`INSERT INTO audit_agent_blocks (agent_id, block) SELECT DISTINCT agent_id, seq / ` + block + ` FROM audit_events
+			WHERE seq > $1 AND seq <= $2 AND agent_id <> '' ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
+		`INSERT INTO audit_trace_blocks (trace_id, block) SELECT DISTINCT trace_id, seq / ` + block + ` FROM audit_events
+			WHERE seq > $1 AND seq <= $2 AND trace_id <> '' ORDER BY 1, 2 ON CONFLICT DO NOTHING`,
 		`UPDATE audit_index_state SET upto = $2 WHERE id = 1 AND upto = $1`,
 	} {
 		if _, err := t.q.ExecContext(ctx, q, upto, next); err != nil {

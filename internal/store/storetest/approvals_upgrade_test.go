@@ -15,20 +15,23 @@ import (
 	"github.com/agentid/agentid/internal/store/sqlstore"
 )
 
-// TestApprovalsUpgradeTo0015 stores an agent's approval under schema 0014
-// and checks that migration 0015 (user approvals, ADR 0020; a table rebuild
-// on SQLite) keeps it, and that its agent is still a foreign key.
-func TestApprovalsUpgradeTo0015(t *testing.T) {
-	type backend struct {
-		name  string
-		dir   string
-		d     sqlstore.Dialect
-		db    func(t *testing.T) *sql.DB
-		store func(t *testing.T) store.Store
-	}
+// upgradeBackend is a backend for upgrade tests: a raw database to migrate
+// by hand and fill with SQL, then the store opened on it.
+type upgradeBackend struct {
+	name  string
+	dir   string // its migrations
+	d     sqlstore.Dialect
+	blob  string // a one-byte blob literal in its SQL
+	db    func(t *testing.T) *sql.DB
+	store func(t *testing.T) store.Store
+}
+
+// upgradeBackends returns SQLite, and PostgreSQL when PostgresDSNEnv is
+// set, each on a fresh database.
+func upgradeBackends(t *testing.T) []upgradeBackend {
 	path := filepath.Join(t.TempDir(), "a.db")
-	bs := []backend{{
-		name: "sqlite", dir: "../sqlite/migrations", d: sqlite.Dialect(),
+	bs := []upgradeBackend{{
+		name: "sqlite", dir: "../sqlite/migrations", d: sqlite.Dialect(), blob: "x'00'",
 		db: func(t *testing.T) *sql.DB {
 			db, err := sql.Open("sqlite", "file:"+path+"?_foreign_keys=1")
 			if err != nil {
@@ -47,8 +50,8 @@ func TestApprovalsUpgradeTo0015(t *testing.T) {
 	}}
 	if dsn := os.Getenv(PostgresDSNEnv); dsn != "" {
 		var schemaDSN string
-		bs = append(bs, backend{
-			name: "postgres", dir: "../postgres/migrations", d: postgres.Dialect(),
+		bs = append(bs, upgradeBackend{
+			name: "postgres", dir: "../postgres/migrations", d: postgres.Dialect(), blob: `'\x00'::bytea`,
 			db: func(t *testing.T) *sql.DB {
 				schemaDSN = createSchema(t, dsn)
 				db, err := sql.Open("pgx", schemaDSN)
@@ -67,7 +70,14 @@ func TestApprovalsUpgradeTo0015(t *testing.T) {
 			},
 		})
 	}
-	for _, b := range bs {
+	return bs
+}
+
+// TestApprovalsUpgradeTo0015 stores an agent's approval under schema 0014
+// and checks that migration 0015 (user approvals, ADR 0020; a table rebuild
+// on SQLite) keeps it, and that its agent is still a foreign key.
+func TestApprovalsUpgradeTo0015(t *testing.T) {
+	for _, b := range upgradeBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
 			ms, err := sqlstore.Migrations(os.DirFS(b.dir))

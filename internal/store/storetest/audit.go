@@ -165,8 +165,11 @@ func testAuditQueries(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	t0 := base().UTC().Truncate(time.Second)
 	var in []store.AuditRecord
-	for i := range 30 {
-		in = append(in, store.AuditRecord{
+	// 300 events span several blocks of the lookup tables (ADR 0017
+	// addendum: 64 sequence numbers each); agent 3 and the rare trace
+	// appear in a few of them.
+	for i := range 300 {
+		r := store.AuditRecord{
 			ID:      fmt.Sprintf("evt_%04d", i+1),
 			Time:    t0.Add(time.Duration(i) * time.Minute),
 			Family:  []string{"issuance", "authentication", "authorization"}[i%3],
@@ -175,7 +178,14 @@ func testAuditQueries(t *testing.T, s store.Store) {
 			AgentID: []string{"", agentID(1), agentID(2)}[i%3],
 			ActorID: "adm_1",
 			TraceID: fmt.Sprintf("trace-%d", i%4),
-		})
+		}
+		if i%50 == 7 {
+			r.AgentID = agentID(3)
+		}
+		if i%97 == 5 {
+			r.TraceID = "trace-rare"
+		}
+		in = append(in, r)
 	}
 	appendAudit(t, s, in...)
 	all := verifyChain(t, s, len(in))
@@ -190,10 +200,10 @@ func testAuditQueries(t *testing.T, s store.Store) {
 	if ix, ok := s.(store.AuditIndexer); ok {
 		// ADR 0017: part of the trail indexed, all of it, then more events
 		// after the mark; the answers are the same at every stage.
-		if got, err := ix.IndexAudit(ctx, 13); err != nil || got != 13 {
-			t.Fatalf("IndexAudit(13) = %d, %v", got, err)
+		if got, err := ix.IndexAudit(ctx, 130); err != nil || got != 130 {
+			t.Fatalf("IndexAudit(130) = %d, %v", got, err)
 		}
-		checkAuditQueries(t, s, all, "indexed to 13")
+		checkAuditQueries(t, s, all, "indexed to 130")
 		if got, err := ix.IndexAudit(ctx, 0); err != nil || got != int64(len(in)) {
 			t.Fatalf("IndexAudit(0) = %d, %v", got, err)
 		}
@@ -258,6 +268,10 @@ func checkAuditQueries(t *testing.T, s store.Store, all []store.AuditRecord, sta
 		{AfterSeq: 4, Family: "issuance", TraceID: "trace-0"},
 		{AgentID: "agt_nobody"},
 		{AfterSeq: 1000},
+		{AgentID: agentID(3)},
+		{AgentID: agentID(3), AfterSeq: 60},
+		{TraceID: "trace-rare"},
+		{TraceID: "trace-1", AfterSeq: 127, Until: t0.Add(200 * time.Minute)},
 	}
 	for _, q := range queries {
 		want := match(q)
