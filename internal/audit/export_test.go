@@ -49,18 +49,7 @@ func goldenRecords(t testing.TB) []store.AuditRecord {
 	decided.Task.ReasoningRef = "sha256:9f86d081"
 	decided.Details = map[string]any{"policies": []string{"pol_01jndy7x5p0000000000000001"}, "amount_eur": 1250.5, "approval_required": true}
 
-	prev := make([]byte, HashSize)
-	var out []store.AuditRecord
-	for i, ev := range []Event{created, failed, decided} {
-		body, err := ev.Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := Seal(ev, body, int64(i+1), prev)
-		prev = rec.Hash
-		out = append(out, rec)
-	}
-	return out
+	return sealChain(t, []Event{created, failed, decided})
 }
 
 func TestExportGolden(t *testing.T) {

@@ -113,3 +113,20 @@ func appendN(t testing.TB, tr *trail, n int) []store.AuditRecord {
 	}
 	return out
 }
+
+// sealChain seals evs into a chain from seq 1, as a store would.
+func sealChain(t testing.TB, evs []Event) []store.AuditRecord {
+	t.Helper()
+	prev := make([]byte, HashSize)
+	out := make([]store.AuditRecord, 0, len(evs))
+	for i, ev := range evs {
+		body, err := ev.Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := Seal(ev, body, int64(i+1), prev)
+		prev = rec.Hash
+		out = append(out, rec)
+	}
+	return out
+}

@@ -103,18 +103,7 @@ func ocsfEvents() []Event {
 
 func ocsfRecords(t testing.TB) []store.AuditRecord {
 	t.Helper()
-	prev := make([]byte, HashSize)
-	var out []store.AuditRecord
-	for i, ev := range ocsfEvents() {
-		body, err := ev.Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rec := Seal(ev, body, int64(i+1), prev)
-		prev = rec.Hash
-		out = append(out, rec)
-	}
-	return out
+	return sealChain(t, ocsfEvents())
 }
 
 func TestOCSFGolden(t *testing.T) {

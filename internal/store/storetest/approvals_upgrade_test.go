@@ -73,6 +73,20 @@ func upgradeBackends(t *testing.T) []upgradeBackend {
 	return bs
 }
 
+// migrated returns b's raw database with the first n migrations applied.
+func (b upgradeBackend) migrated(t *testing.T, n int) *sql.DB {
+	t.Helper()
+	ms, err := sqlstore.Migrations(os.DirFS(b.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := b.db(t)
+	if v, err := sqlstore.Migrate(context.Background(), db, &b.d, ms[:n]); err != nil || v != n {
+		t.Fatalf("Migrate to %04d = %d, %v", n, v, err)
+	}
+	return db
+}
+
 // TestApprovalsUpgradeTo0015 stores an agent's approval under schema 0014
 // and checks that migration 0015 (user approvals, ADR 0020; a table rebuild
 // on SQLite) keeps it, and that its agent is still a foreign key.
@@ -80,14 +94,7 @@ func TestApprovalsUpgradeTo0015(t *testing.T) {
 	for _, b := range upgradeBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			ms, err := sqlstore.Migrations(os.DirFS(b.dir))
-			if err != nil {
-				t.Fatal(err)
-			}
-			db := b.db(t)
-			if v, err := sqlstore.Migrate(ctx, db, &b.d, ms[:14]); err != nil || v != 14 {
-				t.Fatalf("Migrate to 0014 = %d, %v", v, err)
-			}
+			db := b.migrated(t, 14)
 			created := "1700000000000000"
 			if b.name == "postgres" {
 				created = "'2023-11-14T22:13:20Z'"

@@ -3,13 +3,11 @@ package storetest
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentid/agentid/internal/store"
-	"github.com/agentid/agentid/internal/store/sqlstore"
 )
 
 // TestAuditBlocksUpgradeTo0016 indexes part of a trail under schema 0015
@@ -21,14 +19,7 @@ func TestAuditBlocksUpgradeTo0016(t *testing.T) {
 	for _, b := range upgradeBackends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := context.Background()
-			ms, err := sqlstore.Migrations(os.DirFS(b.dir))
-			if err != nil {
-				t.Fatal(err)
-			}
-			db := b.db(t)
-			if v, err := sqlstore.Migrate(ctx, db, &b.d, ms[:15]); err != nil || v != 15 {
-				t.Fatalf("Migrate to 0015 = %d, %v", v, err)
-			}
+			db := b.migrated(t, 15)
 			agentOf := func(seq int) string { return []string{"", "agt_1", "agt_2"}[seq%3] }
 			traceOf := func(seq int) string { return fmt.Sprintf("trace-%d", seq%7) }
 			for seq := 1; seq <= events; seq++ {
