@@ -1,9 +1,9 @@
 package server_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -67,28 +67,37 @@ func auditTypes(ctx context.Context, t *testing.T, cl *admin.Client, q admin.Aud
 	return out
 }
 
+// metricsText is the server's /metrics page, read with admin token token.
+func metricsText(t *testing.T, url, token string) string {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
+	}
+	return string(b)
+}
+
 // waitIndexLag waits until /metrics reports the audit index lag want.
 func waitIndexLag(t *testing.T, cp *controlPlane, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	last := ""
 	for time.Now().Before(deadline) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, cp.url+"/metrics", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+cp.token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "agentid_audit_index_lag_events "); ok {
+		for line := range strings.SplitSeq(metricsText(t, cp.url, cp.token), "\n") {
+			if v, ok := strings.CutPrefix(line, "agentid_audit_index_lag_events "); ok {
 				last = v
 			}
 		}
-		_ = resp.Body.Close()
 		if last == want {
 			return
 		}

@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -230,22 +229,8 @@ func TestSDKHonoursRateLimit(t *testing.T) {
 // summed over groups.
 func rateLimitedCount(t *testing.T, ls *liveServer) float64 {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ls.url+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+ls.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var sum float64
-	for line := range strings.SplitSeq(string(b), "\n") {
+	for line := range strings.SplitSeq(metricsText(t, ls.url, ls.token), "\n") {
 		if rest, ok := strings.CutPrefix(line, "agentid_http_auth_rate_limited_total{"); ok {
 			_, v, _ := strings.Cut(rest, "} ")
 			f, err := strconv.ParseFloat(v, 64)
