@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"time"
+	"unicode"
 )
 
 // OwnerKind says whether an owner is one person or a team.
@@ -30,15 +31,49 @@ type Owner struct {
 	Email       string // unique when set
 	Subject     string // IdP subject, unique when set
 	DisplayName string
-	State       OwnerState
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
-	Version     int64
+	// UserName is the SCIM userName (RFC 7643 §4.1.1): unique when set,
+	// compared case-insensitively (FoldUserName), stored as given.
+	UserName string
+	// ExternalID is the provisioning client's id of the owner (RFC 7643
+	// §3.1 externalId): not unique, compared exactly.
+	ExternalID string
+	State      OwnerState
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	Version    int64
 }
 
-// OwnerFilter narrows ListOwners. Zero fields do not filter.
+// OwnerFilter narrows ListOwners and CountOwners. Zero fields do not
+// filter; set fields must all match.
 type OwnerFilter struct {
 	State OwnerState
+	Kind  OwnerKind
+	// ID matches the owner id exactly.
+	ID string
+	// Email matches the stored (lowercased) email exactly.
+	Email string
+	// UserName matches the user name case-insensitively (FoldUserName)
+	// or, for an owner without one, the email (lowercased): the userName
+	// SCIM shows for such an owner.
+	UserName string
+	// ExternalID matches exactly.
+	ExternalID string
+}
+
+// FoldUserName is the key under which user names are unique and compared:
+// every rune replaced by the smallest rune of its Unicode simple case
+// folding orbit, so FoldUserName(a) == FoldUserName(b) exactly when
+// strings.EqualFold(a, b) (for valid UTF-8).
+func FoldUserName(s string) string {
+	out := make([]rune, 0, len(s))
+	for _, r := range s {
+		low := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			low = min(low, f)
+		}
+		out = append(out, low)
+	}
+	return string(out)
 }
 
 // OwnerReader reads owners.
@@ -47,14 +82,19 @@ type OwnerReader interface {
 	GetOwner(ctx context.Context, id string) (Owner, error)
 	// GetOwnerByEmail returns ErrNotFound when no owner has the email.
 	GetOwnerByEmail(ctx context.Context, email string) (Owner, error)
+	// GetOwnerByUserName returns ErrNotFound when no owner's user name
+	// folds (FoldUserName) to the same key as userName.
+	GetOwnerByUserName(ctx context.Context, userName string) (Owner, error)
 	// ListOwners returns owners in id order and the next page token.
 	ListOwners(ctx context.Context, f OwnerFilter, p Page) ([]Owner, string, error)
+	// CountOwners returns how many owners match f.
+	CountOwners(ctx context.Context, f OwnerFilter) (int, error)
 }
 
 // OwnerWriter changes owners.
 type OwnerWriter interface {
 	// CreateOwner stores a new owner with Version 1; ErrAlreadyExists when
-	// the id, email or subject is taken.
+	// the id, email, subject or user name (folded) is taken.
 	CreateOwner(ctx context.Context, o Owner) (Owner, error)
 	// UpdateOwner has the contract of AgentWriter.UpdateAgent. ID and
 	// CreatedAt cannot change.

@@ -3,19 +3,20 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/agentid/agentid/internal/store"
 )
 
-const ownerCols = `id, kind, COALESCE(email, ''), COALESCE(subject, ''), display_name, state,
-	created_at, updated_at, version`
+const ownerCols = `id, kind, COALESCE(email, ''), COALESCE(subject, ''), display_name, user_name, external_id,
+	state, created_at, updated_at, version`
 
 func scanOwner(s rowScanner) (store.Owner, error) {
 	var (
 		o           store.Owner
 		kind, state string
 	)
-	if err := s.Scan(&o.ID, &kind, &o.Email, &o.Subject, &o.DisplayName, &state,
+	if err := s.Scan(&o.ID, &kind, &o.Email, &o.Subject, &o.DisplayName, &o.UserName, &o.ExternalID, &state,
 		timeCol{&o.CreatedAt}, timeCol{&o.UpdatedAt}, &o.Version); err != nil {
 		return store.Owner{}, err
 	}
@@ -42,8 +43,44 @@ func (r *reader) GetOwnerByEmail(ctx context.Context, email string) (store.Owner
 	return o, nil
 }
 
+// GetOwnerByUserName implements store.OwnerReader. The empty user name
+// matches no owner.
+func (r *reader) GetOwnerByUserName(ctx context.Context, userName string) (store.Owner, error) {
+	o, err := r.getOwner(ctx, "user_name_key", store.FoldUserName(userName), "")
+	if err != nil {
+		return store.Owner{}, fmt.Errorf("store: get owner by user name %q: %w", userName, err)
+	}
+	return o, nil
+}
+
 func (r *reader) getOwner(ctx context.Context, col, key, suffix string) (store.Owner, error) {
 	return getOne(ctx, r, scanOwner, `SELECT `+ownerCols+` FROM owners WHERE `+col+` = $1`+suffix, key)
+}
+
+// ownerWhere is the WHERE clause of f (with "1 = 1" for no filter).
+func ownerWhere(f store.OwnerFilter, args *queryArgs) string {
+	where := []string{"1 = 1"}
+	for _, c := range []struct{ col, v string }{
+		{"state", string(f.State)}, {"kind", string(f.Kind)}, {"id", f.ID}, {"email", f.Email},
+		{"external_id", f.ExternalID},
+	} {
+		if c.v != "" {
+			where = append(where, c.col+" = "+args.add(c.v))
+		}
+	}
+	if f.UserName != "" {
+		where = append(where, "(user_name_key = "+args.add(userNameKey(f.UserName))+
+			" OR (user_name_key IS NULL AND email = "+args.add(strings.ToLower(f.UserName))+"))")
+	}
+	return strings.Join(where, " AND ")
+}
+
+// userNameKey is the folded key of a user name, "" for none.
+func userNameKey(userName string) string {
+	if userName == "" {
+		return ""
+	}
+	return store.FoldUserName(userName)
 }
 
 // ListOwners implements store.OwnerReader.
@@ -52,14 +89,28 @@ func (r *reader) ListOwners(ctx context.Context, f store.OwnerFilter, p store.Pa
 	if err != nil {
 		return nil, "", err
 	}
-	out, err := queryAll(ctx, r, scanOwner, `SELECT `+ownerCols+` FROM owners
-		WHERE id > $1 AND ($2 = '' OR state = $2)
-		ORDER BY id`+limit(p.Size()), after, string(f.State))
+	var args queryArgs
+	q := `SELECT ` + ownerCols + ` FROM owners WHERE id > ` + args.add(after) + ` AND ` + ownerWhere(f, &args)
+	out, err := queryAll(ctx, r, scanOwner, q+` ORDER BY id`+limit(p.Size()), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("store: list owners: %w", err)
 	}
 	out, next := nextPage(out, p.Size(), "owners", func(o store.Owner) string { return o.ID })
 	return out, next, nil
+}
+
+// CountOwners implements store.OwnerReader.
+func (r *reader) CountOwners(ctx context.Context, f store.OwnerFilter) (int, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: count owners: %w", err)
+	}
+	var args queryArgs
+	var n int
+	if err := r.q.QueryRowContext(ctx, `SELECT count(*) FROM owners WHERE `+ownerWhere(f, &args), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count owners: %w", r.d.classify(err))
+	}
+	return n, nil
 }
 
 // CreateOwner implements store.OwnerWriter.
@@ -70,9 +121,10 @@ func (t *txn) CreateOwner(ctx context.Context, o store.Owner) (store.Owner, erro
 			return fmt.Errorf("%w: owner id is required", store.ErrInvalid)
 		}
 		if _, err := t.q.ExecContext(ctx, `INSERT INTO owners (id, kind, email, subject,
-			display_name, state, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
+			display_name, user_name, user_name_key, external_id, state, created_at, updated_at, version)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
 			o.ID, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
+			o.UserName, nullIfEmpty(userNameKey(o.UserName)), o.ExternalID,
 			string(o.State), t.d.timeArg(o.CreatedAt), t.d.timeArg(o.UpdatedAt)); err != nil {
 			return t.d.classify(err)
 		}
@@ -99,9 +151,11 @@ func (t *txn) UpdateOwner(ctx context.Context, id string, fn func(store.Owner) (
 			return &fnError{err}
 		}
 		res, err := t.q.ExecContext(ctx, `UPDATE owners SET kind = $2, email = $3, subject = $4,
-			display_name = $5, state = $6, updated_at = $7, version = $8
-			WHERE id = $1 AND version = $9`,
+			display_name = $5, user_name = $6, user_name_key = $7, external_id = $8,
+			state = $9, updated_at = $10, version = $11
+			WHERE id = $1 AND version = $12`,
 			id, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
+			o.UserName, nullIfEmpty(userNameKey(o.UserName)), o.ExternalID,
 			string(o.State), t.d.timeArg(o.UpdatedAt), old.Version+1, old.Version)
 		if err := checkOne(t.d, res, err); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -255,6 +256,9 @@ func testOwnerCRUD(t *testing.T, s store.Store) {
 	for name, get := range map[string]func() (store.Owner, error){
 		"GetOwner":        func() (store.Owner, error) { return s.GetOwner(ctx, in.ID) },
 		"GetOwnerByEmail": func() (store.Owner, error) { return s.GetOwnerByEmail(ctx, in.Email) },
+		"GetOwnerByUserName": func() (store.Owner, error) {
+			return s.GetOwnerByUserName(ctx, strings.ToUpper(in.UserName))
+		},
 	} {
 		got, err := get()
 		if err != nil {
@@ -271,6 +275,7 @@ func testOwnerCRUD(t *testing.T, s store.Store) {
 			o.ID, o.CreatedAt = "own_other", time.Time{} // immutable
 			o.Kind, o.Email, o.Subject = store.OwnerTeam, "", ""
 			o.DisplayName, o.State = "Team", store.OwnerDeactivated
+			o.UserName, o.ExternalID = "", ""
 			o.UpdatedAt = base().Add(time.Minute)
 			return o, nil
 		})
@@ -279,6 +284,7 @@ func testOwnerCRUD(t *testing.T, s store.Store) {
 	want2 := want
 	want2.Kind, want2.Email, want2.Subject = store.OwnerTeam, "", ""
 	want2.DisplayName, want2.State = "Team", store.OwnerDeactivated
+	want2.UserName, want2.ExternalID = "", ""
 	want2.UpdatedAt, want2.Version = stored(base().Add(time.Minute)), 2
 	if diff := cmp.Diff(want2, updated); diff != "" {
 		t.Errorf("UpdateOwner (-want +got):\n%s", diff)
@@ -292,21 +298,27 @@ func testOwnerCRUD(t *testing.T, s store.Store) {
 	}
 	_, err = s.GetOwnerByEmail(ctx, in.Email)
 	wantErr(t, "GetOwnerByEmail of a removed email", err, store.ErrNotFound)
+	_, err = s.GetOwnerByUserName(ctx, in.UserName)
+	wantErr(t, "GetOwnerByUserName of a removed user name", err, store.ErrNotFound)
 }
 
 func testOwnerUnique(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	createOwners(t, s, newOwner(1))
-	// Empty email and subject are not unique values.
+	// Empty email, subject and user name are not unique values; external
+	// ids are not unique.
 	e1, e2 := newOwner(2), newOwner(3)
 	e1.Email, e1.Subject, e2.Email, e2.Subject = "", "", "", ""
+	e1.UserName, e2.UserName = "", ""
+	e1.ExternalID, e2.ExternalID = "shared", "shared"
 	createOwners(t, s, e1, e2)
 
-	sameID, sameEmail, sameSubject := newOwner(4), newOwner(5), newOwner(6)
+	sameID, sameEmail, sameSubject, sameUser := newOwner(4), newOwner(5), newOwner(6), newOwner(7)
 	sameID.ID = ownerID(1)
 	sameEmail.Email = newOwner(1).Email
 	sameSubject.Subject = newOwner(1).Subject
-	for name, o := range map[string]store.Owner{"id": sameID, "email": sameEmail, "subject": sameSubject} {
+	sameUser.UserName = strings.ToLower(newOwner(1).UserName) // another case is the same user name
+	for name, o := range map[string]store.Owner{"id": sameID, "email": sameEmail, "subject": sameSubject, "user name": sameUser} {
 		err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 			_, err := tx.CreateOwner(ctx, o)
 			return err
@@ -321,6 +333,14 @@ func testOwnerUnique(t *testing.T, s store.Store) {
 		return err
 	})
 	wantErr(t, "UpdateOwner to a taken email", err, store.ErrAlreadyExists)
+	err = s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.UpdateOwner(ctx, ownerID(2), func(o store.Owner) (store.Owner, error) {
+			o.UserName = strings.ToUpper(newOwner(1).UserName)
+			return o, nil
+		})
+		return err
+	})
+	wantErr(t, "UpdateOwner to a taken user name", err, store.ErrAlreadyExists)
 }
 
 func newToken(i int) store.AdminToken {
