@@ -54,7 +54,7 @@ func ocsfClassOf(typ string) (c ocsfClass, ok bool) {
 	// Account Change [3001]: agents and owners are the accounts.
 	case "agent.created", "owner.created":
 		return ocsfClass{ocsfClassAccountChange, 1, "Create"}, true
-	case "agent.resumed":
+	case "agent.resumed", "owner.reactivated":
 		return ocsfClass{ocsfClassAccountChange, 2, "Enable"}, true
 	case "agent.suspended", "owner.deactivated":
 		return ocsfClass{ocsfClassAccountChange, 5, "Disable"}, true
@@ -64,7 +64,7 @@ func ocsfClassOf(typ string) (c ocsfClass, ok bool) {
 		return ocsfClass{ocsfClassAccountChange, 7, "Attach Policy"}, true
 	case "grant.revoked":
 		return ocsfClass{ocsfClassAccountChange, 8, "Detach Policy"}, true
-	case "agent.updated":
+	case "agent.updated", "owner.updated":
 		return ocsfClass{ocsfClassAccountChange, ocsfActivityOther, "Update"}, true
 	case "agent.orphaned":
 		return ocsfClass{ocsfClassAccountChange, ocsfActivityOther, "Orphan"}, true

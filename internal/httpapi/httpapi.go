@@ -1,6 +1,7 @@
 // Package httpapi is agentid's HTTP transport for the admin API (/v1/…),
 // the OpenID AuthZEN decision endpoints (/access/v1/…), the SPIFFE bundle
-// endpoint (/spiffe/bundle), health (/healthz, /readyz)
+// endpoint (/spiffe/bundle), SCIM 2.0 provisioning of owners (/scim/v2/…,
+// over internal/scim), health (/healthz, /readyz)
 // and metrics (/metrics): routing, JSON in and out, admin authentication,
 // W3C trace context, and the mapping of domain errors to RFC 9457 problem
 // details. It holds no business rules; those live in the domain packages
@@ -187,7 +188,9 @@ func (h *handler) routes() {
 	handle("POST /v1/owners", admin, h.createOwner)
 	handle("GET /v1/owners", admin, h.listOwners)
 	handle("GET /v1/owners/{ref}", admin, h.getOwner)
+	handle("PATCH /v1/owners/{ref}", admin, h.updateOwner)
 	handle("POST /v1/owners/{ref}/deactivate", admin, h.deactivateOwner)
+	handle("POST /v1/owners/{ref}/reactivate", admin, h.reactivateOwner)
 
 	handle("POST /v1/admin-tokens", admin, h.createAdminToken)
 	handle("GET /v1/admin-tokens", admin, h.listAdminTokens)
@@ -229,6 +232,7 @@ func (h *handler) routes() {
 	h.oauthRoutes()
 	h.bundleRoutes()
 	h.nodeAttestRoute()
+	h.scimRoutes()
 
 	// Anything else under /v1/ is a problem+json 405 or 404, not the mux's
 	// text.

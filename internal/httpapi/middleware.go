@@ -167,21 +167,29 @@ func (h *handler) origin(r *http.Request) audit.Origin {
 // authenticated checks the bearer admin token and its role, then calls fn.
 // Auditors may only use routes that need RoleAuditor.
 func (h *handler) authenticated(need store.Role, fn func(http.ResponseWriter, *http.Request, *principal)) http.Handler {
+	return h.authenticatedWith(need, h.problem, fn)
+}
+
+// authenticatedWith is authenticated answering refusals with fail, so
+// that an endpoint family with its own error format (SCIM) shares the
+// one token check.
+func (h *handler) authenticatedWith(need store.Role, fail func(http.ResponseWriter, *http.Request, error),
+	fn func(http.ResponseWriter, *http.Request, *principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		o := h.origin(r)
 		bearer, ok := bearerToken(r)
 		if !ok {
-			h.problem(w, r, adminauth.ErrUnauthenticated)
+			fail(w, r, adminauth.ErrUnauthenticated)
 			return
 		}
 		tok, err := h.p.Auth.Authenticate(r.Context(), o, bearer)
 		if err != nil {
-			h.problem(w, r, err)
+			fail(w, r, err)
 			return
 		}
 		o.Actor = audit.Actor{Type: audit.ActorAdmin, ID: tok.ID}
 		if err := h.p.Auth.Check(r.Context(), o, tok, need == store.RoleAdmin); err != nil {
-			h.problem(w, r, err)
+			fail(w, r, err)
 			return
 		}
 		fn(w, r, &principal{token: tok, origin: o})

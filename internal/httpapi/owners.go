@@ -12,7 +12,7 @@ import (
 func ownerOut(o store.Owner) admin.Owner {
 	return admin.Owner{
 		ID: o.ID, Kind: string(o.Kind), Email: o.Email, Subject: o.Subject, DisplayName: o.DisplayName,
-		State: string(o.State), CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC(), Version: o.Version,
+		UserName: o.UserName, ExternalID: o.ExternalID, State: string(o.State), CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC(), Version: o.Version,
 	}
 }
 
@@ -28,6 +28,7 @@ func (h *handler) createOwner(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	o, err := h.p.Identity.CreateOwner(r.Context(), p.origin, identity.CreateOwnerParams{
 		Kind: kind, Email: in.Email, Subject: in.Subject, DisplayName: in.DisplayName,
+		UserName: in.UserName, ExternalID: in.ExternalID,
 	})
 	if err != nil {
 		h.problem(w, r, err)
@@ -80,6 +81,44 @@ func (h *handler) deactivateOwner(w http.ResponseWriter, r *http.Request, p *pri
 		return
 	}
 	o, err := h.p.Identity.DeactivateOwner(r.Context(), p.origin, tp)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	etag(w, o.Version)
+	h.reply(w, http.StatusOK, ownerOut(o))
+}
+
+func (h *handler) updateOwner(w http.ResponseWriter, r *http.Request, p *principal) {
+	var in admin.UpdateOwnerRequest
+	if err := h.decode(w, r, &in); err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	v, err := ifVersion(r, in.Version)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	o, err := h.p.Identity.UpdateOwner(r.Context(), p.origin, identity.UpdateOwnerParams{
+		Ref: r.PathValue("ref"), IfVersion: v, Email: in.Email, DisplayName: in.DisplayName,
+		UserName: in.UserName, ExternalID: in.ExternalID,
+	})
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	etag(w, o.Version)
+	h.reply(w, http.StatusOK, ownerOut(o))
+}
+
+func (h *handler) reactivateOwner(w http.ResponseWriter, r *http.Request, p *principal) {
+	tp, err := h.transition(w, r, "ref")
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	o, err := h.p.Identity.ReactivateOwner(r.Context(), p.origin, tp)
 	if err != nil {
 		h.problem(w, r, err)
 		return

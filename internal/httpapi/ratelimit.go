@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/oauth"
+	"github.com/agentid/agentid/internal/scim"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/sdk/admin"
 )
@@ -72,6 +73,7 @@ const (
 	groupAdmin   = "admin"
 	groupAuthZEN = "authzen"
 	groupNode    = "node_attest"
+	groupSCIM    = "scim"
 )
 
 // endpointGroup returns the group of the endpoints that authenticate
@@ -85,6 +87,8 @@ func endpointGroup(path string) string {
 		return groupNode
 	case strings.HasPrefix(path, "/access/v1/"):
 		return groupAuthZEN
+	case path == scimRoot || strings.HasPrefix(path, scimRoot+"/"):
+		return groupSCIM
 	case path == "/v1/version":
 		return ""
 	case strings.HasPrefix(path, "/v1/"):
@@ -327,6 +331,8 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, group, key stri
 			Error       string `json:"error"`
 			Description string `json:"error_description"`
 		}{oauth.CodeTemporarilyUnavailable, detail})
+	case groupSCIM:
+		h.scimError(w, r, &scim.Error{Status: http.StatusTooManyRequests, Detail: detail})
 	default:
 		if group == groupAuthZEN {
 			echoRequestID(w, r)

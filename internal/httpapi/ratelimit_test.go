@@ -237,6 +237,53 @@ func TestAdminBadBearerLimited(t *testing.T) {
 	}
 }
 
+// TestSCIMBadBearerLimited: the SCIM endpoints count failed logins
+// toward the same limit, and their refusal is a SCIM error (RFC 7644
+// §3.12), not problem details.
+func TestSCIMBadBearerLimited(t *testing.T) {
+	const burst = 3
+	e := newLimitedEnv(t, httpapi.FailedAuthLimits{Rate: 0.5, Burst: burst}, nil)
+	const attacker = "198.51.100.8"
+	scimGet := func(token string) (int, http.Header, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, e.url+"/scim/v2/Users", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Forwarded-For", attacker)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatal(err)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "application/scim+json" {
+			t.Fatalf("%d with Content-Type %q", resp.StatusCode, ct)
+		}
+		return resp.StatusCode, resp.Header, body
+	}
+	for i := range burst {
+		if status, _, _ := scimGet(badAdminToken); status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: status %d, want 401", i+1, status)
+		}
+	}
+	status, hdr, body := scimGet(e.token)
+	if status != http.StatusTooManyRequests || hdr.Get("Retry-After") != "2" || body["status"] != "429" ||
+		!strings.Contains(body["detail"].(string), "too many failed authentications") {
+		t.Fatalf("refusal: %d Retry-After %q %v", status, hdr.Get("Retry-After"), body)
+	}
+	if got := e.refusedMetric(t, "scim"); got != 1 {
+		t.Errorf("refused metric = %v, want 1", got)
+	}
+	if _, limited := e.events(t); len(limited) != 1 {
+		t.Errorf("%d auth.rate_limited events, want 1", len(limited))
+	}
+}
+
 // TestSuccessIsNotCounted: any number of authenticated requests from one
 // address leave its bucket alone.
 func TestSuccessIsNotCounted(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/recordid"
@@ -15,11 +16,23 @@ import (
 // Audit event types of the owner lifecycle, in family audit.Admin.
 const (
 	EventOwnerCreated     = "owner.created"
+	EventOwnerUpdated     = "owner.updated"
 	EventOwnerDeactivated = "owner.deactivated"
+	EventOwnerReactivated = "owner.reactivated"
 )
 
-// CreateOwnerParams describes a new owner. At least one of Email and
-// Subject is required; each is unique among owners when set.
+// Owner fields as change lists (owner.updated's "changed") and validation
+// errors name them.
+const (
+	FieldOwnerEmail       = "email"
+	FieldOwnerDisplayName = "display_name"
+	FieldOwnerUserName    = "user_name"
+	FieldOwnerExternalID  = "external_id"
+)
+
+// CreateOwnerParams describes a new owner. At least one of Email, Subject
+// and UserName is required; each is unique among owners when set (UserName
+// case-insensitively, store.FoldUserName).
 type CreateOwnerParams struct {
 	// Kind is store.OwnerPerson or store.OwnerTeam.
 	Kind store.OwnerKind
@@ -31,13 +44,24 @@ type CreateOwnerParams struct {
 	// DisplayName is optional: at most MaxDisplayNameLen bytes without
 	// control characters, trimmed.
 	DisplayName string
+	// UserName is the owner's SCIM userName (RFC 7643 §4.1.1): at most
+	// MaxUserNameLen bytes without control characters, trimmed.
+	UserName string
+	// ExternalID is the provisioning client's id of the owner (RFC 7643
+	// §3.1): at most MaxExternalIDLen bytes without control characters,
+	// trimmed; not unique.
+	ExternalID string
+	// Deactivated creates the owner deactivated (a SCIM client may create
+	// a user that is not active); it has no agents yet, so none is
+	// orphaned.
+	Deactivated bool
 }
 
-// CreateOwner registers a new active owner with version 1 and records
-// owner.created in the same transaction.
+// CreateOwner registers a new owner, active unless p.Deactivated, with
+// version 1 and records owner.created in the same transaction.
 //
-// Errors: *ValidationError; ErrAlreadyExists when the email or subject is
-// taken. On any error nothing is stored.
+// Errors: *ValidationError; ErrAlreadyExists when the email, subject or
+// user name is taken. On any error nothing is stored.
 func (s *Service) CreateOwner(ctx context.Context, o audit.Origin, p CreateOwnerParams) (store.Owner, error) {
 	own, err := validateOwner(p)
 	if err != nil {
@@ -48,13 +72,16 @@ func (s *Service) CreateOwner(ctx context.Context, o audit.Origin, p CreateOwner
 		return store.Owner{}, err
 	}
 	own.State = store.OwnerActive
+	if p.Deactivated {
+		own.State = store.OwnerDeactivated
+	}
 	own.CreatedAt, own.UpdatedAt = now, now
 	var out store.Owner
 	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		created, err := tx.CreateOwner(ctx, own)
 		switch {
 		case errors.Is(err, store.ErrAlreadyExists):
-			return fmt.Errorf("identity: an owner with this email or subject exists: %w", ErrAlreadyExists)
+			return fmt.Errorf("identity: an owner with this email, subject or user name exists: %w", ErrAlreadyExists)
 		case err != nil:
 			return fmt.Errorf("identity: create owner: %w", err)
 		}
@@ -66,6 +93,9 @@ func (s *Service) CreateOwner(ctx context.Context, o audit.Origin, p CreateOwner
 			"email":        created.Email,
 			"subject":      created.Subject,
 			"display_name": created.DisplayName,
+			"user_name":    created.UserName,
+			"external_id":  created.ExternalID,
+			"state":        string(created.State),
 			"version":      created.Version,
 		}
 		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
@@ -86,10 +116,8 @@ func validateOwner(p CreateOwnerParams) (store.Owner, error) {
 	}
 	own := store.Owner{Kind: p.Kind}
 	var err error
-	if email := strings.TrimSpace(p.Email); email != "" {
-		if own.Email, err = NormalizeEmail(email); err != nil {
-			return store.Owner{}, err
-		}
+	if own.Email, err = normalizeOwnerEmail(p.Email); err != nil {
+		return store.Owner{}, err
 	}
 	own.Subject = strings.TrimSpace(p.Subject)
 	if len(own.Subject) > MaxSubjectLen {
@@ -98,17 +126,48 @@ func validateOwner(p CreateOwnerParams) (store.Owner, error) {
 	if err := checkText(own.Subject); err != nil {
 		return store.Owner{}, withField("subject", err)
 	}
-	if own.Email == "" && own.Subject == "" {
-		return store.Owner{}, invalid("email", "an email or an IdP subject is required")
+	if own.DisplayName, err = ownerText(FieldOwnerDisplayName, p.DisplayName, MaxDisplayNameLen); err != nil {
+		return store.Owner{}, err
 	}
-	own.DisplayName = strings.TrimSpace(p.DisplayName)
-	if len(own.DisplayName) > MaxDisplayNameLen {
-		return store.Owner{}, invalid("display_name", "must be at most %d bytes", MaxDisplayNameLen)
+	if own.UserName, err = ownerText(FieldOwnerUserName, p.UserName, MaxUserNameLen); err != nil {
+		return store.Owner{}, err
 	}
-	if err := checkText(own.DisplayName); err != nil {
-		return store.Owner{}, withField("display_name", err)
+	if own.ExternalID, err = ownerText(FieldOwnerExternalID, p.ExternalID, MaxExternalIDLen); err != nil {
+		return store.Owner{}, err
+	}
+	if err := checkOwnerKeys(own); err != nil {
+		return store.Owner{}, err
 	}
 	return own, nil
+}
+
+// normalizeOwnerEmail trims email and normalises it; blank is "".
+func normalizeOwnerEmail(email string) (string, error) {
+	if email = strings.TrimSpace(email); email == "" {
+		return "", nil
+	}
+	return NormalizeEmail(email)
+}
+
+// ownerText trims a free-text owner field and bounds it.
+func ownerText(field, v string, maxLen int) (string, error) {
+	v = strings.TrimSpace(v)
+	if len(v) > maxLen {
+		return "", invalid(field, "must be at most %d bytes", maxLen)
+	}
+	if err := checkText(v); err != nil {
+		return "", withField(field, err)
+	}
+	return v, nil
+}
+
+// checkOwnerKeys requires a way to find the owner: an email, an IdP
+// subject or a user name.
+func checkOwnerKeys(own store.Owner) error {
+	if own.Email == "" && own.Subject == "" && own.UserName == "" {
+		return invalid(FieldOwnerEmail, "an email, an IdP subject or a user name is required")
+	}
+	return nil
 }
 
 // GetOwner returns the owner with the id (own_…) or email ref.
@@ -141,15 +200,20 @@ func getOwner(ctx context.Context, r store.OwnerReader, ref string) (store.Owner
 	return own, nil
 }
 
+// MaxUserNameLen and MaxExternalIDLen bound an owner's SCIM userName and
+// externalId, in bytes after trimming.
+const (
+	MaxUserNameLen   = 255
+	MaxExternalIDLen = 255
+)
+
 // ListOwners returns one page of owners in creation order and the next page
-// token. f.State must be empty or a known state.
+// token. f.State and f.Kind must be empty or known values.
 //
 // Errors: *ValidationError for a bad filter or page token.
 func (s *Service) ListOwners(ctx context.Context, f store.OwnerFilter, p store.Page) ([]store.Owner, string, error) {
-	switch f.State {
-	case "", store.OwnerActive, store.OwnerDeactivated:
-	default:
-		return nil, "", invalid("state", "must be active or deactivated")
+	if err := checkOwnerFilter(f); err != nil {
+		return nil, "", err
 	}
 	owners, next, err := s.store.ListOwners(ctx, f, p)
 	if err != nil {
@@ -158,15 +222,166 @@ func (s *Service) ListOwners(ctx context.Context, f store.OwnerFilter, p store.P
 	return owners, next, nil
 }
 
-// DeactivateOwner moves an active owner to deactivated, a final state, and
-// records owner.deactivated. In the same transaction it records
-// agent.orphaned for every agent that is not deprovisioned and whose every
-// owner is now deactivated (such agents show Orphaned on read).
+func checkOwnerFilter(f store.OwnerFilter) error {
+	switch f.State {
+	case "", store.OwnerActive, store.OwnerDeactivated:
+	default:
+		return invalid("state", "must be active or deactivated")
+	}
+	switch f.Kind {
+	case "", store.OwnerPerson, store.OwnerTeam:
+	default:
+		return invalid("kind", "must be person or team")
+	}
+	return nil
+}
+
+// SliceOwners returns at most n owners matching f in id order, skipping
+// the first skip of them, and how many owners match f in all: the
+// index-based paging of SCIM (RFC 7644 §3.4.2.4) over the store's keyset
+// pages. It reads skip+n owners; the total and the slice are two reads, not
+// one snapshot.
+//
+// Errors: *ValidationError for a bad filter or a negative skip or n.
+func (s *Service) SliceOwners(ctx context.Context, f store.OwnerFilter, skip, n int) ([]store.Owner, int, error) {
+	if err := checkOwnerFilter(f); err != nil {
+		return nil, 0, err
+	}
+	if skip < 0 || n < 0 {
+		return nil, 0, invalid("", "skip and n must not be negative")
+	}
+	total, err := s.store.CountOwners(ctx, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("identity: count owners: %w", err)
+	}
+	var out []store.Owner
+	p := store.Page{}
+	for n > 0 && skip < total {
+		p.PageSize = min(skip+n, store.MaxPageSize)
+		page, next, err := s.store.ListOwners(ctx, f, p)
+		if err != nil {
+			return nil, 0, fmt.Errorf("identity: list owners: %w", err)
+		}
+		if skip >= len(page) {
+			skip -= len(page)
+		} else {
+			page = page[skip:]
+			skip = 0
+			page = page[:min(n, len(page))]
+			out = append(out, page...)
+			n -= len(page)
+		}
+		if next == "" {
+			break
+		}
+		p.PageToken = next
+	}
+	return out, total, nil
+}
+
+// UpdateOwnerParams changes an owner. A nil field is left alone; a non-nil
+// one replaces the owner's value, validated as in CreateOwnerParams (the
+// empty string clears it, as long as an email, a subject or a user name
+// remains). Subject and Kind do not change: delegation grants name the
+// subject.
+type UpdateOwnerParams struct {
+	// Ref is the owner's id (own_…) or email.
+	Ref string
+	// IfVersion, when not zero, must equal the owner's current version.
+	IfVersion   int64
+	Email       *string
+	DisplayName *string
+	UserName    *string
+	ExternalID  *string
+	// State, when set, moves the owner to that state in the same
+	// transaction, with the events (and orphans) of DeactivateOwner or
+	// ReactivateOwner; the owner's current state is no change.
+	State *store.OwnerState
+	// Reason is recorded on the state change's event, as in
+	// TransitionParams.
+	Reason string
+}
+
+// UpdateOwner changes the fields set in p in one transaction and records
+// owner.updated with the changed fields and their new values, then, when
+// p.State changes the state, owner.deactivated (and agent.orphaned) or
+// owner.reactivated. An update that changes nothing records nothing and
+// returns the owner as it is. Deactivated owners may be updated.
+//
+// Errors: *ValidationError for bad input or when no field is set;
+// ErrNotFound; ErrVersionMismatch when p.IfVersion is stale;
+// ErrAlreadyExists when the email or user name is taken. On any error
+// nothing is stored.
+func (s *Service) UpdateOwner(ctx context.Context, o audit.Origin, p UpdateOwnerParams) (store.Owner, error) {
+	if err := checkIfVersion(p.IfVersion); err != nil {
+		return store.Owner{}, err
+	}
+	reason, err := TransitionParams{Reason: p.Reason}.normalizeReason()
+	if err != nil {
+		return store.Owner{}, err
+	}
+	c := ownerChange{set: map[string]bool{}, reason: reason}
+	if p.Email != nil {
+		c.set[FieldOwnerEmail] = true
+		if c.email, err = normalizeOwnerEmail(*p.Email); err != nil {
+			return store.Owner{}, withField(FieldOwnerEmail, err)
+		}
+	}
+	for _, f := range []struct {
+		name   string
+		in     *string
+		out    *string
+		maxLen int
+	}{
+		{FieldOwnerDisplayName, p.DisplayName, &c.displayName, MaxDisplayNameLen},
+		{FieldOwnerUserName, p.UserName, &c.userName, MaxUserNameLen},
+		{FieldOwnerExternalID, p.ExternalID, &c.externalID, MaxExternalIDLen},
+	} {
+		if f.in == nil {
+			continue
+		}
+		c.set[f.name] = true
+		if *f.out, err = ownerText(f.name, *f.in, f.maxLen); err != nil {
+			return store.Owner{}, err
+		}
+	}
+	if p.State != nil {
+		switch *p.State {
+		case store.OwnerActive, store.OwnerDeactivated:
+			c.state = *p.State
+		default:
+			return store.Owner{}, invalid("state", "must be active or deactivated")
+		}
+	}
+	if len(c.set) == 0 && c.state == "" {
+		return store.Owner{}, invalid("", "nothing to update: set at least one field")
+	}
+	return s.changeOwner(ctx, o, p.Ref, p.IfVersion, c)
+}
+
+// DeactivateOwner moves an active owner to deactivated and records
+// owner.deactivated. In the same transaction it records agent.orphaned for
+// every agent that is not deprovisioned and whose every owner is now
+// deactivated (such agents show Orphaned on read). ReactivateOwner undoes
+// it.
 //
 // Errors: *ValidationError; ErrNotFound; ErrVersionMismatch;
 // ErrIllegalTransition when the owner is already deactivated. On any error
 // nothing is stored.
 func (s *Service) DeactivateOwner(ctx context.Context, o audit.Origin, p TransitionParams) (store.Owner, error) {
+	return s.transitionOwner(ctx, o, p, store.OwnerDeactivated)
+}
+
+// ReactivateOwner moves a deactivated owner back to active (an identity
+// provider re-enabled the person) and records owner.reactivated with the
+// number of agents that were orphaned and have an active owner again
+// (restored_agents). Errors as DeactivateOwner, with ErrIllegalTransition
+// when the owner is already active.
+func (s *Service) ReactivateOwner(ctx context.Context, o audit.Origin, p TransitionParams) (store.Owner, error) {
+	return s.transitionOwner(ctx, o, p, store.OwnerActive)
+}
+
+func (s *Service) transitionOwner(ctx context.Context, o audit.Origin, p TransitionParams, to store.OwnerState) (store.Owner, error) {
 	if err := checkIfVersion(p.IfVersion); err != nil {
 		return store.Owner{}, err
 	}
@@ -174,70 +389,170 @@ func (s *Service) DeactivateOwner(ctx context.Context, o audit.Origin, p Transit
 	if err != nil {
 		return store.Owner{}, err
 	}
+	return s.changeOwner(ctx, o, p.Ref, p.IfVersion, ownerChange{state: to, strict: true, reason: reason})
+}
+
+// ownerChange is a validated change of an owner: fields (those in set)
+// and a state ("" keeps it). strict makes an unchanged state an illegal
+// transition rather than no change.
+type ownerChange struct {
+	set                                      map[string]bool
+	email, displayName, userName, externalID string
+	state                                    store.OwnerState
+	strict                                   bool
+	reason                                   string
+}
+
+// apply sets c's fields on own and returns the names of those whose value
+// changed, in a fixed order.
+func (c ownerChange) apply(own store.Owner) (store.Owner, []string) {
+	var changed []string
+	for _, f := range []struct {
+		name string
+		to   string
+		at   *string
+	}{
+		{FieldOwnerEmail, c.email, &own.Email},
+		{FieldOwnerDisplayName, c.displayName, &own.DisplayName},
+		{FieldOwnerUserName, c.userName, &own.UserName},
+		{FieldOwnerExternalID, c.externalID, &own.ExternalID},
+	} {
+		if c.set[f.name] && *f.at != f.to {
+			*f.at = f.to
+			changed = append(changed, f.name)
+		}
+	}
+	return own, changed
+}
+
+// ownerFieldValues returns the audit detail values of the named fields.
+func ownerFieldValues(own store.Owner, fields []string) map[string]any {
+	d := make(map[string]any, len(fields)+4)
+	for _, f := range fields {
+		d[f] = map[string]string{
+			FieldOwnerEmail: own.Email, FieldOwnerDisplayName: own.DisplayName,
+			FieldOwnerUserName: own.UserName, FieldOwnerExternalID: own.ExternalID,
+		}[f]
+	}
+	return d
+}
+
+// changeOwner applies c to the owner ref in one transaction and records
+// its events: owner.updated for changed fields, then the state change's.
+func (s *Service) changeOwner(ctx context.Context, o audit.Origin, ref string, ifVersion int64, c ownerChange) (store.Owner, error) {
 	now := s.now()
 	var out store.Owner
-	err = s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		cur, err := getOwner(ctx, tx, p.Ref)
+	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		cur, err := getOwner(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
+		var (
+			changed   []string
+			prevState store.OwnerState
+		)
 		updated, err := tx.UpdateOwner(ctx, cur.ID, func(own store.Owner) (store.Owner, error) {
-			if p.IfVersion != 0 && own.Version != p.IfVersion {
-				return own, versionErr("owner", own.ID, own.Version, p.IfVersion)
+			out = own // returned as is when nothing changes
+			if ifVersion != 0 && own.Version != ifVersion {
+				return own, versionErr("owner", own.ID, own.Version, ifVersion)
 			}
-			if own.State != store.OwnerActive {
+			if c.strict && own.State == c.state {
 				return own, fmt.Errorf("identity: owner %s is already %s: %w", own.ID, own.State, ErrIllegalTransition)
 			}
-			own.State = store.OwnerDeactivated
+			prevState = own.State
+			own, changed = c.apply(own)
+			if err := checkOwnerKeys(own); err != nil {
+				return own, err
+			}
+			if c.state != "" {
+				own.State = c.state
+			}
+			if len(changed) == 0 && own.State == prevState {
+				return own, errNoChange
+			}
 			own.UpdatedAt = now
 			return own, nil
 		})
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrAlreadyExists):
+			return fmt.Errorf("identity: an owner with this email or user name exists: %w", ErrAlreadyExists)
+		case err != nil:
 			return mapUpdateErr("owner", err)
 		}
-		orphans, err := newOrphans(ctx, tx, updated.ID)
-		if err != nil {
-			return err
-		}
-		ev := o.Event(audit.Admin, EventOwnerDeactivated)
-		ev.Time = now
-		ev.Reason = reason
-		ev.Details = map[string]any{
-			"id":              updated.ID,
-			"version":         updated.Version,
-			"orphaned_agents": len(orphans),
-		}
-		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
-			return fmt.Errorf("identity: record %s: %w", EventOwnerDeactivated, err)
-		}
-		for _, a := range orphans {
-			ev := o.Event(audit.Issuance, EventAgentOrphaned)
-			ev.Time = now
-			ev.Agent = &audit.Agent{ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID}
-			ev.Details = map[string]any{
-				"version":           a.Version,
-				"owners":            nonNil(a.Owners),
-				"deactivated_owner": updated.ID,
+		if len(changed) > 0 {
+			details := ownerFieldValues(updated, changed)
+			details["id"], details["kind"], details["version"], details["changed"] = updated.ID, string(updated.Kind), updated.Version, changed
+			if err := s.appendOwnerEvent(ctx, tx, o, EventOwnerUpdated, now, details, ""); err != nil {
+				return err
 			}
-			if _, err := s.rec.Append(ctx, tx, ev); err != nil {
-				return fmt.Errorf("identity: record %s: %w", EventAgentOrphaned, err)
+		}
+		if updated.State != prevState {
+			if err := s.recordOwnerState(ctx, tx, o, updated, now, c.reason); err != nil {
+				return err
 			}
 		}
 		out = updated
 		return nil
 	})
+	if errors.Is(err, errNoChange) {
+		return out, nil
+	}
 	if err != nil {
 		return store.Owner{}, err
 	}
 	return out, nil
 }
 
-// newOrphans returns the agents of ownerID, which was active until now,
-// that are not deprovisioned and have no active owner left. They had one
-// (ownerID) before, so each is newly orphaned.
-func newOrphans(ctx context.Context, tx store.Tx, ownerID string) ([]store.Agent, error) {
+// recordOwnerState records the state change of own (already stored):
+// owner.deactivated and an agent.orphaned per newly orphaned agent, or
+// owner.reactivated with the count of agents it restores.
+func (s *Service) recordOwnerState(ctx context.Context, tx store.Tx, o audit.Origin, own store.Owner, now time.Time, reason string) error {
+	agents, err := soleOwnerAgents(ctx, tx, own.ID)
+	if err != nil {
+		return err
+	}
+	details := map[string]any{"id": own.ID, "kind": string(own.Kind), "version": own.Version}
+	if own.State == store.OwnerActive {
+		details["restored_agents"] = len(agents)
+		return s.appendOwnerEvent(ctx, tx, o, EventOwnerReactivated, now, details, reason)
+	}
+	details["orphaned_agents"] = len(agents)
+	if err := s.appendOwnerEvent(ctx, tx, o, EventOwnerDeactivated, now, details, reason); err != nil {
+		return err
+	}
+	for _, a := range agents {
+		ev := o.Event(audit.Issuance, EventAgentOrphaned)
+		ev.Time = now
+		ev.Agent = &audit.Agent{ID: a.ID, Name: a.Name, SPIFFEID: a.SPIFFEID}
+		ev.Details = map[string]any{
+			"version":           a.Version,
+			"owners":            nonNil(a.Owners),
+			"deactivated_owner": own.ID,
+		}
+		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
+			return fmt.Errorf("identity: record %s: %w", EventAgentOrphaned, err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) appendOwnerEvent(ctx context.Context, tx store.Tx, o audit.Origin, typ string, now time.Time, details map[string]any, reason string) error {
+	ev := o.Event(audit.Admin, typ)
+	ev.Time = now
+	ev.Reason = reason
+	ev.Details = details
+	if _, err := s.rec.Append(ctx, tx, ev); err != nil {
+		return fmt.Errorf("identity: record %s: %w", typ, err)
+	}
+	return nil
+}
+
+// soleOwnerAgents returns the agents of ownerID that are not
+// deprovisioned and have no active owner other than ownerID: those that
+// its deactivation orphans, or its reactivation restores.
+func soleOwnerAgents(ctx context.Context, tx store.Tx, ownerID string) ([]store.Agent, error) {
 	states := map[string]store.OwnerState{}
-	var orphans []store.Agent
+	var sole []store.Agent
 	page := store.Page{PageSize: store.MaxPageSize}
 	for {
 		agents, next, err := tx.ListAgents(ctx, store.AgentFilter{OwnerID: ownerID}, page)
@@ -248,8 +563,11 @@ func newOrphans(ctx context.Context, tx store.Tx, ownerID string) ([]store.Agent
 			if a.State == store.AgentDeprovisioned {
 				continue
 			}
-			orphaned := true
+			alone := true
 			for _, id := range a.Owners {
+				if id == ownerID {
+					continue
+				}
 				st, ok := states[id]
 				if !ok {
 					own, err := tx.GetOwner(ctx, id)
@@ -260,16 +578,16 @@ func newOrphans(ctx context.Context, tx store.Tx, ownerID string) ([]store.Agent
 					states[id] = st
 				}
 				if st == store.OwnerActive {
-					orphaned = false
+					alone = false
 					break
 				}
 			}
-			if orphaned {
-				orphans = append(orphans, a)
+			if alone {
+				sole = append(sole, a)
 			}
 		}
 		if next == "" {
-			return orphans, nil
+			return sole, nil
 		}
 		page.PageToken = next
 	}

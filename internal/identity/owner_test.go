@@ -37,7 +37,7 @@ func TestCreateOwner(t *testing.T) {
 		}
 		wantEv := wantEvent(audit.Admin, EventOwnerCreated, nil, map[string]any{
 			"id": got.ID, "kind": "person", "email": "alice@example.com", "subject": "00u1abcd",
-			"display_name": "Alice Liddell", "version": 1,
+			"display_name": "Alice Liddell", "user_name": "", "external_id": "", "state": "active", "version": 1,
 		}, "")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
@@ -140,7 +140,7 @@ func TestDeactivateOwner(t *testing.T) {
 			t.Errorf("DeactivateOwner (-want +got):\n%s", diff)
 		}
 		wantEv := wantEvent(audit.Admin, EventOwnerDeactivated, nil, map[string]any{
-			"id": own.ID, "version": 2, "orphaned_agents": 0,
+			"id": own.ID, "kind": "person", "version": 2, "orphaned_agents": 0,
 		}, "left the company")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
@@ -219,7 +219,7 @@ func TestOrphans(t *testing.T) {
 		}
 		evs := e.eventsAfter(before)
 		want := []event{
-			wantEvent(audit.Admin, EventOwnerDeactivated, nil, map[string]any{"id": a.ID, "version": 2, "orphaned_agents": 2}, ""),
+			wantEvent(audit.Admin, EventOwnerDeactivated, nil, map[string]any{"id": a.ID, "kind": "person", "version": 2, "orphaned_agents": 2}, ""),
 			orphanEvent(onlyA, a.ID),
 			orphanEvent(suspended, a.ID),
 		}
@@ -240,7 +240,7 @@ func TestOrphans(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = []event{
-			wantEvent(audit.Admin, EventOwnerDeactivated, nil, map[string]any{"id": b.ID, "version": 2, "orphaned_agents": 2}, ""),
+			wantEvent(audit.Admin, EventOwnerDeactivated, nil, map[string]any{"id": b.ID, "kind": "person", "version": 2, "orphaned_agents": 2}, ""),
 			orphanEvent(aAndB, b.ID),
 			orphanEvent(onlyB, b.ID),
 		}

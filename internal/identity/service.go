@@ -3,7 +3,7 @@
 // agents authenticate with (public keys, client secrets) and the
 // administrator's revocation of their tokens. It validates every
 // input, enforces the lifecycle (agents active ⇄ suspended → deprovisioned,
-// owners active → deactivated) and records every change as an audit event
+// owners active ⇄ deactivated) and records every change as an audit event
 // in the same store transaction as the change, so the two commit together
 // or not at all.
 //

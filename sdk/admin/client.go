@@ -145,7 +145,7 @@ func (c *Client) GetOwner(ctx context.Context, ref string) (Owner, error) {
 	return o, c.do(ctx, http.MethodGet, "/v1/owners/"+url.PathEscape(ref), nil, nil, &o)
 }
 
-// DeactivateOwner deactivates an owner for good.
+// DeactivateOwner deactivates an owner; ReactivateOwner undoes it.
 func (c *Client) DeactivateOwner(ctx context.Context, ref string, r TransitionRequest) (Owner, error) {
 	var o Owner
 	return o, c.do(ctx, http.MethodPost, "/v1/owners/"+url.PathEscape(ref)+"/deactivate", nil, r, &o)

@@ -118,13 +118,17 @@ type TransitionRequest struct {
 	Reason  string `json:"reason,omitempty"`
 }
 
-// Owner is a human or team accountable for agents.
+// Owner is a human or team accountable for agents. UserName and
+// ExternalID are its SCIM userName and externalId (docs/scim.md), when it
+// has them.
 type Owner struct {
 	ID          string    `json:"id"`
 	Kind        string    `json:"kind"`
 	Email       string    `json:"email,omitempty"`
 	Subject     string    `json:"subject,omitempty"`
 	DisplayName string    `json:"display_name,omitempty"`
+	UserName    string    `json:"user_name,omitempty"`
+	ExternalID  string    `json:"external_id,omitempty"`
 	State       string    `json:"state"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
@@ -132,12 +136,14 @@ type Owner struct {
 }
 
 // CreateOwnerRequest is the body of POST /v1/owners. Kind defaults to
-// "person"; at least one of Email and Subject is required.
+// "person"; at least one of Email, Subject and UserName is required.
 type CreateOwnerRequest struct {
 	Kind        string `json:"kind,omitempty"`
 	Email       string `json:"email,omitempty"`
 	Subject     string `json:"subject,omitempty"`
 	DisplayName string `json:"display_name,omitempty"`
+	UserName    string `json:"user_name,omitempty"`
+	ExternalID  string `json:"external_id,omitempty"`
 }
 
 // AdminToken describes an admin API token. The secret is never returned
