@@ -77,6 +77,7 @@ type root struct {
 	Approval    approvalCmd    `cmd:"" help:"Approval requests of conditional decisions: list, show, approve, deny."`
 	ActionClass actionClassCmd `cmd:"" name:"action-class" help:"The action classes and their risk tiers that policies decide on."`
 	Grant       grantCmd       `cmd:"" help:"Delegation grants: let an agent act for a person or another agent (RFC 8693)."`
+	Inventory   inventoryCmd   `cmd:"" help:"The non-human identity inventory: every agent, its owners, credentials and risk findings (docs/inventory.md)."`
 	Version     versionCmd     `cmd:"" help:"Print the version of this binary and of the server."`
 	Bench       benchCmd       `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
 }

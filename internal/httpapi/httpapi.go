@@ -192,6 +192,8 @@ func (h *handler) routes() {
 	handle("POST /v1/owners/{ref}/deactivate", admin, h.deactivateOwner)
 	handle("POST /v1/owners/{ref}/reactivate", admin, h.reactivateOwner)
 
+	handle("GET /v1/inventory", admin, h.inventory)
+
 	handle("POST /v1/admin-tokens", admin, h.createAdminToken)
 	handle("GET /v1/admin-tokens", admin, h.listAdminTokens)
 	handle("POST /v1/admin-tokens/{id}/revoke", admin, h.revokeAdminToken)

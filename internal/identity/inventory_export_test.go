@@ -1,0 +1,4 @@
+package identity
+
+// RiskTiersForTest exposes the tier order to the external tests.
+func RiskTiersForTest() []string { return riskTiers() }
