@@ -66,12 +66,7 @@ func TestCreateOwner(t *testing.T) {
 			t.Fatalf("team: %+v, %v", team, err)
 		}
 
-		tests := []struct {
-			name  string
-			p     CreateOwnerParams
-			field string
-			want  error
-		}{
+		e.refusedOwnerCreates([]refusedOwnerCreate{
 			{"no kind", CreateOwnerParams{Email: "b@example.com"}, "kind", nil},
 			{"bad kind", CreateOwnerParams{Kind: "robot", Email: "b@example.com"}, "kind", nil},
 			{"no email or subject", CreateOwnerParams{Kind: store.OwnerPerson, DisplayName: "B"}, "email", nil},
@@ -85,19 +80,7 @@ func TestCreateOwner(t *testing.T) {
 			{"control in display name", CreateOwnerParams{Kind: store.OwnerPerson, Email: "c@example.com", DisplayName: "a\u202eb"}, "display_name", nil},
 			{"email taken", CreateOwnerParams{Kind: store.OwnerPerson, Email: "ALICE@example.com"}, "", ErrAlreadyExists},
 			{"subject taken", CreateOwnerParams{Kind: store.OwnerTeam, Subject: "group:billing"}, "", ErrAlreadyExists},
-		}
-		for _, tt := range tests {
-			snap := e.snapshot()
-			_, err := e.svc.CreateOwner(e.ctx, testOrigin(), tt.p)
-			if tt.want != nil {
-				if !errors.Is(err, tt.want) {
-					t.Errorf("%s: error = %v, want %v", tt.name, err, tt.want)
-				}
-			} else {
-				checkValidation(t, err, tt.field)
-			}
-			e.unchanged(snap, tt.name)
-		}
+		})
 	})
 }
 
@@ -298,4 +281,31 @@ func TestOrphansMany(t *testing.T) {
 			t.Errorf("recorded %d events, want %d", got, n+1)
 		}
 	})
+}
+
+// refusedOwnerCreate is a CreateOwner call that must fail, with a
+// validation error on field or, when want is set, with want.
+type refusedOwnerCreate struct {
+	name  string
+	p     CreateOwnerParams
+	field string
+	want  error
+}
+
+// refusedOwnerCreates runs each refused create and checks that it changed
+// nothing.
+func (e *env) refusedOwnerCreates(cases []refusedOwnerCreate) {
+	e.t.Helper()
+	for _, tc := range cases {
+		snap := e.snapshot()
+		_, err := e.svc.CreateOwner(e.ctx, testOrigin(), tc.p)
+		if tc.want != nil {
+			if !errors.Is(err, tc.want) {
+				e.t.Errorf("%s: error = %v, want %v", tc.name, err, tc.want)
+			}
+		} else {
+			checkValidation(e.t, err, tc.field)
+		}
+		e.unchanged(snap, tc.name)
+	}
 }

@@ -35,29 +35,13 @@ func TestCreateOwnerSCIMFields(t *testing.T) {
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
 		}
-		for _, tc := range []struct {
-			name  string
-			p     CreateOwnerParams
-			field string
-			want  error
-		}{
+		e.refusedOwnerCreates([]refusedOwnerCreate{
 			{"user name taken in another case", CreateOwnerParams{Kind: store.OwnerPerson, UserName: "BJENSEN@example.COM"}, "", ErrAlreadyExists},
 			{"long user name", CreateOwnerParams{Kind: store.OwnerPerson, UserName: strings.Repeat("u", MaxUserNameLen+1)}, "user_name", nil},
 			{"control in user name", CreateOwnerParams{Kind: store.OwnerPerson, UserName: "a\x07b"}, "user_name", nil},
 			{"long external id", CreateOwnerParams{Kind: store.OwnerPerson, UserName: "x", ExternalID: strings.Repeat("e", MaxExternalIDLen+1)}, "external_id", nil},
 			{"external id alone is no key", CreateOwnerParams{Kind: store.OwnerPerson, ExternalID: "00u2"}, "email", nil},
-		} {
-			snap := e.snapshot()
-			_, err := e.svc.CreateOwner(e.ctx, testOrigin(), tc.p)
-			if tc.want != nil {
-				if !errors.Is(err, tc.want) {
-					t.Errorf("%s: error = %v, want %v", tc.name, err, tc.want)
-				}
-			} else {
-				checkValidation(t, err, tc.field)
-			}
-			e.unchanged(snap, tc.name)
-		}
+		})
 	})
 }
 
