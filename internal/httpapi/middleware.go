@@ -123,7 +123,12 @@ func (h *handler) recoverer(next http.Handler) http.Handler {
 					panic(v)
 				}
 				h.p.Logger.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(v), "path", r.URL.Path)
-				h.problem(w, r, fmt.Errorf("httpapi: panic: %v", v))
+				err := fmt.Errorf("httpapi: panic: %v", v)
+				if endpointGroup(r.URL.Path) == groupSCIM {
+					h.scimError(w, r, err) // SCIM clients read SCIM errors only
+					return
+				}
+				h.problem(w, r, err)
 			}
 		}()
 		next.ServeHTTP(w, r)
