@@ -49,22 +49,32 @@ type Agent struct {
 	// TokensRevokedAt revokes every token issued to the agent before it;
 	// zero: none.
 	TokensRevokedAt time.Time
-	State           AgentState
-	CreatedBy       string
-	CreatedAt       time.Time
-	UpdatedAt       time.Time
-	Version         int64 // 1 on create, +1 on every update
+	// ExternalID is the provisioning client's id of the agent (the SCIM
+	// externalId, ADR 0025), as sent; "" for none. Not unique.
+	ExternalID string
+	State      AgentState
+	CreatedBy  string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	Version    int64 // 1 on create, +1 on every update
 
 	// Orphaned is derived on read: every owner of the agent is deactivated.
 	// Writes ignore it.
 	Orphaned bool
 }
 
-// AgentFilter narrows ListAgents. Zero fields do not filter.
+// AgentFilter narrows ListAgents and CountAgents. Zero fields do not
+// filter; set fields must all hold.
 type AgentFilter struct {
 	State    AgentState
 	OwnerID  string
 	Orphaned bool // only agents whose every owner is deactivated
+	// Live keeps only agents that are not deprovisioned.
+	Live bool
+	// ID, Name and ExternalID match exactly (case-exact).
+	ID         string
+	Name       string
+	ExternalID string
 }
 
 // AgentReader reads agents.
@@ -80,6 +90,8 @@ type AgentReader interface {
 	// ListAgents returns agents in id order (creation order to the millisecond) and the
 	// token of the next page, empty on the last page.
 	ListAgents(ctx context.Context, f AgentFilter, p Page) ([]Agent, string, error)
+	// CountAgents returns how many agents match f.
+	CountAgents(ctx context.Context, f AgentFilter) (int, error)
 }
 
 // AgentWriter changes agents.

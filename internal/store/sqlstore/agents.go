@@ -19,7 +19,7 @@ func (d *Dialect) agentCols() string {
 	return `a.id, a.name, a.spiffe_id, a.purpose, a.action_classes, a.audiences,
 	a.max_ttl, a.labels, a.expires_at, a.state, a.created_by, a.created_at,
 	a.updated_at, a.version, a.scopes, a.permissions, a.require_dpop, a.tokens_revoked_at,
-	a.federates_with, a.selectors, a.attestation_rules, a.node_scope,
+	a.federates_with, a.selectors, a.attestation_rules, a.node_scope, a.external_id,
 	NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
 		WHERE ao.agent_id = a.id AND o.state <> 'deactivated') AS orphaned,
 	` + d.OwnerIDs + ` AS owner_ids`
@@ -40,7 +40,7 @@ func scanAgent(s rowScanner) (store.Agent, error) {
 		&maxTTL, mapCol{&a.Labels}, timeCol{&a.ExpiresAt}, &state, &a.CreatedBy,
 		timeCol{&a.CreatedAt}, timeCol{&a.UpdatedAt}, &a.Version,
 		listCol{&a.Scopes}, listCol{&a.Permissions}, &a.RequireDPoP, timeCol{&a.TokensRevokedAt},
-		listCol{&a.FederatesWith}, listCol{&a.Selectors}, &rules, &scope, &a.Orphaned, &ownerIDs)
+		listCol{&a.FederatesWith}, listCol{&a.Selectors}, &rules, &scope, &a.ExternalID, &a.Orphaned, &ownerIDs)
 	if err != nil {
 		return store.Agent{}, err
 	}
@@ -100,22 +100,10 @@ func (r *reader) ListAgents(ctx context.Context, f store.AgentFilter, p store.Pa
 	if err != nil {
 		return nil, "", err
 	}
-	var (
-		where []string
-		args  queryArgs
-	)
+	var args queryArgs
+	where := agentWhere(f, &args)
 	if after != "" {
 		where = append(where, "a.id > "+args.add(after))
-	}
-	if f.State != "" {
-		where = append(where, "a.state = "+args.add(string(f.State)))
-	}
-	if f.OwnerID != "" {
-		where = append(where, "EXISTS (SELECT 1 FROM agent_owners fo WHERE fo.agent_id = a.id AND fo.owner_id = "+args.add(f.OwnerID)+")")
-	}
-	if f.Orphaned {
-		where = append(where, `NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
-			WHERE ao.agent_id = a.id AND o.state <> 'deactivated')`)
 	}
 	q := `SELECT ` + r.d.agentCols() + ` FROM agents a`
 	if len(where) > 0 {
@@ -127,6 +115,53 @@ func (r *reader) ListAgents(ctx context.Context, f store.AgentFilter, p store.Pa
 	}
 	out, next := nextPage(out, p.Size(), "agents", func(a store.Agent) string { return a.ID })
 	return out, next, nil
+}
+
+// CountAgents implements store.AgentReader.
+func (r *reader) CountAgents(ctx context.Context, f store.AgentFilter) (int, error) {
+	ctx, err := r.begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("store: count agents: %w", err)
+	}
+	var args queryArgs
+	q := `SELECT count(*) FROM agents a`
+	if where := agentWhere(f, &args); len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	var n int
+	if err := r.q.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: count agents: %w", r.d.classify(err))
+	}
+	return n, nil
+}
+
+// agentWhere returns the conditions of f over agents a, their values added
+// to args.
+func agentWhere(f store.AgentFilter, args *queryArgs) []string {
+	var where []string
+	if f.State != "" {
+		where = append(where, "a.state = "+args.add(string(f.State)))
+	}
+	if f.Live {
+		where = append(where, "a.state <> 'deprovisioned'")
+	}
+	if f.ID != "" {
+		where = append(where, "a.id = "+args.add(f.ID))
+	}
+	if f.Name != "" {
+		where = append(where, "a.name = "+args.add(f.Name))
+	}
+	if f.ExternalID != "" {
+		where = append(where, "a.external_id = "+args.add(f.ExternalID))
+	}
+	if f.OwnerID != "" {
+		where = append(where, "EXISTS (SELECT 1 FROM agent_owners fo WHERE fo.agent_id = a.id AND fo.owner_id = "+args.add(f.OwnerID)+")")
+	}
+	if f.Orphaned {
+		where = append(where, `NOT EXISTS (SELECT 1 FROM agent_owners ao JOIN owners o ON o.id = ao.owner_id
+			WHERE ao.agent_id = a.id AND o.state <> 'deactivated')`)
+	}
+	return where
 }
 
 // normOwners sorts and de-duplicates owner ids; an agent needs at least one.
@@ -206,7 +241,8 @@ func (t *txn) agentArgs(a store.Agent) ([]any, error) {
 	return []any{a.ID, a.Name, a.SPIFFEID, a.Purpose, actions, audiences,
 		int64(a.MaxTTL), labels, t.d.timeArg(a.ExpiresAt), string(a.State),
 		a.CreatedBy, t.d.timeArg(a.CreatedAt), t.d.timeArg(a.UpdatedAt), a.Version,
-		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt), federatesWith, selectors, rules, scope}, nil
+		scopes, permissions, a.RequireDPoP, t.d.timeArg(a.TokensRevokedAt), federatesWith, selectors, rules, scope,
+		a.ExternalID}, nil
 }
 
 func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
@@ -217,8 +253,8 @@ func (t *txn) insertAgent(ctx context.Context, a store.Agent) error {
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO agents (id, name, spiffe_id, purpose,
 		action_classes, audiences, max_ttl, labels, expires_at, state, created_by,
 		created_at, updated_at, version, scopes, permissions, require_dpop, tokens_revoked_at,
-		federates_with, selectors, attestation_rules, node_scope)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+		federates_with, selectors, attestation_rules, node_scope, external_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)`,
 		args...); err != nil {
 		return t.d.classify(err)
 	}
@@ -262,15 +298,17 @@ func (t *txn) UpdateAgent(ctx context.Context, id string, fn func(store.Agent) (
 		}
 		// args: $1 id … $14 version, $15 scopes … $18 tokens_revoked_at,
 		// $19 federates_with, $20 selectors, $21 attestation_rules,
-		// $22 node_scope; the immutable columns are not written.
+		// $22 node_scope, $23 external_id; the immutable columns are not
+		// written.
 		res, err := t.q.ExecContext(ctx, `UPDATE agents SET spiffe_id = $2, purpose = $3,
 			action_classes = $4, audiences = $5, max_ttl = $6, labels = $7, expires_at = $8,
 			state = $9, updated_at = $10, version = $11, scopes = $12, permissions = $13,
 			require_dpop = $14, tokens_revoked_at = $15, federates_with = $16, selectors = $17,
-			attestation_rules = $19, node_scope = $20
+			attestation_rules = $19, node_scope = $20, external_id = $21
 			WHERE id = $1 AND version = $18`,
 			args[0], args[2], args[3], args[4], args[5], args[6], args[7], args[8], args[9],
-			args[12], args[13], args[14], args[15], args[16], args[17], args[18], args[19], old.Version, args[20], args[21])
+			args[12], args[13], args[14], args[15], args[16], args[17], args[18], args[19], old.Version, args[20], args[21],
+			args[22])
 		if err := checkOne(t.d, res, err); err != nil {
 			return err
 		}

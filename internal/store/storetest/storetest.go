@@ -45,6 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AgentUnique", testAgentUnique},
 		{"AgentOwnersInvalid", testAgentOwnersInvalid},
 		{"AgentFilters", testAgentFilters},
+		{"AgentExternalID", testAgentExternalID},
+		{"AgentSCIMFilters", testAgentSCIMFilters},
 		{"OwnerCRUD", testOwnerCRUD},
 		{"OwnerUnique", testOwnerUnique},
 		{"OwnerUserNameFolds", testOwnerUserNameFolds},
