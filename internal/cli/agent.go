@@ -189,6 +189,7 @@ type agentUpdateCmd struct {
 	ExpiresAt          *time.Time     `name:"expires-at" xor:"expiry" help:"New expiry time (RFC 3339)." placeholder:"TIME"`
 	ExpiresIn          time.Duration  `name:"expires-in" xor:"expiry" help:"Expire the agent this long from now." placeholder:"DURATION"`
 	IfVersion          int64          `name:"if-version" help:"Apply only if the agent is still at this version (from agent show); the server refuses a stale version with a conflict." placeholder:"N"`
+	ExternalID         *string        `name:"external-id" help:"New provisioning id of the agent (its SCIM externalId, as the identity provider knows it); \"\" clears it." placeholder:"ID"`
 }
 
 // Help adds the update semantics to the command's help.
@@ -199,7 +200,7 @@ func (c *agentUpdateCmd) Help() string {
 }
 
 func (c *agentUpdateCmd) Run(rc *runContext) error {
-	req := admin.UpdateAgentRequest{Version: c.IfVersion, Purpose: c.Purpose}
+	req := admin.UpdateAgentRequest{Version: c.IfVersion, Purpose: c.Purpose, ExternalID: c.ExternalID}
 	if c.Owner != nil {
 		req.Owners = &c.Owner
 	}
@@ -250,7 +251,8 @@ func (c *agentUpdateCmd) Run(rc *runContext) error {
 	}
 	if req.Purpose == nil && req.Owners == nil && req.ActionClasses == nil && req.Audiences == nil &&
 		req.Scopes == nil && req.Permissions == nil && req.RequireDPoP == nil && req.FederatesWith == nil &&
-		req.Selectors == nil && req.AttestationRules == nil && req.NodeScope == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil {
+		req.Selectors == nil && req.AttestationRules == nil && req.NodeScope == nil && req.Labels == nil && req.MaxTTLSeconds == nil && req.ExpiresAt == nil &&
+		req.ExternalID == nil {
 		return &exitError{code: ExitUsage, msg: "agent update: nothing to change; give at least one of the field flags (see --help)"}
 	}
 	cl, err := rc.client()
@@ -367,6 +369,7 @@ func (rc *runContext) printAgent(a admin.Agent) error {
 		{"Labels", fmtLabels(a.Labels)},
 		{"Expires", agentExpiry(a)},
 		{"Tokens revoked", tokensRevoked(a)},
+		{"External ID", a.ExternalID},
 		{"Created by", a.CreatedBy},
 		{"Created", fmtTime(a.CreatedAt)},
 		{"Updated", fmtTime(a.UpdatedAt)},

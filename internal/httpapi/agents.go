@@ -35,6 +35,7 @@ func (h *handler) agentOut(a store.Agent) admin.Agent {
 		ExpiresAt:        optTime(a.ExpiresAt),
 		Expired:          h.expired(a.ExpiresAt),
 		TokensRevokedAt:  optTime(a.TokensRevokedAt),
+		ExternalID:       a.ExternalID,
 		State:            string(a.State),
 		Orphaned:         a.Orphaned,
 		CreatedBy:        a.CreatedBy,
@@ -175,7 +176,7 @@ func (h *handler) updateAgent(w http.ResponseWriter, r *http.Request, p *princip
 		Purpose: in.Purpose, Owners: in.Owners, ActionClasses: in.ActionClasses,
 		Audiences: in.Audiences, Labels: in.Labels, ExpiresAt: in.ExpiresAt,
 		Scopes: in.Scopes, Permissions: in.Permissions, RequireDPoP: in.RequireDPoP,
-		FederatesWith: in.FederatesWith, Selectors: in.Selectors,
+		FederatesWith: in.FederatesWith, Selectors: in.Selectors, ExternalID: in.ExternalID,
 	}
 	if in.AttestationRules != nil {
 		rs := rulesIn(*in.AttestationRules)

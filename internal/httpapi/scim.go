@@ -21,12 +21,14 @@ import (
 // scimRoot is the path of the SCIM 2.0 service provider (ADR 0023).
 const scimRoot = "/scim/v2"
 
-// scimRoutes serves SCIM 2.0 provisioning of owners under /scim/v2
-// (RFC 7643, RFC 7644, docs/scim.md): Users and the discovery documents,
-// for admin tokens of role admin, every answer application/scim+json and
-// every error the SCIM error of RFC 7644 §3.12.
+// scimRoutes serves SCIM 2.0 provisioning of owners and agents under
+// /scim/v2 (RFC 7643, RFC 7644, draft-wzdk-scim-agent-resource-00,
+// docs/scim.md): Users, Agents and the discovery documents, for admin
+// tokens of role admin, every answer application/scim+json and every
+// error the SCIM error of RFC 7644 §3.12.
 func (h *handler) scimRoutes() {
 	users := scim.NewUsers(h.p.Identity)
+	agents := scim.NewAgents(h.p.Identity)
 	paths, allowed := http.NewServeMux(), map[string][]string{}
 	handle := func(pattern string, fn func(http.ResponseWriter, *http.Request, *principal)) {
 		h.mux.Handle(pattern, h.authenticatedWith(store.RoleAdmin, h.scimError, fn))
@@ -40,24 +42,33 @@ func (h *handler) scimRoutes() {
 		h.scimReply(w, http.StatusOK, scim.Config(h.scimBase(r)))
 	})
 	handle("GET "+scimRoot+"/ResourceTypes", func(w http.ResponseWriter, r *http.Request, _ *principal) {
-		h.scimReply(w, http.StatusOK, scim.NewList([]scim.ResourceType{scim.UserResourceType(h.scimBase(r))}, 1, 1))
+		base := h.scimBase(r)
+		h.scimReply(w, http.StatusOK, scim.NewList([]scim.ResourceType{scim.UserResourceType(base), scim.AgentResourceType(base)}, 2, 1))
 	})
 	handle("GET "+scimRoot+"/ResourceTypes/{id}", func(w http.ResponseWriter, r *http.Request, _ *principal) {
-		if r.PathValue("id") != "User" {
-			h.scimError(w, r, &scim.Error{Status: http.StatusNotFound, Detail: "no such resource type; this provider serves User"})
-			return
+		switch r.PathValue("id") {
+		case "User":
+			h.scimReply(w, http.StatusOK, scim.UserResourceType(h.scimBase(r)))
+		case "Agent":
+			h.scimReply(w, http.StatusOK, scim.AgentResourceType(h.scimBase(r)))
+		default:
+			h.scimError(w, r, &scim.Error{Status: http.StatusNotFound, Detail: "no such resource type; this provider serves User and Agent"})
 		}
-		h.scimReply(w, http.StatusOK, scim.UserResourceType(h.scimBase(r)))
 	})
 	handle("GET "+scimRoot+"/Schemas", func(w http.ResponseWriter, r *http.Request, _ *principal) {
-		h.scimReply(w, http.StatusOK, scim.NewList([]scim.Schema{scim.UserSchema(h.scimBase(r))}, 1, 1))
+		base := h.scimBase(r)
+		h.scimReply(w, http.StatusOK, scim.NewList([]scim.Schema{scim.UserSchema(base), scim.AgentSchema(base)}, 2, 1))
 	})
 	handle("GET "+scimRoot+"/Schemas/{id}", func(w http.ResponseWriter, r *http.Request, _ *principal) {
-		if !strings.EqualFold(r.PathValue("id"), scim.SchemaUser) {
-			h.scimError(w, r, &scim.Error{Status: http.StatusNotFound, Detail: "no such schema; this provider serves " + scim.SchemaUser})
-			return
+		switch id := r.PathValue("id"); {
+		case strings.EqualFold(id, scim.SchemaUser):
+			h.scimReply(w, http.StatusOK, scim.UserSchema(h.scimBase(r)))
+		case strings.EqualFold(id, scim.SchemaAgent):
+			h.scimReply(w, http.StatusOK, scim.AgentSchema(h.scimBase(r)))
+		default:
+			h.scimError(w, r, &scim.Error{Status: http.StatusNotFound,
+				Detail: "no such schema; this provider serves " + scim.SchemaUser + " and " + scim.SchemaAgent})
 		}
-		h.scimReply(w, http.StatusOK, scim.UserSchema(h.scimBase(r)))
 	})
 	handle("POST "+scimRoot+"/Users", func(w http.ResponseWriter, r *http.Request, p *principal) {
 		body, err := h.scimBody(w, r)
@@ -127,6 +138,7 @@ func (h *handler) scimRoutes() {
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 	})
+	h.scimAgentRoutes(agents, handle)
 	// Anything else under the root is a SCIM 405 or 404.
 	h.mux.HandleFunc(scimRoot+"/", func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := paths.Handler(r); pattern != "" {
@@ -194,7 +206,7 @@ func scimIfMatch(r *http.Request) (int64, error) {
 	}
 	n, ok := scim.ParseETag(v)
 	if !ok {
-		return 0, &scim.Error{Status: http.StatusPreconditionFailed, Detail: "If-Match names no version of this User"}
+		return 0, &scim.Error{Status: http.StatusPreconditionFailed, Detail: "If-Match names no version of this resource"}
 	}
 	return n, nil
 }
@@ -259,7 +271,7 @@ func scimErrorOf(err error) (e *scim.Error, internal bool) {
 		return &scim.Error{Status: http.StatusConflict, ScimType: scim.TypeUniqueness,
 			Detail: "another User has this userName or email"}, false
 	case errors.Is(err, identity.ErrVersionMismatch), errors.Is(err, identity.ErrIllegalTransition):
-		return &scim.Error{Status: http.StatusConflict, Detail: "the User changed while the request ran; retry it"}, false
+		return &scim.Error{Status: http.StatusConflict, Detail: "the resource changed while the request ran; retry it"}, false
 	}
 	return &scim.Error{Status: http.StatusInternalServerError,
 		Detail: "the request failed and changed nothing; the server log has the cause under this trace id"}, true
@@ -276,6 +288,13 @@ func scimAttrOf(field string) string {
 		return "displayName"
 	case identity.FieldOwnerEmail:
 		return "emails"
+	case "name":
+		return "name"
+	case identity.FieldPurpose:
+		return "description"
+	}
+	if field == identity.FieldOwners || strings.HasPrefix(field, identity.FieldOwners+"[") {
+		return "owners"
 	}
 	return field
 }

@@ -30,24 +30,38 @@ type schemaAttr struct {
 // discovery documents honest with each other.
 func checkUserAgainstSchema(t *testing.T, e *env, raw []byte) {
 	t.Helper()
-	a := e.scim(t, "GET", "/Schemas/"+scimUserURN, e.token, "", nil)
-	a.want(t, "the User schema", 200, "")
+	checkAgainstSchema(t, e, raw, scimUserURN, "User", "own_")
+}
+
+// checkAgentAgainstSchema checks an Agent resource against the Agent
+// schema the provider publishes, as checkUserAgainstSchema a User.
+func checkAgentAgainstSchema(t *testing.T, e *env, raw []byte) {
+	t.Helper()
+	checkAgainstSchema(t, e, raw, scimAgentURN, "Agent", "agt_")
+}
+
+// checkAgainstSchema checks a resource of the resource type rt, whose
+// ids start with idPrefix, against the schema urn.
+func checkAgainstSchema(t *testing.T, e *env, raw []byte, urn, rt, idPrefix string) {
+	t.Helper()
+	a := e.scim(t, "GET", "/Schemas/"+urn, e.token, "", nil)
+	a.want(t, "the "+rt+" schema", 200, "")
 	var schema struct {
 		ID         string       `json:"id"`
 		Attributes []schemaAttr `json:"attributes"`
 	}
-	if err := json.Unmarshal(a.raw, &schema); err != nil || schema.ID != scimUserURN {
-		t.Fatalf("User schema %s: %v", a.raw, err)
+	if err := json.Unmarshal(a.raw, &schema); err != nil || schema.ID != urn {
+		t.Fatalf("%s schema %s: %v", rt, a.raw, err)
 	}
 	var user map[string]any
 	if err := json.Unmarshal(raw, &user); err != nil {
 		t.Fatal(err)
 	}
 	schemas, _ := user["schemas"].([]any)
-	if len(schemas) == 0 || schemas[0] != scimUserURN {
-		t.Errorf("schemas = %v, want the User URN", user["schemas"])
+	if len(schemas) == 0 || schemas[0] != urn {
+		t.Errorf("schemas = %v, want the %s URN", user["schemas"], rt)
 	}
-	if id, _ := user["id"].(string); !strings.HasPrefix(id, "own_") {
+	if id, _ := user["id"].(string); !strings.HasPrefix(id, idPrefix) {
 		t.Errorf("id = %v", user["id"])
 	}
 	if ext, ok := user["externalId"]; ok {
@@ -63,11 +77,11 @@ func checkUserAgainstSchema(t *testing.T, e *env, raw []byte) {
 			t.Errorf("meta.%s = %q: %v", k, s, err)
 		}
 	}
-	if meta["resourceType"] != "User" || !regexp.MustCompile(`^W/"[1-9][0-9]*"$`).MatchString(str(meta["version"])) {
+	if meta["resourceType"] != rt || !regexp.MustCompile(`^W/"[1-9][0-9]*"$`).MatchString(str(meta["version"])) {
 		t.Errorf("meta = %v", meta)
 	}
-	if u, err := url.Parse(str(meta["location"])); err != nil || !u.IsAbs() || !strings.HasSuffix(u.Path, "/Users/"+str(user["id"])) {
-		t.Errorf("meta.location = %v, want an absolute URL of the User", meta["location"])
+	if u, err := url.Parse(str(meta["location"])); err != nil || !u.IsAbs() || !strings.HasSuffix(u.Path, "/"+rt+"s/"+str(user["id"])) {
+		t.Errorf("meta.location = %v, want an absolute URL of the %s", meta["location"], rt)
 	}
 	common := map[string]bool{"schemas": true, "id": true, "externalId": true, "meta": true}
 	checkAttrs(t, "", user, schema.Attributes, common)

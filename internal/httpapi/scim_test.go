@@ -463,8 +463,8 @@ func TestSCIMDiscovery(t *testing.T) {
 		a := e.scim(t, "GET", path, e.token, "", nil)
 		a.want(t, path, 200, "")
 		res, _ := a.body["Resources"].([]any)
-		if a.body["totalResults"] != float64(1) || len(res) != 1 {
-			t.Errorf("%s = %s, want a ListResponse of one", path, a.raw)
+		if a.body["totalResults"] != float64(2) || len(res) != 2 {
+			t.Errorf("%s = %s, want a ListResponse of two: User and Agent", path, a.raw)
 		}
 	}
 	rt := e.scim(t, "GET", "/ResourceTypes/User", e.token, "", nil)

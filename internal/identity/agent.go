@@ -40,6 +40,7 @@ const (
 	FieldMaxTTL        = "max_ttl_seconds"
 	FieldLabels        = "labels"
 	FieldExpiresAt     = "expires_at"
+	FieldExternalID    = "external_id"
 )
 
 // CreateAgentParams describes a new agent.
@@ -88,6 +89,13 @@ type CreateAgentParams struct {
 	// ExpiresAt, when not zero, is when the identity expires; it must be in
 	// the future.
 	ExpiresAt time.Time
+	// ExternalID is the provisioning client's id of the agent (the SCIM
+	// externalId, ADR 0025): at most MaxExternalIDLen bytes without
+	// control characters, surrounding space trimmed; "" for none.
+	ExternalID string
+	// Suspended creates the agent in state suspended rather than active
+	// (a SCIM POST with active false); agent.created says so.
+	Suspended bool
 }
 
 // UpdateAgentParams changes an agent. A nil field is left alone; a non-nil
@@ -115,13 +123,24 @@ type UpdateAgentParams struct {
 	Labels    *map[string]string
 	// ExpiresAt set to the zero time clears the expiry.
 	ExpiresAt *time.Time
+	// ExternalID replaces the provisioning client's id; "" clears it.
+	ExternalID *string
+	// State, when set, suspends (store.AgentSuspended) or resumes
+	// (store.AgentActive) the agent in the same transaction as the other
+	// changes, so that a SCIM PUT or PATCH that changes attributes and
+	// active is one version: agent.updated, then agent.suspended or
+	// agent.resumed, as SuspendAgent and ResumeAgent record them. The
+	// state the agent is in already changes nothing; deprovisioned is not
+	// accepted (DeprovisionAgent).
+	State *store.AgentState
 }
 
 // errNoChange aborts an update transaction that would change nothing.
 var errNoChange = errors.New("identity: no change")
 
-// CreateAgent registers a new agent in state active with version 1 and
-// records agent.created in the same transaction.
+// CreateAgent registers a new agent in state active (suspended when
+// p.Suspended) with version 1 and records agent.created in the same
+// transaction.
 //
 // Errors: *ValidationError (ErrInvalid) for bad input, including owners that
 // do not exist or are deactivated; ErrAlreadyExists when the name is taken
@@ -228,6 +247,14 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 	if err != nil {
 		return store.Agent{}, err
 	}
+	externalID, err := ownerText(FieldExternalID, p.ExternalID, MaxExternalIDLen)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	state := store.AgentActive
+	if p.Suspended {
+		state = store.AgentSuspended
+	}
 	spiffeID := SPIFFEID(s.td, p.Name)
 	if _, _, err := ParseSPIFFEID(spiffeID); err != nil {
 		return store.Agent{}, err
@@ -248,7 +275,8 @@ func (s *Service) validateCreate(p CreateAgentParams, now time.Time) (store.Agen
 		MaxTTL:           ttl,
 		Labels:           cloneLabels(p.Labels),
 		ExpiresAt:        exp,
-		State:            store.AgentActive,
+		ExternalID:       externalID,
+		State:            state,
 		CreatedAt:        now,
 		UpdatedAt:        now,
 	}, nil
@@ -352,8 +380,54 @@ func (s *Service) ListAgents(ctx context.Context, f store.AgentFilter, p store.P
 	return agents, next, nil
 }
 
+// SliceAgents returns at most n agents matching f in id order, skipping
+// the first skip of them, and how many agents match f in all: the
+// index-based paging of SCIM (RFC 7644 §3.4.2.4) over the store's keyset
+// pages, as SliceOwners. f.OwnerID, when set, must be an owner id.
+//
+// Errors: *ValidationError for a bad state or a negative skip or n.
+func (s *Service) SliceAgents(ctx context.Context, f store.AgentFilter, skip, n int) ([]store.Agent, int, error) {
+	switch f.State {
+	case "", store.AgentActive, store.AgentSuspended, store.AgentDeprovisioned:
+	default:
+		return nil, 0, invalid("state", "must be one of active, suspended, deprovisioned")
+	}
+	if skip < 0 || n < 0 {
+		return nil, 0, invalid("", "skip and n must not be negative")
+	}
+	total, err := s.store.CountAgents(ctx, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("identity: count agents: %w", err)
+	}
+	var out []store.Agent
+	p := store.Page{}
+	for n > 0 && skip < total {
+		p.PageSize = min(skip+n, store.MaxPageSize)
+		page, next, err := s.store.ListAgents(ctx, f, p)
+		if err != nil {
+			return nil, 0, fmt.Errorf("identity: list agents: %w", err)
+		}
+		if skip >= len(page) {
+			skip -= len(page)
+		} else {
+			page = page[skip:]
+			skip = 0
+			page = page[:min(n, len(page))]
+			out = append(out, page...)
+			n -= len(page)
+		}
+		if next == "" {
+			break
+		}
+		p.PageToken = next
+	}
+	return out, total, nil
+}
+
 // UpdateAgent changes the fields set in p and records agent.updated with the
-// new version, the names of the changed fields and their new values. Owners
+// new version, the names of the changed fields and their new values; a
+// p.State that differs from the agent's then records agent.suspended or
+// agent.resumed in the same transaction, for the same version. Owners
 // newly added must be active, and a changed owner list must keep at least
 // one active owner (so an update never orphans an agent). An update whose
 // values equal the current ones changes nothing, records nothing and
@@ -381,7 +455,10 @@ func (s *Service) UpdateAgent(ctx context.Context, o audit.Origin, p UpdateAgent
 				return err
 			}
 		}
-		var changed []string
+		var (
+			changed []string
+			prev    store.AgentState
+		)
 		updated, err := tx.UpdateAgent(ctx, cur.ID, func(a store.Agent) (store.Agent, error) {
 			out = a // returned as is when nothing changes
 			if p.IfVersion != 0 && a.Version != p.IfVersion {
@@ -397,7 +474,11 @@ func (s *Service) UpdateAgent(ctx context.Context, o audit.Origin, p UpdateAgent
 				u.Owners = owners.ids
 			}
 			a, changed = u.apply(a)
-			if len(changed) == 0 {
+			prev = a.State
+			if p.State != nil {
+				a.State = *p.State
+			}
+			if len(changed) == 0 && a.State == prev {
 				return a, errNoChange
 			}
 			a.UpdatedAt = now
@@ -406,11 +487,18 @@ func (s *Service) UpdateAgent(ctx context.Context, o audit.Origin, p UpdateAgent
 		if err != nil {
 			return mapUpdateErr("agent", err)
 		}
-		details := agentFieldValues(updated, changed)
-		details["version"] = updated.Version
-		details["changed"] = changed
-		if err := s.appendAgentEvent(ctx, tx, o, EventAgentUpdated, updated, details, ""); err != nil {
-			return err
+		if len(changed) > 0 {
+			details := agentFieldValues(updated, changed)
+			details["version"] = updated.Version
+			details["changed"] = changed
+			if err := s.appendAgentEvent(ctx, tx, o, EventAgentUpdated, updated, details, ""); err != nil {
+				return err
+			}
+		}
+		if updated.State != prev {
+			if err := s.appendTransition(ctx, tx, o, updated, prev, now, ""); err != nil {
+				return err
+			}
 		}
 		out = updated
 		return nil
@@ -441,6 +529,7 @@ type agentUpdate struct {
 	MaxTTL        time.Duration
 	Labels        map[string]string
 	ExpiresAt     time.Time
+	ExternalID    string
 }
 
 func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdate, error) {
@@ -536,7 +625,16 @@ func (s *Service) validateUpdate(p UpdateAgentParams, now time.Time) (agentUpdat
 		}
 		u.set[FieldExpiresAt] = true
 	}
-	if len(u.set) == 0 {
+	if p.ExternalID != nil {
+		if u.ExternalID, err = ownerText(FieldExternalID, *p.ExternalID, MaxExternalIDLen); err != nil {
+			return u, err
+		}
+		u.set[FieldExternalID] = true
+	}
+	if p.State != nil && *p.State != store.AgentActive && *p.State != store.AgentSuspended {
+		return u, invalid("state", "must be active or suspended")
+	}
+	if len(u.set) == 0 && p.State == nil {
 		return u, invalid("", "nothing to update: set at least one field")
 	}
 	return u, nil
@@ -595,6 +693,9 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 	if mark(FieldExpiresAt, !u.ExpiresAt.Equal(a.ExpiresAt)) {
 		a.ExpiresAt = u.ExpiresAt
 	}
+	if mark(FieldExternalID, u.ExternalID != a.ExternalID) {
+		a.ExternalID = u.ExternalID
+	}
 	return a, changed
 }
 
@@ -602,7 +703,8 @@ func (u agentUpdate) apply(a store.Agent) (store.Agent, []string) {
 // order agent.updated lists them.
 func allAgentFields() []string {
 	return []string{FieldOwners, FieldPurpose, FieldActionClasses, FieldAudiences, FieldScopes, FieldPermissions,
-		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldAttestation, FieldNodeScope, FieldMaxTTL, FieldLabels, FieldExpiresAt}
+		FieldRequireDPoP, FieldFederatesWith, FieldSelectors, FieldAttestation, FieldNodeScope, FieldMaxTTL, FieldLabels, FieldExpiresAt,
+		FieldExternalID}
 }
 
 // agentFieldValues returns the audit detail values of the named fields.
@@ -645,6 +747,8 @@ func agentFieldValues(a store.Agent, fields []string) map[string]any {
 			if !a.ExpiresAt.IsZero() {
 				d[f] = a.ExpiresAt.UTC().Format(time.RFC3339Nano)
 			}
+		case FieldExternalID:
+			d[f] = a.ExternalID
 		}
 	}
 	return d
@@ -665,14 +769,14 @@ func nonNil(s []string) []string {
 // ErrIllegalTransition unless the agent is active. On any error nothing is
 // stored.
 func (s *Service) SuspendAgent(ctx context.Context, o audit.Origin, p TransitionParams) (store.Agent, error) {
-	return s.transitionAgent(ctx, o, p, "suspend", EventAgentSuspended, store.AgentSuspended, store.AgentActive)
+	return s.transitionAgent(ctx, o, p, "suspend", store.AgentSuspended, store.AgentActive)
 }
 
 // ResumeAgent moves a suspended agent back to active and records
 // agent.resumed. Errors as SuspendAgent, with ErrIllegalTransition unless
 // the agent is suspended.
 func (s *Service) ResumeAgent(ctx context.Context, o audit.Origin, p TransitionParams) (store.Agent, error) {
-	return s.transitionAgent(ctx, o, p, "resume", EventAgentResumed, store.AgentActive, store.AgentSuspended)
+	return s.transitionAgent(ctx, o, p, "resume", store.AgentActive, store.AgentSuspended)
 }
 
 // DeprovisionAgent moves an active or suspended agent to deprovisioned, a
@@ -680,10 +784,10 @@ func (s *Service) ResumeAgent(ctx context.Context, o audit.Origin, p TransitionP
 // Errors as SuspendAgent, with ErrIllegalTransition when the agent is
 // already deprovisioned.
 func (s *Service) DeprovisionAgent(ctx context.Context, o audit.Origin, p TransitionParams) (store.Agent, error) {
-	return s.transitionAgent(ctx, o, p, "deprovision", EventAgentDeprovisioned, store.AgentDeprovisioned, store.AgentActive, store.AgentSuspended)
+	return s.transitionAgent(ctx, o, p, "deprovision", store.AgentDeprovisioned, store.AgentActive, store.AgentSuspended)
 }
 
-func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p TransitionParams, verb, eventType string, to store.AgentState, from ...store.AgentState) (store.Agent, error) {
+func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p TransitionParams, verb string, to store.AgentState, from ...store.AgentState) (store.Agent, error) {
 	if err := checkIfVersion(p.IfVersion); err != nil {
 		return store.Agent{}, err
 	}
@@ -714,21 +818,7 @@ func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p Transit
 		if err != nil {
 			return mapUpdateErr("agent", err)
 		}
-		details := map[string]any{
-			"version":        updated.Version,
-			"state":          string(updated.State),
-			"previous_state": string(prev),
-		}
-		if to != store.AgentActive {
-			// The cascade (ADR 0014 §5): live delegated tokens whose chain
-			// holds the agent stop being active now.
-			n, err := tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{AgentID: updated.ID, LiveAt: now})
-			if err != nil {
-				return fmt.Errorf("identity: count delegated tokens: %w", err)
-			}
-			details["tokens_affected"] = n
-		}
-		if err := s.appendAgentEvent(ctx, tx, o, eventType, updated, details, reason); err != nil {
+		if err := s.appendTransition(ctx, tx, o, updated, prev, now, reason); err != nil {
 			return err
 		}
 		out = updated
@@ -738,6 +828,34 @@ func (s *Service) transitionAgent(ctx context.Context, o audit.Origin, p Transit
 		return store.Agent{}, err
 	}
 	return out, nil
+}
+
+// appendTransition records the move of a from prev into its state:
+// agent.suspended, agent.resumed or agent.deprovisioned with the version,
+// both states and, out of active, the delegated tokens affected.
+func (s *Service) appendTransition(ctx context.Context, tx store.Tx, o audit.Origin, a store.Agent, prev store.AgentState, now time.Time, reason string) error {
+	details := map[string]any{
+		"version":        a.Version,
+		"state":          string(a.State),
+		"previous_state": string(prev),
+	}
+	if a.State != store.AgentActive {
+		// The cascade (ADR 0014 §5): live delegated tokens whose chain
+		// holds the agent stop being active now.
+		n, err := tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{AgentID: a.ID, LiveAt: now})
+		if err != nil {
+			return fmt.Errorf("identity: count delegated tokens: %w", err)
+		}
+		details["tokens_affected"] = n
+	}
+	typ := EventAgentResumed
+	switch a.State {
+	case store.AgentSuspended:
+		typ = EventAgentSuspended
+	case store.AgentDeprovisioned:
+		typ = EventAgentDeprovisioned
+	}
+	return s.appendAgentEvent(ctx, tx, o, typ, a, details, reason)
 }
 
 func (s *Service) appendAgentEvent(ctx context.Context, tx store.Tx, o audit.Origin, typ string, a store.Agent, details map[string]any, reason string) error {

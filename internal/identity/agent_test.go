@@ -135,6 +135,7 @@ func TestCreateAgent(t *testing.T) {
 			"max_ttl_seconds":   300,
 			"labels":            want.Labels,
 			"expires_at":        exp.Format(time.RFC3339Nano),
+			"external_id":       "",
 		}, "")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)

@@ -200,8 +200,8 @@ func getOwner(ctx context.Context, r store.OwnerReader, ref string) (store.Owner
 	return own, nil
 }
 
-// MaxUserNameLen and MaxExternalIDLen bound an owner's SCIM userName and
-// externalId, in bytes after trimming.
+// MaxUserNameLen bounds an owner's SCIM userName and MaxExternalIDLen the
+// externalId of an owner or an agent, in bytes after trimming.
 const (
 	MaxUserNameLen   = 255
 	MaxExternalIDLen = 255

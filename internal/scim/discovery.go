@@ -65,7 +65,17 @@ type ServiceProviderConfig struct {
 	Sort                  supported              `json:"sort"`
 	ETag                  supported              `json:"etag"`
 	AuthenticationSchemes []AuthenticationScheme `json:"authenticationSchemes"`
-	Meta                  DocMeta                `json:"meta"`
+	// AgentExtension advertises the Agent resource type as
+	// draft-abbey-scim-agent-extension-00 ("Core Schema Extensions:
+	// ServiceProviderConfig") says a provider serving agents must.
+	AgentExtension agentExtension `json:"agentExtension"`
+	Meta           DocMeta        `json:"meta"`
+}
+
+type agentExtension struct {
+	Supported                    bool `json:"supported"`
+	AgentsSupported              bool `json:"agentsSupported"`
+	AgenticApplicationsSupported bool `json:"agenticApplicationsSupported"`
 }
 
 // Config returns the ServiceProviderConfig; base is the absolute URL of
@@ -84,7 +94,8 @@ func Config(base string) ServiceProviderConfig {
 			Description: "An agentid admin token of role admin, sent as a bearer token (RFC 6750)",
 			SpecURI:     "https://www.rfc-editor.org/rfc/rfc6750", Primary: true,
 		}},
-		Meta: DocMeta{ResourceType: "ServiceProviderConfig", Location: base + "/ServiceProviderConfig"},
+		AgentExtension: agentExtension{Supported: true, AgentsSupported: true},
+		Meta:           DocMeta{ResourceType: "ServiceProviderConfig", Location: base + "/ServiceProviderConfig"},
 	}
 }
 
@@ -117,6 +128,7 @@ type Attribute struct {
 	Description     string      `json:"description"`
 	Required        bool        `json:"required"`
 	CanonicalValues []string    `json:"canonicalValues,omitempty"`
+	ReferenceTypes  []string    `json:"referenceTypes,omitempty"`
 	CaseExact       bool        `json:"caseExact"`
 	Mutability      string      `json:"mutability"`
 	Returned        string      `json:"returned"`
@@ -168,5 +180,44 @@ func UserSchema(base string) Schema {
 			emails, active,
 		},
 		Meta: DocMeta{ResourceType: "Schema", Location: base + "/Schemas/" + SchemaUser},
+	}
+}
+
+// AgentResourceType returns the Agent resource type
+// (draft-wzdk-scim-agent-resource-00, ADR 0025).
+func AgentResourceType(base string) ResourceType {
+	return ResourceType{
+		Schemas: []string{SchemaResourceType}, ID: "Agent", Name: "Agent", Endpoint: "/Agents",
+		Description: "An AI agent's identity: named, owned, with a stated purpose (ADR 0025)", Schema: SchemaAgent,
+		Meta: DocMeta{ResourceType: "ResourceType", Location: base + "/ResourceTypes/Agent"},
+	}
+}
+
+// AgentSchema returns the Agent schema as the provider maps it (the
+// common attributes id, externalId and meta are not listed, RFC 7643
+// §3.1): name is the agent's name (immutable, unique forever),
+// description its purpose, owners its owners, active its state.
+// displayName is read-only: it shows the name.
+func AgentSchema(base string) Schema {
+	name := attr("name", "string",
+		"The agent's name: a lowercase DNS label, unique in the trust domain forever (deprovisioned agents keep theirs); never changes.")
+	name.Required, name.Mutability, name.Uniqueness = true, "immutable", "server"
+	display := attr("displayName", "string", "The agent's name, for display; a value sent is ignored.")
+	display.Mutability = "readOnly"
+	desc := attr("description", "string", "The agent's purpose: its business justification.")
+	desc.Required = true
+	value := attr("value", "string", "The id of the User (owner) accountable for the agent.")
+	value.Required, value.CaseExact = true, true
+	ref := attr("$ref", "reference", "The URI of the User.")
+	ref.Mutability, ref.ReferenceTypes = "readOnly", []string{"User"}
+	owners := attr("owners", "complex", "The Users accountable for the agent: at least one, each active when added.")
+	owners.MultiValued, owners.Required = true, true
+	owners.SubAttributes = []Attribute{value, ref}
+	active := attr("active", "boolean",
+		"false suspends the agent (no credentials, its tokens stop being active), true resumes it; DELETE deprovisions it for good.")
+	return Schema{
+		Schemas: []string{SchemaSchema}, ID: SchemaAgent, Name: "Agent", Description: "AI agent identity (an agentid agent)",
+		Attributes: []Attribute{name, display, desc, owners, active},
+		Meta:       DocMeta{ResourceType: "Schema", Location: base + "/Schemas/" + SchemaAgent},
 	}
 }

@@ -28,23 +28,42 @@ type Query struct {
 // ask. The empty filter selects every User. Safe on any input.
 func ParseFilter(s string) (Query, error) {
 	var q Query
+	err := parseFilter(s, func(p *filterParser, path string) (valueTest, error) {
+		a, err := p.attrPath(&q, path)
+		if err != nil {
+			return nil, err
+		}
+		return func(v token) error { return a.match(&q, v) }, nil
+	})
+	return q, err
+}
+
+// valueTest adds the test "attribute eq v" of one resolved attribute to
+// the query being built.
+type valueTest func(v token) error
+
+// parseFilter parses a conjunction of eq tests, resolving each attribute
+// path with resolve, which may read further tokens (a value filter). The
+// grammar, limits and errors are ParseFilter's; the attributes are the
+// resource's.
+func parseFilter(s string, resolve func(p *filterParser, path string) (valueTest, error)) error {
 	if strings.TrimSpace(s) == "" {
-		return q, nil
+		return nil
 	}
 	if len(s) > MaxFilterLen {
-		return q, badRequest(TypeInvalidFilter, "the filter is longer than %d bytes", MaxFilterLen)
+		return badRequest(TypeInvalidFilter, "the filter is longer than %d bytes", MaxFilterLen)
 	}
-	p := &filterParser{src: s}
+	p := &filterParser{src: s, resolve: resolve}
 	if err := p.tokenize(); err != nil {
-		return q, err
+		return err
 	}
-	if err := p.conjunction(&q, 0); err != nil {
-		return q, err
+	if err := p.conjunction(0); err != nil {
+		return err
 	}
 	if t, ok := p.peek(); ok {
-		return q, invalidFilter("unexpected %s", t)
+		return invalidFilter("unexpected %s", t)
 	}
-	return q, nil
+	return nil
 }
 
 func invalidFilter(format string, args ...any) *Error {
@@ -89,6 +108,8 @@ type filterParser struct {
 	src  string
 	toks []token
 	pos  int
+	// resolve turns an attribute path into the test of its value.
+	resolve func(p *filterParser, path string) (valueTest, error)
 }
 
 // tokenize splits the filter into words, JSON strings and punctuation.
@@ -151,9 +172,9 @@ func (p *filterParser) isWord(t token, w string) bool {
 }
 
 // conjunction parses term *("and" term).
-func (p *filterParser) conjunction(q *Query, depth int) error {
+func (p *filterParser) conjunction(depth int) error {
 	for {
-		if err := p.term(q, depth); err != nil {
+		if err := p.term(depth); err != nil {
 			return err
 		}
 		t, ok := p.peek()
@@ -171,7 +192,7 @@ func (p *filterParser) conjunction(q *Query, depth int) error {
 }
 
 // term parses "(" conjunction ")" or an equality test.
-func (p *filterParser) term(q *Query, depth int) error {
+func (p *filterParser) term(depth int) error {
 	t, err := p.next("an attribute")
 	if err != nil {
 		return err
@@ -181,7 +202,7 @@ func (p *filterParser) term(q *Query, depth int) error {
 		if depth >= maxFilterDepth {
 			return invalidFilter("parentheses nest deeper than %d", maxFilterDepth)
 		}
-		if err := p.conjunction(q, depth+1); err != nil {
+		if err := p.conjunction(depth + 1); err != nil {
 			return err
 		}
 		if t, err := p.next(`")"`); err != nil || t.kind != tokPunct || t.text != ")" {
@@ -193,7 +214,7 @@ func (p *filterParser) term(q *Query, depth int) error {
 	case t.kind != tokWord:
 		return invalidFilter("an attribute expected, not %s", t)
 	}
-	attr, err := p.attrPath(q, t.text)
+	test, err := p.resolve(p, t.text)
 	if err != nil {
 		return err
 	}
@@ -215,7 +236,7 @@ func (p *filterParser) term(q *Query, depth int) error {
 	if err != nil {
 		return err
 	}
-	return attr.match(q, v)
+	return test(v)
 }
 
 // filterAttr is an attribute a filter may test.
@@ -233,7 +254,7 @@ const (
 // filter, which may make q empty (an owner's one email is the primary work
 // email), and the ".value" that must follow it.
 func (p *filterParser) attrPath(q *Query, path string) (filterAttr, error) {
-	name, ok := stripUserURN(path)
+	name, ok := stripURN(path, SchemaUser)
 	if !ok {
 		return "", invalidFilter("attribute %s is not one of this provider's", quote(path))
 	}
@@ -322,11 +343,11 @@ func emailSelector(text string) (bool, error) {
 	return selects, nil
 }
 
-// stripUserURN removes the core User schema URN prefix of an attribute
-// path; ok is false for another URN.
-func stripUserURN(path string) (string, bool) {
-	if len(path) > len(SchemaUser)+1 && strings.EqualFold(path[:len(SchemaUser)+1], SchemaUser+":") {
-		return path[len(SchemaUser)+1:], true
+// stripURN removes the schema URN prefix (the resource's core schema) of
+// an attribute path; ok is false for another URN.
+func stripURN(path, schema string) (string, bool) {
+	if len(path) > len(schema)+1 && strings.EqualFold(path[:len(schema)+1], schema+":") {
+		return path[len(schema)+1:], true
 	}
 	return path, !strings.HasPrefix(strings.ToLower(path), "urn:")
 }

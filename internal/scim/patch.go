@@ -86,15 +86,22 @@ func DecodePatch(body []byte) (Patch, error) {
 	return p, nil
 }
 
-// apply runs the operations in order on a; all succeed or the patch
-// fails (RFC 7644 §3.5.2: a PATCH is atomic).
-func (p Patch) apply(a attrs) (attrs, error) {
+// apply runs the operations in order on a User's attributes.
+func (p Patch) apply(a attrs) (attrs, error) { return applyOps(p, a, applyPath) }
+
+// pathApplier applies one operation (op, path, value) to a resource's
+// attributes.
+type pathApplier[T any] func(a T, op, path string, value json.RawMessage) (T, error)
+
+// applyOps runs the operations of p in order on a, each through apply;
+// all succeed or the patch fails (RFC 7644 §3.5.2: a PATCH is atomic).
+func applyOps[T any](p Patch, a T, apply pathApplier[T]) (T, error) {
 	for i, op := range p.ops {
 		var err error
 		if op.path == "" {
-			a, err = applyObject(a, op.op, op.value)
+			a, err = applyObject(a, op.op, op.value, apply)
 		} else {
-			a, err = applyPath(a, op.op, op.path, op.value)
+			a, err = apply(a, op.op, op.path, op.value)
 		}
 		if err != nil {
 			if e, ok := errors.AsType[*Error](err); ok {
@@ -109,7 +116,7 @@ func (p Patch) apply(a attrs) (attrs, error) {
 // applyObject applies an add or replace without a path: every member of
 // the value object is an attribute path and its value (RFC 7644
 // §3.5.2.1, §3.5.2.3), applied in name order.
-func applyObject(a attrs, op string, value json.RawMessage) (attrs, error) {
+func applyObject[T any](a T, op string, value json.RawMessage, apply pathApplier[T]) (T, error) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(value, &m); err != nil || m == nil {
 		return a, badRequest(TypeInvalidValue, "%s without a path needs an object value", op)
@@ -121,7 +128,7 @@ func applyObject(a attrs, op string, value json.RawMessage) (attrs, error) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		var err error
-		if a, err = applyPath(a, op, k, m[k]); err != nil {
+		if a, err = apply(a, op, k, m[k]); err != nil {
 			return a, err
 		}
 	}
@@ -139,23 +146,30 @@ type patchPath struct {
 // valuePath [subAttr]). ignore is true for a path into an extension
 // schema, which the provider accepts and does not store.
 func parsePath(path string) (pp patchPath, ignore bool, err error) {
-	name, ok := stripUserURN(path)
+	name, ok := stripURN(path, SchemaUser)
 	if !ok {
 		if len(path) >= len(SchemaEnterpriseUser) && strings.EqualFold(path[:len(SchemaEnterpriseUser)], SchemaEnterpriseUser) {
 			return pp, true, nil
 		}
 		return pp, false, badRequest(TypeInvalidPath, "path %s names no attribute of the User schema", quote(path))
 	}
+	pp, err = splitPath(path, name)
+	return pp, false, err
+}
+
+// splitPath parses the attribute path name (path without its schema URN)
+// into attribute, value filter and sub-attribute.
+func splitPath(path, name string) (pp patchPath, err error) {
 	if i := strings.IndexByte(name, '['); i >= 0 {
 		j := strings.LastIndexByte(name, ']')
 		if j < i {
-			return pp, false, badRequest(TypeInvalidPath, "path %s has an unclosed [", quote(path))
+			return pp, badRequest(TypeInvalidPath, "path %s has an unclosed [", quote(path))
 		}
 		pp.attr, pp.filter, pp.hasFilter = name[:i], name[i+1:j], true
 		rest := name[j+1:]
 		if rest != "" {
 			if rest[0] != '.' {
-				return pp, false, badRequest(TypeInvalidPath, "path %s: \".\" expected after ]", quote(path))
+				return pp, badRequest(TypeInvalidPath, "path %s: \".\" expected after ]", quote(path))
 			}
 			pp.sub = rest[1:]
 		}
@@ -164,9 +178,9 @@ func parsePath(path string) (pp patchPath, ignore bool, err error) {
 	}
 	pp.attr, pp.sub = strings.ToLower(pp.attr), strings.ToLower(pp.sub)
 	if pp.attr == "" || strings.ContainsAny(pp.sub, ".[]") {
-		return pp, false, badRequest(TypeInvalidPath, "path %s is malformed", quote(path))
+		return pp, badRequest(TypeInvalidPath, "path %s is malformed", quote(path))
 	}
-	return pp, false, nil
+	return pp, nil
 }
 
 // isNameSubAttr reports whether sub (lowercased) is a sub-attribute of

@@ -1,6 +1,8 @@
-// Package scim is agentid's SCIM 2.0 service provider for owners: the
-// User resource of RFC 7643 §4.1 mapped onto owners (ADR 0023), the
-// filter subset of RFC 7644 §3.4.2.2 the provider answers, PATCH
+// Package scim is agentid's SCIM 2.0 service provider for owners and
+// agents: the User resource of RFC 7643 §4.1 mapped onto owners (ADR
+// 0023), the Agent resource of draft-wzdk-scim-agent-resource-00 mapped
+// onto agents (ADR 0025), the filter subset of RFC 7644 §3.4.2.2 the
+// provider answers, PATCH
 // (RFC 7644 §3.5.2) decoding and application, the discovery documents of
 // RFC 7643 §5–7, and the SCIM errors of RFC 7644 §3.12.
 //

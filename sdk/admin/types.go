@@ -46,12 +46,15 @@ type Agent struct {
 	ExpiresAt       *time.Time        `json:"expires_at,omitempty"`
 	Expired         bool              `json:"expired"`
 	TokensRevokedAt *time.Time        `json:"tokens_revoked_at,omitempty"`
-	State           string            `json:"state"`
-	Orphaned        bool              `json:"orphaned"`
-	CreatedBy       string            `json:"created_by"`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
-	Version         int64             `json:"version"`
+	// ExternalID is the provisioning client's id of the agent (the SCIM
+	// externalId); "" for none.
+	ExternalID string    `json:"external_id"`
+	State      string    `json:"state"`
+	Orphaned   bool      `json:"orphaned"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+	Version    int64     `json:"version"`
 }
 
 // CreateAgentRequest is the body of POST /v1/agents. Owners are owner ids or
@@ -100,6 +103,9 @@ type UpdateAgentRequest struct {
 	MaxTTLSeconds *int64             `json:"max_ttl_seconds,omitempty"`
 	Labels        *map[string]string `json:"labels,omitempty"`
 	ExpiresAt     *time.Time         `json:"expires_at,omitempty"`
+	// ExternalID replaces the provisioning client's id of the agent (the
+	// SCIM externalId); "" clears it.
+	ExternalID *string `json:"external_id,omitempty"`
 }
 
 // NodeScope names the nodes that may obtain an agent's SVIDs (ADR 0019):
