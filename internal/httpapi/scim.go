@@ -70,75 +70,8 @@ func (h *handler) scimRoutes() {
 				Detail: "no such schema; this provider serves " + scim.SchemaUser + " and " + scim.SchemaAgent})
 		}
 	})
-	handle("POST "+scimRoot+"/Users", func(w http.ResponseWriter, r *http.Request, p *principal) {
-		body, err := h.scimBody(w, r)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		o, err := users.Create(r.Context(), p.origin, body)
-		h.scimUser(w, r, http.StatusCreated, o, err)
-	})
-	handle("GET "+scimRoot+"/Users", func(w http.ResponseWriter, r *http.Request, _ *principal) {
-		q := r.URL.Query()
-		start, err := scimInt(q, "startIndex", 1)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		count, err := scimInt(q, "count", scim.DefaultCount)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		owners, total, err := users.List(r.Context(), q.Get("filter"), start, count)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		base := h.scimBase(r)
-		out := make([]scim.User, 0, len(owners))
-		for _, o := range owners {
-			out = append(out, scim.FromOwner(o, base))
-		}
-		h.scimReply(w, http.StatusOK, scim.NewList(out, total, start))
-	})
-	handle("GET "+scimRoot+"/Users/{id}", func(w http.ResponseWriter, r *http.Request, _ *principal) {
-		o, err := users.Get(r.Context(), r.PathValue("id"))
-		h.scimUser(w, r, http.StatusOK, o, err)
-	})
-	handle("PUT "+scimRoot+"/Users/{id}", func(w http.ResponseWriter, r *http.Request, p *principal) {
-		ifMatch, body, err := h.scimChange(w, r)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		o, err := users.Replace(r.Context(), p.origin, r.PathValue("id"), ifMatch, body)
-		h.scimUser(w, r, http.StatusOK, o, err)
-	})
-	handle("PATCH "+scimRoot+"/Users/{id}", func(w http.ResponseWriter, r *http.Request, p *principal) {
-		ifMatch, body, err := h.scimChange(w, r)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		o, err := users.Patch(r.Context(), p.origin, r.PathValue("id"), ifMatch, body)
-		h.scimUser(w, r, http.StatusOK, o, err)
-	})
-	handle("DELETE "+scimRoot+"/Users/{id}", func(w http.ResponseWriter, r *http.Request, p *principal) {
-		ifMatch, err := scimIfMatch(r)
-		if err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		if err := users.Delete(r.Context(), p.origin, r.PathValue("id"), ifMatch); err != nil {
-			h.scimError(w, r, err)
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusNoContent)
-	})
-	h.scimAgentRoutes(agents, handle)
+	scimResourceRoutes(h, "/Users", users, scim.FromOwner, func(u scim.User) scim.Meta { return u.Meta }, handle)
+	scimResourceRoutes(h, "/Agents", agents, scim.FromAgent, func(a scim.Agent) scim.Meta { return a.Meta }, handle)
 	// Anything else under the root is a SCIM 405 or 404.
 	h.mux.HandleFunc(scimRoot+"/", func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := paths.Handler(r); pattern != "" {
@@ -222,21 +155,6 @@ func scimInt(q url.Values, name string, def int) (int, error) {
 		return 0, &scim.Error{Status: http.StatusBadRequest, ScimType: scim.TypeInvalidValue, Detail: name + " must be an integer"}
 	}
 	return n, nil
-}
-
-// scimUser answers with a User and its ETag and, for a creation, its
-// Location, or with err.
-func (h *handler) scimUser(w http.ResponseWriter, r *http.Request, status int, o store.Owner, err error) {
-	if err != nil {
-		h.scimError(w, r, err)
-		return
-	}
-	u := scim.FromOwner(o, h.scimBase(r))
-	w.Header().Set("ETag", u.Meta.Version)
-	if status == http.StatusCreated {
-		w.Header().Set("Location", u.Meta.Location)
-	}
-	h.scimReply(w, status, u)
 }
 
 // scimReply writes v as application/scim+json.
