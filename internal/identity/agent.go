@@ -399,13 +399,24 @@ func (s *Service) SliceAgents(ctx context.Context, f store.AgentFilter, skip, n 
 	if err != nil {
 		return nil, 0, fmt.Errorf("identity: count agents: %w", err)
 	}
-	var out []store.Agent
+	out, err := slice(skip, n, total, func(p store.Page) ([]store.Agent, string, error) { return s.store.ListAgents(ctx, f, p) })
+	if err != nil {
+		return nil, 0, fmt.Errorf("identity: list agents: %w", err)
+	}
+	return out, total, nil
+}
+
+// slice reads the records skip to skip+n of a keyset-paged list of total
+// records with list, page by page: SCIM's startIndex and count over the
+// store's page tokens.
+func slice[T any](skip, n, total int, list func(store.Page) ([]T, string, error)) ([]T, error) {
+	var out []T
 	p := store.Page{}
 	for n > 0 && skip < total {
 		p.PageSize = min(skip+n, store.MaxPageSize)
-		page, next, err := s.store.ListAgents(ctx, f, p)
+		page, next, err := list(p)
 		if err != nil {
-			return nil, 0, fmt.Errorf("identity: list agents: %w", err)
+			return nil, err
 		}
 		if skip >= len(page) {
 			skip -= len(page)
@@ -421,7 +432,7 @@ func (s *Service) SliceAgents(ctx context.Context, f store.AgentFilter, skip, n 
 		}
 		p.PageToken = next
 	}
-	return out, total, nil
+	return out, nil
 }
 
 // UpdateAgent changes the fields set in p and records agent.updated with the

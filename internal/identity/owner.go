@@ -254,27 +254,9 @@ func (s *Service) SliceOwners(ctx context.Context, f store.OwnerFilter, skip, n 
 	if err != nil {
 		return nil, 0, fmt.Errorf("identity: count owners: %w", err)
 	}
-	var out []store.Owner
-	p := store.Page{}
-	for n > 0 && skip < total {
-		p.PageSize = min(skip+n, store.MaxPageSize)
-		page, next, err := s.store.ListOwners(ctx, f, p)
-		if err != nil {
-			return nil, 0, fmt.Errorf("identity: list owners: %w", err)
-		}
-		if skip >= len(page) {
-			skip -= len(page)
-		} else {
-			page = page[skip:]
-			skip = 0
-			page = page[:min(n, len(page))]
-			out = append(out, page...)
-			n -= len(page)
-		}
-		if next == "" {
-			break
-		}
-		p.PageToken = next
+	out, err := slice(skip, n, total, func(p store.Page) ([]store.Owner, string, error) { return s.store.ListOwners(ctx, f, p) })
+	if err != nil {
+		return nil, 0, fmt.Errorf("identity: list owners: %w", err)
 	}
 	return out, total, nil
 }
