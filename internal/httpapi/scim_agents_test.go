@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -451,32 +449,9 @@ func TestSCIMAgentConcurrentPatch(t *testing.T) {
 	a.want(t, "create", 201, "")
 	id := a.agent(t).ID
 	const n = 3
-	var wg sync.WaitGroup
-	statuses := make([]int, n)
-	for i := range n {
-		wg.Go(func() {
-			req, err := http.NewRequestWithContext(context.Background(), "PATCH", e.url+"/scim/v2/Agents/"+id, strings.NewReader(
-				scimPatch(fmt.Sprintf(`{"op":"replace","path":"description","value":"purpose %d"}`, i))))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+e.token)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			_ = resp.Body.Close()
-			statuses[i] = resp.StatusCode
-		})
-	}
-	wg.Wait()
-	for i, s := range statuses {
-		if s != 200 {
-			t.Errorf("PATCH %d: status %d", i, s)
-		}
-	}
+	e.concurrentPatches(t, "/Agents/"+id, n, func(i int) string {
+		return fmt.Sprintf(`{"op":"replace","path":"description","value":"purpose %d"}`, i)
+	})
 	if got := e.scim(t, "GET", "/Agents/"+id, e.token, "", nil).agent(t); got.Meta.Version != fmt.Sprintf(`W/"%d"`, 1+n) {
 		t.Errorf("version after %d PATCHes: %s", n, got.Meta.Version)
 	}
