@@ -2,10 +2,7 @@ package httpapi_test
 
 import (
 	"context"
-	"strings"
 	"testing"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/agentid/agentid/sdk/admin"
 )
@@ -36,18 +33,7 @@ func TestSCIMAgentBadInputChangesNothing(t *testing.T) {
 		return agent(`"name":"` + name + `","description":"Does things","owners":[{"value":"` + owner + `"}]`)
 	}
 	path := "/Agents/" + id
-	tests := []struct {
-		name        string
-		method      string
-		path        string
-		token       string // "admin", "auditor", "bad", ""
-		body        string
-		hdr         map[string]string
-		wantStatus  int
-		wantType    string
-		wantDetail  string // a part of the detail, "" for any
-		authFailure string
-	}{
+	tests := []scimRefusal{
 		{name: "malformed JSON", method: "POST", path: "/Agents", token: "admin", body: `{"name":`, wantStatus: 400, wantType: "invalidSyntax"},
 		{name: "not an object", method: "POST", path: "/Agents", token: "admin", body: `["x"]`, wantStatus: 400, wantType: "invalidSyntax"},
 		{name: "no schemas", method: "POST", path: "/Agents", token: "admin", body: `{"name":"x","description":"d","owners":[{"value":"` + alice + `"}]}`, wantStatus: 400, wantType: "invalidSyntax"},
@@ -96,35 +82,5 @@ func TestSCIMAgentBadInputChangesNothing(t *testing.T) {
 		{name: "auditor may not read", method: "GET", path: path, token: "auditor", wantStatus: 403, authFailure: "authorization"},
 		{name: "auditor may not write", method: "DELETE", path: path, token: "auditor", wantStatus: 403, authFailure: "authorization"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := e.snapshot(t)
-			tok := map[string]string{"admin": e.token, "auditor": e.auditor, "bad": "aida_" + strings.Repeat("A", 43)}[tt.token]
-			a := e.scim(t, tt.method, tt.path, tok, tt.body, tt.hdr)
-			a.want(t, tt.name, tt.wantStatus, tt.wantType)
-			if detail, _ := a.body["detail"].(string); !strings.Contains(detail, tt.wantDetail) {
-				t.Errorf("detail %q, want it to hold %q", detail, tt.wantDetail)
-			}
-			if tt.wantStatus == 401 && a.header.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
-			}
-			if tt.wantStatus == 405 && a.header.Get("Allow") != "GET, PUT, PATCH, DELETE" {
-				t.Errorf("405 with Allow %q", a.header.Get("Allow"))
-			}
-			after := e.snapshot(t)
-			if tt.authFailure != "" {
-				evs, err := e.admin.ListAuditEvents(context.Background(), admin.AuditQuery{AfterSeq: before.HeadSeq})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(evs.Items) != 1 || evs.Items[0].Family != tt.authFailure || evs.Items[0].Outcome != "failure" {
-					t.Fatalf("failure events = %+v, want one %s failure", evs.Items, tt.authFailure)
-				}
-				after.HeadSeq = before.HeadSeq
-			}
-			if diff := cmp.Diff(before, after); diff != "" {
-				t.Fatalf("a refused request changed state (-before +after):\n%s", diff)
-			}
-		})
-	}
+	e.refusedSCIM(t, tests)
 }

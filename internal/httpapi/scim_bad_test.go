@@ -32,17 +32,7 @@ func TestSCIMBadInputChangesNothing(t *testing.T) {
 	}
 	user := func(members string) string { return `{"schemas":["` + scimUserURN + `"],` + members + `}` }
 	big := user(`"userName":"x","displayName":"` + strings.Repeat("a", 70<<10) + `"`)
-	tests := []struct {
-		name        string
-		method      string
-		path        string
-		token       string // "admin", "auditor", "bad", ""
-		body        string
-		hdr         map[string]string
-		wantStatus  int
-		wantType    string
-		authFailure string
-	}{
+	tests := []scimRefusal{
 		{name: "malformed JSON", method: "POST", path: "/Users", token: "admin", body: `{"userName":`, wantStatus: 400, wantType: "invalidSyntax"},
 		{name: "not an object", method: "POST", path: "/Users", token: "admin", body: `["userName"]`, wantStatus: 400, wantType: "invalidSyntax"},
 		{name: "two values", method: "POST", path: "/Users", token: "admin", body: user(`"userName":"two"`) + `{}`, wantStatus: 400, wantType: "invalidSyntax"},
@@ -97,12 +87,39 @@ func TestSCIMBadInputChangesNothing(t *testing.T) {
 		{name: "auditor may not read", method: "GET", path: "/Users", token: "auditor", wantStatus: 403, authFailure: "authorization"},
 		{name: "auditor may not write", method: "PATCH", path: "/Users/" + id, token: "auditor", body: patch(`{"op":"replace","path":"active","value":false}`), wantStatus: 403, authFailure: "authorization"},
 	}
+	e.refusedSCIM(t, tests)
+}
+
+// scimRefusal is a SCIM request that must be refused with wantStatus and
+// the scimType wantType, and change nothing.
+type scimRefusal struct {
+	name        string
+	method      string
+	path        string
+	token       string // "admin", "auditor", "bad", ""
+	body        string
+	hdr         map[string]string
+	wantStatus  int
+	wantType    string
+	wantDetail  string // a part of the detail, "" for any
+	authFailure string // the family of the one failure event it writes, "" for none
+}
+
+// refusedSCIM sends each refused request and checks its answer, its
+// headers (WWW-Authenticate on 401, Allow on 405), its one audit event
+// when it failed authentication or authorisation, and that nothing else
+// changed.
+func (e *env) refusedSCIM(t *testing.T, tests []scimRefusal) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := e.snapshot(t)
 			tok := map[string]string{"admin": e.token, "auditor": e.auditor, "bad": "aida_" + strings.Repeat("A", 43)}[tt.token]
 			a := e.scim(t, tt.method, tt.path, tok, tt.body, tt.hdr)
 			a.want(t, tt.name, tt.wantStatus, tt.wantType)
+			if detail, _ := a.body["detail"].(string); !strings.Contains(detail, tt.wantDetail) {
+				t.Errorf("detail %q, want it to hold %q", detail, tt.wantDetail)
+			}
 			if tt.wantStatus == 401 && a.header.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
 			}
