@@ -4,7 +4,8 @@
 // internal/attest/oidc), the Set of configured attestors that routes a
 // token to its attestor by issuer, and the attestation rules (an
 // attestor and matchers such as k8s:ns:payments or repository=org/*)
-// by which an agent says which evidence proves an instance of it.
+// by which an agent says which evidence proves an instance of it
+// (internal/attest/aws verifies AWS STS web identity tokens).
 //
 // It does no storage and no HTTP: the OAuth server verifies evidence
 // through a Set, matches it against the agent's rules, and records the
@@ -29,16 +30,18 @@ const (
 	MethodOIDC       = "oidc"
 	MethodX509       = "x509"
 	MethodSPIFFE     = "spiffe"
+	// MethodAWS is the AWS STS web identity token of IAM outbound identity
+	// federation (ADR 0015 addendum F).
+	MethodAWS = "aws"
 	// MethodJoinToken is the method of instances created by an agent's
 	// join token (ADR 0015 addendum C); it is not an attestor kind.
 	MethodJoinToken = "join_token"
 )
 
-// Kinds lists every attestor kind the config names; MethodKubernetes,
-// MethodOIDC, MethodX509 and MethodSPIFFE are implemented; join tokens are
-// not configured as attestors (ADR 0015 addendum C).
+// Kinds lists every attestor kind the config names, all implemented; join
+// tokens are not configured as attestors (ADR 0015 addendum C).
 func Kinds() []string {
-	return []string{MethodKubernetes, MethodOIDC, MethodX509, MethodSPIFFE}
+	return []string{MethodKubernetes, MethodOIDC, MethodAWS, MethodX509, MethodSPIFFE}
 }
 
 // Sentinel kinds of an *Error.
@@ -80,7 +83,7 @@ func (e *Error) Unwrap() []error {
 // Evidence is what an attestor established from verified evidence.
 type Evidence struct {
 	Attestor string // the configured attestor's name
-	Method   string // MethodKubernetes, MethodOIDC
+	Method   string // MethodKubernetes, MethodOIDC, MethodAWS, …
 	Issuer   string
 	Subject  string
 	// Key identifies the run within the attestor (the pod uid; the OIDC
@@ -88,10 +91,12 @@ type Evidence struct {
 	Key string
 	// Facts are what matchers test: k8s:ns, k8s:sa, k8s:pod-name,
 	// k8s:pod-uid, k8s:node for Kubernetes, claim names for OIDC,
-	// x509:cn and x509:issuer-cn for X.509.
+	// x509:cn and x509:issuer-cn for X.509, claim names and
+	// aws:<claim>[.<key>] for AWS.
 	Facts map[string]string
 	// Values are multi-valued facts (x509:o, x509:ou, x509:san-dns,
-	// x509:san-uri): a matcher holds when it holds on one of the values.
+	// x509:san-uri, aws:ou_path): a matcher holds when it holds on one of
+	// the values.
 	Values map[string][]string
 	// Summary is the evidence summary for the instance record and the
 	// audit trail; never the raw token.

@@ -14,7 +14,17 @@ const (
 	MaxMatchers     = 16  // matchers per rule
 	MaxMatcherLen   = 256 // bytes of one matcher
 	maxClaimNameLen = 64
+	// MaxAWSKeyLen bounds the key of an aws:<claim>.<key> fact (an AWS tag
+	// key is at most 128 characters).
+	MaxAWSKeyLen = 128
 )
+
+// AWSPrefix starts the facts and matchers of the claims an AWS STS web
+// identity token nests under "https://sts.amazonaws.com/" (ADR 0015
+// addendum F): aws:<claim>=<glob> for a scalar or list claim,
+// aws:<claim>.<key>=<glob> for a value of an object claim (principal_tags,
+// request_tags). They hold only on evidence of an aws attestor.
+const AWSPrefix = "aws:"
 
 // k8sFields are the fields of k8s:<field>:<glob> matchers.
 func k8sFields() []string { return []string{"ns", "sa", "pod-name", "pod-uid", "node"} }
@@ -47,8 +57,11 @@ func (m Matcher) String() string {
 
 // ParseMatcher parses k8s:<field>:<glob> (field ns, sa, pod-name,
 // pod-uid, node), x509:<field>:<glob> (field one of X509Fields),
-// spiffe:id:<glob> (a federated SVID's SPIFFE ID) or <claim>=<glob> (claim [A-Za-z0-9_.-]{1,64}). The glob
-// is printable ASCII and not empty. Errors wrap ErrBadRule.
+// spiffe:id:<glob> (a federated SVID's SPIFFE ID), aws:<claim>=<glob> or
+// aws:<claim>.<key>=<glob> (a claim nested in an AWS STS token: claim
+// [a-z0-9_]{1,64}, key 1 to 128 of [A-Za-z0-9 _.:/+@-]) or <claim>=<glob>
+// (claim [A-Za-z0-9_.-]{1,64}). The glob is printable ASCII and not empty.
+// Errors wrap ErrBadRule.
 func ParseMatcher(s string) (Matcher, error) {
 	if len(s) > MaxMatcherLen {
 		return Matcher{}, fmt.Errorf("%w: a matcher is at most %d bytes", ErrBadRule, MaxMatcherLen)
@@ -77,9 +90,16 @@ func ParseMatcher(s string) (Matcher, error) {
 		}
 		return Matcher{Fact: "spiffe:id", Glob: glob}, nil
 	}
+	if rest, ok := strings.CutPrefix(s, AWSPrefix); ok {
+		fact, glob, ok := strings.Cut(rest, "=")
+		if !ok || !ValidAWSFact(fact) || glob == "" {
+			return Matcher{}, fmt.Errorf("%w: %q: want aws:<claim>=<value> or aws:<claim>.<key>=<value> (claim [a-z0-9_], key [A-Za-z0-9 _.:/+@-])", ErrBadRule, s)
+		}
+		return Matcher{Fact: AWSPrefix + fact, Glob: glob}, nil
+	}
 	claim, glob, ok := strings.Cut(s, "=")
 	if !ok || !validClaimName(claim) || glob == "" {
-		return Matcher{}, fmt.Errorf("%w: %q: want k8s:<field>:<value>, x509:<field>:<value>, spiffe:id:<value> or <claim>=<value>", ErrBadRule, s)
+		return Matcher{}, fmt.Errorf("%w: %q: want k8s:<field>:<value>, x509:<field>:<value>, spiffe:id:<value>, aws:<claim>=<value> or <claim>=<value>", ErrBadRule, s)
 	}
 	return Matcher{Fact: claim, Glob: glob}, nil
 }
@@ -91,8 +111,13 @@ func (m Matcher) Holds(facts map[string]string) bool {
 }
 
 // HoldsOn reports whether the matcher holds on ev: on its single-valued
-// fact, or on one of the values of its multi-valued fact.
+// fact, or on one of the values of its multi-valued fact. An aws: matcher
+// holds only on evidence of MethodAWS (another issuer's token may name a
+// top-level claim "aws:…").
 func (m Matcher) HoldsOn(ev Evidence) bool {
+	if strings.HasPrefix(m.Fact, AWSPrefix) && ev.Method != MethodAWS {
+		return false
+	}
 	if m.Holds(ev.Facts) {
 		return true
 	}
@@ -202,6 +227,32 @@ func Glob(pattern, v string) bool {
 		p++
 	}
 	return p == len(pattern)
+}
+
+// ValidAWSFact reports whether s (without AWSPrefix) names a claim nested
+// in an AWS STS token, <claim> or <claim>.<key>: claim 1 to 64 of
+// [a-z0-9_], key 1 to MaxAWSKeyLen of [A-Za-z0-9 _.:/+@-] (an AWS tag key
+// without '=' and beyond ASCII, which no matcher can name).
+func ValidAWSFact(s string) bool {
+	claim, key, dotted := strings.Cut(s, ".")
+	if claim == "" || len(claim) > maxClaimNameLen || (dotted && (key == "" || len(key) > MaxAWSKeyLen)) {
+		return false
+	}
+	for i := 0; i < len(claim); i++ {
+		c := claim[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_'
+		if !ok {
+			return false
+		}
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(" _.:/+@-", c) >= 0
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 func validClaimName(s string) bool {

@@ -30,6 +30,20 @@ func TestParseMatcher(t *testing.T) {
 		{"x509:serial:1", Matcher{}, false},
 		{"spiffe:id:spiffe://partner.example/payments/*", Matcher{Fact: "spiffe:id", Glob: "spiffe://partner.example/payments/*"}, true},
 		{"spiffe:td:partner.example", Matcher{}, false},
+		{"aws:aws_account=123456789012", Matcher{Fact: "aws:aws_account", Glob: "123456789012"}, true},
+		{"aws:org_id=o-*", Matcher{Fact: "aws:org_id", Glob: "o-*"}, true},
+		{"aws:ec2_source_instance_arn=arn:aws:ec2:*:instance/*", Matcher{Fact: "aws:ec2_source_instance_arn", Glob: "arn:aws:ec2:*:instance/*"}, true},
+		{"aws:principal_tags.team=pay=ments", Matcher{Fact: "aws:principal_tags.team", Glob: "pay=ments"}, true},
+		{"aws:principal_tags.cost center:a/b@c+d.e_f-g=x", Matcher{Fact: "aws:principal_tags.cost center:a/b@c+d.e_f-g", Glob: "x"}, true},
+		{"aws:request_tags.job-id=*", Matcher{Fact: "aws:request_tags.job-id", Glob: "*"}, true},
+		{"aws:Org_Id=x", Matcher{}, false},
+		{"aws:org_id:x", Matcher{}, false},
+		{"aws:org_id=", Matcher{}, false},
+		{"aws:=x", Matcher{}, false},
+		{"aws:principal_tags.=x", Matcher{}, false},
+		{"aws:principal_tags.a,b=x", Matcher{}, false},
+		{"aws:principal_tags." + strings.Repeat("k", MaxAWSKeyLen+1) + "=x", Matcher{}, false},
+		{"aws_account=123456789012", Matcher{Fact: "aws_account", Glob: "123456789012"}, true},
 		{"x509:cn:", Matcher{}, false},
 		{"x509:cn=x", Matcher{}, false},
 		{"k8s:cluster:x", Matcher{}, false},
@@ -113,6 +127,10 @@ func TestMatch(t *testing.T) {
 		Facts: map[string]string{"k8s:ns": "payments", "k8s:sa": "runner", "k8s:pod-name": "runner-7f9", "k8s:pod-uid": "u1"}}
 	gh := Evidence{Attestor: "github", Method: MethodOIDC,
 		Facts: map[string]string{"repository": "org/app", "ref": "refs/heads/main", "sub": "repo:org/app:ref:refs/heads/main"}}
+	awsEv := Evidence{Attestor: "aws", Method: MethodAWS,
+		Facts: map[string]string{"sub": "arn:aws:iam::123456789012:role/R", "aws:principal_tags.team": "payments"}}
+	// An OIDC token may carry a top-level claim named like an aws: fact.
+	ghAWSClaim := Evidence{Attestor: "github", Method: MethodOIDC, Facts: map[string]string{"aws:org_id": "o-1"}}
 	rules := []store.AttestationRule{
 		{Attestor: "prod", Matchers: []string{"k8s:ns:billing"}},
 		{Attestor: "prod", Matchers: []string{"k8s:ns:payments", "k8s:sa:runner"}},
@@ -136,6 +154,13 @@ func TestMatch(t *testing.T) {
 			"rule 0: k8s:ns:* does not hold"},
 		{"claim matcher on k8s evidence", []store.AttestationRule{{Attestor: "prod", Matchers: []string{"ns=*"}}}, k8s, -1,
 			"rule 0: ns=* does not hold"},
+		{"aws", []store.AttestationRule{{Attestor: "aws", Matchers: []string{"sub=arn:aws:iam::123456789012:role/*", "aws:principal_tags.team=pay*"}}}, awsEv, 0, ""},
+		{"aws wrong tag", []store.AttestationRule{{Attestor: "aws", Matchers: []string{"aws:principal_tags.team=billing"}}}, awsEv, -1,
+			"rule 0: aws:principal_tags.team=billing does not hold"},
+		{"aws matcher on oidc evidence", []store.AttestationRule{{Attestor: "github", Matchers: []string{"aws:org_id=*"}}}, ghAWSClaim, -1,
+			"rule 0: aws:org_id=* does not hold"},
+		{"k8s matcher on aws evidence", []store.AttestationRule{{Attestor: "aws", Matchers: []string{"k8s:ns:*"}}}, awsEv, -1,
+			"rule 0: k8s:ns:* does not hold"},
 		{"stored malformed", []store.AttestationRule{{Attestor: "prod", Matchers: []string{"junk"}}}, k8s, -1, "rule 0: junk does not hold"},
 		{"stored empty", []store.AttestationRule{{Attestor: "prod"}}, k8s, -1, "rule 0: (no matchers) does not hold"},
 	} {
@@ -170,7 +195,8 @@ func FuzzGlob(f *testing.F) {
 }
 
 func FuzzParseMatcher(f *testing.F) {
-	for _, s := range []string{"k8s:ns:payments", "repository=org/*", "k8s:", "=", "a=b=c", "k8s:pod-uid:x:y", "x509:ou:pay*", "x509:san-dns:*.corp", "spiffe:id:spiffe://td/*"} {
+	for _, s := range []string{"k8s:ns:payments", "repository=org/*", "k8s:", "=", "a=b=c", "k8s:pod-uid:x:y", "x509:ou:pay*", "x509:san-dns:*.corp", "spiffe:id:spiffe://td/*",
+		"aws:org_id=o-*", "aws:principal_tags.team=pay*", "aws:request_tags.a:b=c=d", "aws:ou_path=o-1/*"} {
 		f.Add(s, "value")
 	}
 	f.Fuzz(func(t *testing.T, s, v string) {
@@ -187,10 +213,18 @@ func FuzzParseMatcher(f *testing.F) {
 		}
 		facts := map[string]string{m.Fact: v}
 		_ = m.Holds(facts)
-		if Match([]store.AttestationRule{{Attestor: "a", Matchers: []string{s}}}, Evidence{Attestor: "a", Facts: facts}).Rule != 0 && Glob(m.Glob, v) {
+		method := MethodOIDC
+		if strings.HasPrefix(m.Fact, AWSPrefix) {
+			method = MethodAWS
+			// aws: facts hold on aws evidence only.
+			if m.HoldsOn(Evidence{Attestor: "a", Method: MethodOIDC, Facts: facts}) {
+				t.Fatalf("%q holds on oidc evidence", s)
+			}
+		}
+		if Match([]store.AttestationRule{{Attestor: "a", Matchers: []string{s}}}, Evidence{Attestor: "a", Method: method, Facts: facts}).Rule != 0 && Glob(m.Glob, v) {
 			t.Fatalf("%q does not hold on its own fact %q", s, v)
 		}
-		multi := Evidence{Attestor: "a", Values: map[string][]string{m.Fact: {"other", v}}}
+		multi := Evidence{Attestor: "a", Method: method, Values: map[string][]string{m.Fact: {"other", v}}}
 		if m.HoldsOn(multi) != (Glob(m.Glob, "other") || Glob(m.Glob, v)) {
 			t.Fatalf("%q on values [other %q]", s, v)
 		}

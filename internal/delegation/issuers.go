@@ -50,6 +50,12 @@ const (
 // only, never none or HMAC.
 func Algorithms() []string { return []string{"ES256", "RS256", "PS256", "EdDSA"} }
 
+// PermittedAlgorithms are the algorithms an IssuerConfig may name:
+// Algorithms and ES384 (ECDSA P-384, one of the two with which AWS STS
+// signs web identity tokens; ADR 0015 addendum F). ES384 is never a
+// default: only a caller that names it (the aws attestor) accepts it.
+func PermittedAlgorithms() []string { return append(Algorithms(), "ES384") }
+
 // IssuerConfig is one trusted issuer of subject tokens (ADR 0014 §1).
 type IssuerConfig struct {
 	// Issuer is the exact iss: https, or http on a loopback host.
@@ -68,7 +74,7 @@ type IssuerConfig struct {
 	SubjectClaim string
 	EmailClaim   string
 	// Algorithms restricts the allowed JWS algorithms to a subset of
-	// Algorithms(); empty: all of them.
+	// PermittedAlgorithms(); empty: Algorithms().
 	Algorithms []string
 }
 
@@ -186,8 +192,8 @@ func newIssuer(c IssuerConfig) (*issuer, error) {
 	}
 	iss := &issuer{cfg: c, jwksURL: c.JWKSURL}
 	for _, a := range c.Algorithms {
-		if !slices.Contains(Algorithms(), a) {
-			return nil, fmt.Errorf("algorithm %q is not one of %v", a, Algorithms())
+		if !slices.Contains(PermittedAlgorithms(), a) {
+			return nil, fmt.Errorf("algorithm %q is not one of %v", a, PermittedAlgorithms())
 		}
 		iss.algs = append(iss.algs, jose.SignatureAlgorithm(a))
 	}

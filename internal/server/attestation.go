@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentid/agentid/internal/attest"
+	"github.com/agentid/agentid/internal/attest/aws"
 	"github.com/agentid/agentid/internal/attest/federated"
 	"github.com/agentid/agentid/internal/attest/kubernetes"
 	"github.com/agentid/agentid/internal/attest/oidc"
@@ -23,7 +24,7 @@ import (
 type AttestorConfig struct {
 	// Name is referenced by agents' attestation rules; a DNS label.
 	Name string `yaml:"name"`
-	// Kind is kubernetes, oidc, x509 or spiffe (join tokens need no
+	// Kind is kubernetes, oidc, aws, x509 or spiffe (join tokens need no
 	// attestor: docs/attestation.md#join-tokens).
 	Kind string `yaml:"kind"`
 	// Issuer is the exact iss of the evidence.
@@ -38,8 +39,12 @@ type AttestorConfig struct {
 	// DefaultAudiences (kubernetes) are refused besides the issuer and the
 	// kubernetes.default.svc names.
 	DefaultAudiences []string `yaml:"default_audiences"`
-	// InstanceClaims (oidc) identify one run; default [sub].
+	// InstanceClaims (oidc, aws) identify one run; default [sub] (oidc),
+	// the EC2 instance, Lambda function or principal ARN (aws).
 	InstanceClaims []string `yaml:"instance_claims"`
+	// Accounts (aws) are the AWS account ids the token's aws_account must
+	// be one of; empty: any (the issuer URL is the account's own).
+	Accounts []string `yaml:"accounts"`
 	// TrustAnchorFiles (x509, required) are PEM CA bundles: the roots of
 	// client certificate chains presented by mutual TLS.
 	TrustAnchorFiles []string `yaml:"trust_anchor_files"`
@@ -134,6 +139,9 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 		if ac.Kind != attest.MethodSPIFFE && ac.TrustDomain != "" {
 			return nil, bad(errors.New("trust_domain is for spiffe attestors"))
 		}
+		if ac.Kind != attest.MethodAWS && len(ac.Accounts) > 0 {
+			return nil, bad(errors.New("accounts is for aws attestors"))
+		}
 		switch ac.Kind {
 		case attest.MethodSPIFFE:
 			if ac.Issuer != "" || ac.Audience != "" || ac.JWKSURL != "" || ac.JWKSFile != "" || ac.TLSCAFile != "" ||
@@ -163,7 +171,7 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 			cs = append(cs, a)
 		case attest.MethodKubernetes:
 			if len(ac.InstanceClaims) > 0 {
-				return nil, bad(fmt.Errorf("instance_claims is for oidc attestors"))
+				return nil, bad(fmt.Errorf("instance_claims is for oidc and aws attestors"))
 			}
 			kc := kubernetes.Config{Name: ac.Name, Issuer: ac.Issuer, Audience: ac.Audience,
 				JWKSURL: ac.JWKSURL, JWKSFile: ac.JWKSFile, TLSCAFile: ac.TLSCAFile, DefaultAudiences: ac.DefaultAudiences}
@@ -186,8 +194,18 @@ func (c *Config) attestorSetWith(clock func() time.Time, bundles federated.Bundl
 				return nil, bad(err)
 			}
 			as = append(as, a)
+		case attest.MethodAWS:
+			if len(ac.DefaultAudiences) > 0 {
+				return nil, bad(fmt.Errorf("default_audiences is for kubernetes attestors"))
+			}
+			a, err := aws.New(aws.Config{Name: ac.Name, Issuer: ac.Issuer, Audience: ac.Audience, JWKSURL: ac.JWKSURL,
+				JWKSFile: ac.JWKSFile, TLSCAFile: ac.TLSCAFile, Accounts: ac.Accounts, InstanceClaims: ac.InstanceClaims}, clock)
+			if err != nil {
+				return nil, bad(err)
+			}
+			as = append(as, a)
 		default:
-			return nil, bad(fmt.Errorf("kind %q is not one of kubernetes, oidc, x509, spiffe", ac.Kind))
+			return nil, bad(fmt.Errorf("kind %q is not one of kubernetes, oidc, aws, x509, spiffe", ac.Kind))
 		}
 	}
 	set, err := attest.NewSetWithChains(as, cs)

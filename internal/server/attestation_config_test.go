@@ -47,7 +47,18 @@ func TestParseConfigAttestorsRejects(t *testing.T) {
 			`"prod" is configured twice`},
 		"one issuer twice": {k8s("    audience: agentid\n  - name: other\n    kind: oidc\n    issuer: https://k8s.example\n    audience: a\n"),
 			"trust one issuer"},
-		"unknown key": {k8s("    audience: agentid\n    tpm_quote: true\n"), "tpm_quote"},
+		"unknown key":          {k8s("    audience: agentid\n    tpm_quote: true\n"), "tpm_quote"},
+		"aws without audience": {"attestors:\n  - name: p\n    kind: aws\n    issuer: https://a.tokens.sts.global.api.aws\n", "audience is required"},
+		"aws bad account": {"attestors:\n  - name: p\n    kind: aws\n    issuer: https://a.tokens.sts.global.api.aws\n    audience: a\n    accounts: [\"1234\"]\n",
+			"12-digit AWS account id"},
+		"aws bad instance claim": {"attestors:\n  - name: p\n    kind: aws\n    issuer: https://a.tokens.sts.global.api.aws\n    audience: a\n    instance_claims: [\"aws:Bad\"]\n",
+			"instance claim"},
+		"aws default_audiences": {"attestors:\n  - name: p\n    kind: aws\n    issuer: https://a.tokens.sts.global.api.aws\n    audience: a\n    default_audiences: [x]\n",
+			"default_audiences is for kubernetes"},
+		"accounts on oidc": {"attestors:\n  - name: p\n    kind: oidc\n    issuer: https://i.example\n    audience: a\n    accounts: [\"123456789012\"]\n",
+			"accounts is for aws"},
+		"aws node rule": {"attestors:\n  - name: p\n    kind: aws\n    issuer: https://a.tokens.sts.global.api.aws\n    audience: a\nnode_api:\n  attestation:\n    - {attestor: p, matchers: [sub=x]}\n",
+			"node_api.attestation"},
 	} {
 		_, err := ParseConfig([]byte(tc.yaml), "/etc/agentid")
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want) {
@@ -57,15 +68,16 @@ func TestParseConfigAttestorsRejects(t *testing.T) {
 }
 
 // TestSampleConfigAttestors: the commented attestors example of the
-// sample config is valid once uncommented (jwks_file aside).
+// sample config (kubernetes, oidc, aws) is valid once uncommented
+// (jwks_file aside).
 func TestSampleConfigAttestors(t *testing.T) {
 	example := sampleExample(t, "attestors")
 	c, err := ParseConfig([]byte(example), "/etc/agentid")
-	if err != nil || len(c.Attestors) != 2 || c.Attestors[0].Kind != "kubernetes" || c.Attestors[1].Name != "github" {
+	if err != nil || len(c.Attestors) != 3 || c.Attestors[0].Kind != "kubernetes" || c.Attestors[1].Name != "github" || c.Attestors[2].Kind != "aws" {
 		t.Fatalf("uncommented attestors example: %+v, %v\n%s", c.Attestors, err, example)
 	}
 	set, err := c.attestorSet(time.Now)
-	if err != nil || set.Len() != 2 {
+	if err != nil || set.Len() != 3 {
 		t.Errorf("attestor set = %v, %v", set.Names(), err)
 	}
 }

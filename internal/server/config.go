@@ -716,6 +716,11 @@ limits:                       # failed authentications per client address (an IP
 #     issuer: https://token.actions.githubusercontent.com
 #     audience: https://agentid.example.com
 #     # instance_claims: [sub, run_id, run_attempt] # what identifies one run (default [sub])
+#   - name: prod-aws
+#     kind: aws               # AWS STS web identity tokens (IAM outbound identity federation) of one account
+#     issuer: https://abc123-def456-ghi789-jkl012.tokens.sts.global.api.aws  # aws iam get-outbound-web-identity-federation-info
+#     audience: https://agentid.example.com
+#     # accounts: ["123456789012"]                  # the token's aws_account must be one of these
 #   # - name: corp-pki        # client certificates of the deployment's PKI by mutual TLS (needs tls:)
 #   #   kind: x509
 #   #   trust_anchor_files: [./corp-root.pem]

@@ -25,6 +25,10 @@ type Config struct {
 	JWKSURL   string // empty: OIDC discovery (unless JWKSFile)
 	JWKSFile  string // a static JWKS: no fetching
 	TLSCAFile string // PEM roots for the issuer's TLS; empty: the system's
+	// Algorithms is the JWS algorithm allow-list, a subset of
+	// delegation.PermittedAlgorithms(); empty: delegation.Algorithms()
+	// (ES256, RS256, PS256, EdDSA). Never none or HMAC.
+	Algorithms []string
 }
 
 // Verifier verifies the tokens of one issuer. Safe for concurrent use.
@@ -37,6 +41,7 @@ type Verifier struct {
 func New(c Config, clock func() time.Time) (*Verifier, error) {
 	is, err := delegation.NewIssuers([]delegation.IssuerConfig{{
 		Issuer: c.Issuer, Audience: c.Audience, JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile, TLSCAFile: c.TLSCAFile,
+		Algorithms: c.Algorithms,
 	}}, clock)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)

@@ -8,12 +8,9 @@
 package oidc
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +61,7 @@ func New(c Config, clock func() time.Time) (*Attestor, error) {
 		c.InstanceClaims = []string{"sub"}
 	}
 	for _, ic := range c.InstanceClaims {
-		if _, err := attest.ParseMatcher(ic + "=*"); err != nil || strings.HasPrefix(ic, "k8s:") {
+		if _, err := attest.ParseMatcher(ic + "=*"); err != nil || strings.HasPrefix(ic, "k8s:") || strings.HasPrefix(ic, attest.AWSPrefix) {
 			return nil, fmt.Errorf("oidc: attestor %s: instance claim %q is not a claim name", c.Name, ic)
 		}
 	}
@@ -100,7 +97,7 @@ func (a *Attestor) Attest(ctx context.Context, raw string) (attest.Evidence, err
 	}
 	facts := map[string]string{}
 	for name, v := range extra {
-		if s, ok := scalar(v); ok {
+		if s, ok := attest.ScalarFact(v, maxValue); ok {
 			facts[name] = s
 		}
 	}
@@ -130,36 +127,6 @@ func (a *Attestor) Attest(ctx context.Context, raw string) (attest.Evidence, err
 		Attestor: a.cfg.Name, Method: attest.MethodOIDC, Issuer: a.cfg.Issuer, Subject: std.Subject,
 		Key: strings.Join(key, "|"), Facts: facts, Summary: summary, Expiry: std.Expiry.Time().UTC(),
 	}, nil
-}
-
-// scalar renders a JSON string, number or boolean as a fact value.
-func scalar(raw json.RawMessage) (string, bool) {
-	var v any
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	if err := d.Decode(&v); err != nil {
-		return "", false
-	}
-	var s string
-	switch x := v.(type) {
-	case string:
-		s = x
-	case json.Number:
-		s = x.String()
-	case bool:
-		s = strconv.FormatBool(x)
-	default:
-		return "", false
-	}
-	if len(s) > maxValue {
-		return "", false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return "", false
-		}
-	}
-	return s, true
 }
 
 func contains(l []string, s string) bool {

@@ -98,6 +98,7 @@ func TestAttestRefusals(t *testing.T) {
 		{Name: "github", Issuer: gh.URL},
 		{Name: "github", Issuer: "ftp://x", Audience: "a"},
 		{Name: "github", Issuer: gh.URL, Audience: "a", InstanceClaims: []string{"bad claim"}},
+		{Name: "github", Issuer: gh.URL, Audience: "a", InstanceClaims: []string{"aws:org_id"}},
 	} {
 		if _, err := oidc.New(c, now); err == nil {
 			t.Errorf("New(%+v) = nil error", c)
