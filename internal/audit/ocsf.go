@@ -71,7 +71,7 @@ func ocsfClassOf(typ string) (c ocsfClass, ok bool) {
 
 	// Entity Management [3004]: everything else an administrator manages.
 	case "client_key.added", "client_secret.created", "admin_token.created", "key.created",
-		"join_token.created", "action_class.created", "approval.requested":
+		"join_token.created", "agent.join_token.created", "action_class.created", "approval.requested":
 		return ocsfClass{ocsfClassEntity, 1, "Create"}, true
 	case "key.rotated", "federation.bundle_updated", "federation.bundle_refresh_failed",
 		"policy.applied", "policy.rolled_back", "action_class.updated",
@@ -81,7 +81,7 @@ func ocsfClassOf(typ string) (c ocsfClass, ok bool) {
 		return ocsfClass{ocsfClassEntity, 4, "Delete"}, true
 	case "node.evicted":
 		return ocsfClass{ocsfClassEntity, 7, "Unenroll"}, true
-	case "admin_token.revoked", "key.tainted":
+	case "admin_token.revoked", "key.tainted", "join_token.revoked", "agent.join_token.revoked":
 		return ocsfClass{ocsfClassEntity, 9, "Disable"}, true
 
 	// API Activity [6003]: questions put to the decision point.
@@ -507,6 +507,9 @@ func ocsfSubject(ev ocsfEvent) *ocsfUser {
 // for an agent's client credentials).
 func ocsfEntityOf(typ string, ev ocsfEvent) *ocsfEntity {
 	kind, _, _ := strings.Cut(typ, ".")
+	if strings.HasPrefix(typ, "agent.join_token.") {
+		kind = "agent_join_token"
+	}
 	e := &ocsfEntity{Type: kind, UID: str(ev.details, "id"), Name: str(ev.details, "name"), Version: scalar(ev.details, "version")}
 	switch kind {
 	case "client_key", "key":

@@ -10,7 +10,7 @@ import (
 )
 
 type nodeCmd struct {
-	Token nodeTokenCmd `cmd:"" help:"Create the single-use join tokens with which nodes attest."`
+	Token nodeTokenCmd `cmd:"" help:"Create and revoke the single-use join tokens with which nodes attest."`
 	List  nodeListCmd  `cmd:"" help:"List the nodes (hosts running agentid node) that attested."`
 	Show  nodeShowCmd  `cmd:"" help:"Show a node and its current SVID."`
 	Evict nodeEvictCmd `cmd:"" help:"Evict a node for good: it can no longer renew its SVID."`
@@ -19,6 +19,7 @@ type nodeCmd struct {
 
 type nodeTokenCmd struct {
 	Create nodeTokenCreateCmd `cmd:"" help:"Create a single-use join token and print it, once."`
+	Revoke nodeTokenRevokeCmd `cmd:"" help:"Revoke an unused join token so that no node can attest with it."`
 }
 
 type nodeTokenCreateCmd struct {
@@ -54,6 +55,33 @@ func (c *nodeTokenCreateCmd) Run(rc *runContext) error {
 	rc.printf("Token (shown only this once; it cannot be retrieved again):\n\n    %s\n\n", t.Token)
 	rc.printf("Warning: whoever holds this token can attest one node into the trust domain until it is used\n" +
 		"or expires. Hand it to the node's host over a secure channel, and keep it out of logs and shell history.\n")
+	return nil
+}
+
+type nodeTokenRevokeCmd struct {
+	ID string `arg:"" name:"id" help:"The join token's id (njt_…), as create printed it."`
+}
+
+// Help says which tokens can be revoked.
+func (c *nodeTokenRevokeCmd) Help() string {
+	return "Only an unused token that has not expired can be revoked; revoking one that was used, revoked or " +
+		"has expired fails (exit 1) and changes nothing. To remove a node that attested, evict it (node evict). " +
+		`With -o json the output is {"id", "created_by", "created_at", "expires_at", "revoked_at", "revoked_by"}.`
+}
+
+func (c *nodeTokenRevokeCmd) Run(rc *runContext) error {
+	cl, err := rc.client()
+	if err != nil {
+		return err
+	}
+	t, err := cl.RevokeJoinToken(rc.ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("revoke join token %q: %w", c.ID, err)
+	}
+	if rc.jsonOutput() {
+		return rc.printJSON(t)
+	}
+	rc.printf("Join token %s revoked at %s: no node can attest with it.\n", t.ID, fmtTime(t.RevokedAt))
 	return nil
 }
 

@@ -179,6 +179,8 @@ func (h *handler) routes() {
 	handle("POST /v1/instances/{id}/revoke", admin, h.revokeInstance)
 	if h.p.OAuth != nil && h.p.OAuth.SupportsJoinTokens() {
 		handle("POST /v1/agents/{ref}/join-tokens", admin, h.createAgentJoinToken)
+		handle("GET /v1/agents/{ref}/join-tokens", admin, h.listAgentJoinTokens)
+		handle("POST /v1/join-tokens/{id}/revoke", admin, h.revokeAgentJoinToken)
 	}
 	if h.p.SVIDs != nil {
 		handle("POST /v1/agents/{ref}/svids", admin, h.issueSVID)
@@ -222,6 +224,7 @@ func (h *handler) routes() {
 	}
 	if h.p.Nodes != nil {
 		handle("POST /v1/node-tokens", admin, h.createJoinToken)
+		handle("POST /v1/node-tokens/{id}/revoke", admin, h.revokeJoinToken)
 		handle("GET /v1/nodes", admin, h.listNodes)
 		handle("GET /v1/nodes/{id}", admin, h.getNode)
 		handle("POST /v1/nodes/{id}/evict", admin, h.evictNode)

@@ -15,7 +15,8 @@ import (
 	"github.com/agentid/agentid/sdk/admin"
 )
 
-// Handlers of nodes: join tokens (POST /v1/node-tokens), the registry of
+// Handlers of nodes: join tokens (POST /v1/node-tokens, POST
+// /v1/node-tokens/{id}/revoke), the registry of
 // nodes (/v1/nodes…) for administrators, and the unauthenticated node
 // attestation endpoint (POST /v1/node/attest), where the join token in the
 // body is the credential. A join token has 256 bits of entropy and every
@@ -42,7 +43,13 @@ func nodeProblem(err error) error {
 			detail: "the attestor's trust material could not be fetched; retry later"}
 	case errors.Is(err, noderegistry.ErrUnauthenticated):
 		return &requestError{status: http.StatusUnauthorized, typ: admin.ProblemUnauthenticated, title: "Unauthenticated",
-			detail: "the join token is malformed, unknown, expired or already used; ask an administrator for a new one"}
+			detail: "the join token is malformed, unknown, expired, revoked or already used; ask an administrator for a new one"}
+	case errors.Is(err, noderegistry.ErrJoinTokenNotFound):
+		return &requestError{status: http.StatusNotFound, typ: admin.ProblemNotFound, title: "Not found",
+			detail: strings.TrimPrefix(err.Error(), "noderegistry: ")}
+	case errors.Is(err, noderegistry.ErrJoinTokenSpent):
+		return &requestError{status: http.StatusConflict, typ: admin.ProblemIllegalTransition, title: "Illegal state transition",
+			detail: strings.TrimPrefix(err.Error(), "noderegistry: ")}
 	case errors.Is(err, noderegistry.ErrNotFound):
 		return &requestError{status: http.StatusNotFound, typ: admin.ProblemNotFound, title: "Not found",
 			detail: strings.TrimPrefix(err.Error(), "noderegistry: ")}
@@ -85,6 +92,26 @@ func (h *handler) createJoinToken(w http.ResponseWriter, r *http.Request, p *pri
 		return
 	}
 	h.reply(w, http.StatusCreated, admin.CreatedJoinToken{ID: tok.ID, Token: secret, ExpiresAt: tok.ExpiresAt.UTC()})
+}
+
+// revokeJoinToken handles POST /v1/node-tokens/{id}/revoke: the unused
+// node join token id can no longer attest a node. 404 for an unknown id,
+// 409 for a token used, revoked or expired.
+func (h *handler) revokeJoinToken(w http.ResponseWriter, r *http.Request, p *principal) {
+	var in struct{}
+	if r.ContentLength != 0 {
+		if err := h.decode(w, r, &in); err != nil {
+			h.problem(w, r, err)
+			return
+		}
+	}
+	t, err := h.p.Nodes.RevokeJoinToken(r.Context(), p.origin, r.PathValue("id"))
+	if err != nil {
+		h.problem(w, r, nodeProblem(err))
+		return
+	}
+	h.reply(w, http.StatusOK, admin.RevokedNodeJoinToken{ID: t.ID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(),
+		ExpiresAt: t.ExpiresAt.UTC(), RevokedAt: t.RevokedAt.UTC(), RevokedBy: t.RevokedBy})
 }
 
 func (h *handler) listNodes(w http.ResponseWriter, r *http.Request, _ *principal) {

@@ -52,8 +52,8 @@ type NodeSVID struct {
 // transaction before Attest returns; of concurrent attestations with one
 // token exactly one succeeds.
 //
-// Errors: ErrUnauthenticated for a malformed, unknown, expired or used
-// token (the reason goes to a failed EventNodeAttested event only);
+// Errors: ErrUnauthenticated for a malformed, unknown, expired, used or
+// revoked token (the reason goes to a failed EventNodeAttested event only);
 // *ValidationError for a bad CSR (also recorded, with the token id; the
 // token stays usable); credential.ErrNoCA when no CA can sign. If the
 // failure's audit event cannot be written, the error also wraps the audit
@@ -121,6 +121,15 @@ func (s *Service) Attest(ctx context.Context, p AttestParams) (NodeSVID, error) 
 			return ErrUnauthenticated
 		case err != nil:
 			return fmt.Errorf("noderegistry: consume join token: %w", err)
+		}
+		// A revocation spent the id (RevokeJoinToken); the rollback undoes
+		// the consumption.
+		switch err := tx.UseOnce(ctx, joinTokenNS, used.ID, now, used.ExpiresAt.Add(time.Minute)); {
+		case errors.Is(err, store.ErrAlreadyExists):
+			refused = ReasonRevoked
+			return ErrUnauthenticated
+		case err != nil:
+			return fmt.Errorf("noderegistry: spend join token id: %w", err)
 		}
 		if n, err = tx.CreateNode(ctx, n); err != nil {
 			return fmt.Errorf("noderegistry: create node: %w", err)

@@ -2,12 +2,14 @@ package noderegistry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/agentid/agentid/internal/secret"
 
 	"github.com/agentid/agentid/internal/audit"
+	"github.com/agentid/agentid/internal/fault"
 	"github.com/agentid/agentid/internal/recordid"
 	"github.com/agentid/agentid/internal/store"
 )
@@ -102,4 +104,91 @@ func unusable(t store.JoinToken, now time.Time) string {
 		return ReasonExpired
 	}
 	return ""
+}
+
+// EventJoinTokenRevoked (family admin) records the revocation of an unused
+// join token: details "id", "expires_at". Never the secret.
+const EventJoinTokenRevoked = "join_token.revoked" //nolint:gosec // an event type, not a credential
+
+// ReasonRevoked is the reason of a failed EventNodeAttested event for a
+// revoked join token.
+const ReasonRevoked = "revoked token"
+
+// Errors of RevokeJoinToken; test with errors.Is.
+var (
+	// ErrJoinTokenNotFound means no join token has the id (never
+	// created, or collected since it expired).
+	ErrJoinTokenNotFound = fault.NewSentinel("noderegistry: join token not found", store.ErrNotFound)
+	// ErrJoinTokenSpent means the join token cannot be revoked: it was
+	// used, revoked, or has expired.
+	ErrJoinTokenSpent = fault.NewSentinel("noderegistry: join token cannot be revoked", store.ErrConflict)
+)
+
+// joinTokenNS is the store.Tx.UseOnce namespace in which revocation and
+// attestation both spend a join token's id, so that of the two exactly
+// one wins (ADR 0010 addendum).
+const joinTokenNS = "node-join-token" //nolint:gosec // G101: a namespace name, not a credential
+
+// RevokedJoinToken is a join token as revoked.
+type RevokedJoinToken struct {
+	store.JoinToken
+	RevokedAt time.Time
+	RevokedBy string // actor id
+}
+
+// RevokeJoinToken makes the unused join token id (njt_…) unusable: in one
+// transaction it spends the id with store.Tx.UseOnce in the namespace
+// Attest spends it in (kept until a minute after the token's expiry), so
+// that of a revocation and attestations, on any replicas, exactly one
+// wins, and records EventJoinTokenRevoked naming o's actor. The token
+// record is left as it was: unused, and collected after its expiry like
+// any other.
+//
+// Errors: *ValidationError for a malformed id; ErrJoinTokenNotFound;
+// ErrJoinTokenSpent when the token was used, was revoked or has expired
+// (the message says which). On any error nothing changes.
+func (s *Service) RevokeJoinToken(ctx context.Context, o audit.Origin, id string) (RevokedJoinToken, error) {
+	if recordid.Valid(recordid.JoinToken, id) != nil {
+		return RevokedJoinToken{}, invalid("id", "must be a node join token id (%s_…)", recordid.JoinToken)
+	}
+	now := s.now()
+	var out RevokedJoinToken
+	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		t, err := tx.GetJoinToken(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("%w: %s", ErrJoinTokenNotFound, id)
+		case err != nil:
+			return fmt.Errorf("noderegistry: revoke join token: %w", err)
+		case !t.UsedAt.IsZero():
+			return fmt.Errorf("%w: %s was already used by node %s", ErrJoinTokenSpent, id, t.NodeID)
+		case !now.Before(t.ExpiresAt):
+			return fmt.Errorf("%w: %s expired at %s", ErrJoinTokenSpent, id, t.ExpiresAt.UTC().Format(time.RFC3339))
+		}
+		switch err := tx.UseOnce(ctx, joinTokenNS, id, now, t.ExpiresAt.Add(time.Minute)); {
+		case errors.Is(err, store.ErrAlreadyExists):
+			// Attest spends the id only together with consuming the token:
+			// a consumed token was used (by a racer committed since the
+			// read), an unconsumed one revoked.
+			if cur, gerr := tx.GetJoinToken(ctx, id); gerr == nil && !cur.UsedAt.IsZero() {
+				return fmt.Errorf("%w: %s was already used by node %s", ErrJoinTokenSpent, id, cur.NodeID)
+			}
+			return fmt.Errorf("%w: %s was revoked", ErrJoinTokenSpent, id)
+		case err != nil:
+			return fmt.Errorf("noderegistry: revoke join token: %w", err)
+		}
+		ev := o.Event(audit.Admin, EventJoinTokenRevoked)
+		ev.Time = now
+		ev.Details = map[string]any{"id": t.ID, "expires_at": t.ExpiresAt.UTC().Format(time.RFC3339Nano)}
+		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
+			return fmt.Errorf("noderegistry: record %s: %w", EventJoinTokenRevoked, err)
+		}
+		t.Hash = nil
+		out = RevokedJoinToken{JoinToken: t, RevokedAt: now, RevokedBy: o.Actor.ID}
+		return nil
+	})
+	if err != nil {
+		return RevokedJoinToken{}, err
+	}
+	return out, nil
 }

@@ -120,7 +120,7 @@ const (
 //	credential.ErrNoCA → 503
 var (
 	// ErrUnauthenticated is the one error for every join token that does
-	// not attest (malformed, unknown, expired, already used), so a caller
+	// not attest (malformed, unknown, expired, revoked, used), so a caller
 	// learns nothing about which; the reason is in the audit event.
 	ErrUnauthenticated = errors.New("noderegistry: join token refused")
 	// ErrInvalid means the request is malformed; the error is a

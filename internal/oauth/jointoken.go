@@ -101,7 +101,9 @@ func (s *Server) SupportsJoinTokens() bool { return s.joinTokens != nil }
 // the client_id, when given), and not have been used: the store records
 // its id with UseOnce in the transaction that creates the instance and
 // records the events, so of concurrent redemptions, on any replicas,
-// exactly one succeeds. Refusals are invalid_grant.
+// exactly one succeeds; a revocation (RevokeJoinToken) spends the id the
+// same way, and the refusal's event says "was revoked" rather than "was
+// already used". Refusals are invalid_grant.
 func (s *Server) joinTokenGrant(ctx context.Context, r *Request, o audit.Origin, now time.Time) (TokenResponse, *Error) {
 	if s.joinTokens == nil {
 		return TokenResponse{}, errf(CodeUnsupportedGrantType, "grant_type %s is not supported", safeName(GrantJoinToken))
@@ -174,7 +176,7 @@ func (s *Server) joinTokenGrant(ctx context.Context, r *Request, o audit.Origin,
 		switch err := tx.UseOnce(ctx, joinTokenNS, cl.ID, now, cl.ExpiresAt.Add(time.Minute)); {
 		case errors.Is(err, store.ErrAlreadyExists):
 			refused = errf(CodeInvalidGrant, "the join token is not valid")
-			refused.Reason = cl.ID + " was already used"
+			refused.Reason = cl.ID + " " + spentHow(ctx, tx, cl.ID)
 			return refused
 		case err != nil:
 			return err

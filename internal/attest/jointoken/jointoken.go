@@ -107,3 +107,28 @@ func WellFormed(s string) bool {
 // String is a safe description of a join token for errors: its id, never
 // the secret.
 func (cl Claims) String() string { return fmt.Sprintf("join token %s of %s", cl.ID, cl.AgentID) }
+
+// IDTime returns the creation time, to the millisecond, that a join
+// token's id encodes (an ajt_… id is a record id: its first ten base32
+// characters are a millisecond timestamp); ok is false when id is not a
+// well-formed ajt_… id. The time is only as trustworthy as the id: a
+// caller that has not verified a token uses it to narrow a search, never
+// as evidence.
+func IDTime(id string) (t time.Time, ok bool) {
+	const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+	rest, found := strings.CutPrefix(id, IDPrefix)
+	if !found || len(rest) != 26 || rest[0] > '7' {
+		return time.Time{}, false
+	}
+	var ms uint64
+	for i := range len(rest) {
+		v := strings.IndexByte(alphabet, rest[i])
+		if v < 0 {
+			return time.Time{}, false
+		}
+		if i < 10 {
+			ms = ms<<5 | uint64(v) //nolint:gosec // G115: v is 0 to 31
+		}
+	}
+	return time.UnixMilli(int64(ms)).UTC(), true //nolint:gosec // G115: ms < 2^48
+}
