@@ -11,7 +11,7 @@ import (
 
 // eventTypeInSource finds the event types the code writes: the type of an
 // Origin.Event call, and Event… constants.
-var eventTypeInSource = regexp.MustCompile(`(?:\.Event\([A-Za-z.]+, |\b[A-Za-z]*Event[A-Za-z]*\s*=\s*)"([a-z_]+\.[a-z_]+)"`)
+var eventTypeInSource = regexp.MustCompile(`(?:\.Event\([A-Za-z.]+, |\b[A-Za-z]*Event[A-Za-z]*\s*=\s*)"([a-z_]+(?:\.[a-z_]+)+)"`)
 
 // TestOCSFMapsEveryEventType reads the source of internal/ for the event
 // types agentid writes and checks that the OCSF table knows each one, so
