@@ -374,33 +374,13 @@ func (s *Service) RevokeGrant(ctx context.Context, o audit.Origin, p RevokeGrant
 		affected int64
 	)
 	err := s.store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
-		g, err := tx.UpdateGrant(ctx, p.ID, func(g store.Grant) (store.Grant, error) {
+		var err error
+		out, affected, err = s.revoke(ctx, tx, o, p.ID, now, func(g store.Grant) error {
 			if p.Person != nil && (g.SubjectIssuer != p.Person.Issuer || g.Subject != p.Person.Subject) {
-				return g, fmt.Errorf("delegation: grant %q is not the caller's: %w", p.ID, ErrForbidden)
+				return fmt.Errorf("delegation: grant %q is not the caller's: %w", p.ID, ErrForbidden)
 			}
-			if !g.RevokedAt.IsZero() {
-				return g, fmt.Errorf("delegation: grant %q is already revoked: %w", p.ID, ErrIllegalTransition)
-			}
-			g.RevokedAt, g.RevokedBy, g.RevokeReason = now, o.Actor.ID, p.Reason
-			return g, nil
-		})
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("delegation: grant %q: %w", p.ID, ErrNotFound)
-		case err != nil:
-			return err
-		}
-		out = g
-		if affected, err = tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{GrantID: g.ID, LiveAt: now}); err != nil {
-			return err
-		}
-		a, err := tx.GetAgent(ctx, g.AgentID)
-		if err != nil {
-			return err
-		}
-		_, err = s.rec.Append(ctx, tx, grantEvent(o, "grant.revoked", g, a, now, map[string]any{
-			"tokens_affected": affected, "reason": p.Reason,
-		}))
+			return nil
+		}, map[string]any{"reason": p.Reason})
 		return err
 	})
 	if err != nil {
@@ -410,6 +390,48 @@ func (s *Service) RevokeGrant(ctx context.Context, o audit.Origin, p RevokeGrant
 		return store.Grant{}, 0, fmt.Errorf("delegation: revoke grant: %w", err)
 	}
 	return out, affected, nil
+}
+
+// revoke revokes the grant id inside tx at now, after check (nil: none)
+// accepts it, and records grant.revoked with tokens_affected and extra. A
+// revoked grant is ErrIllegalTransition, a missing one ErrNotFound.
+func (s *Service) revoke(ctx context.Context, tx store.Tx, o audit.Origin, id string, now time.Time,
+	check func(store.Grant) error, extra map[string]any) (store.Grant, int64, error) {
+	g, err := tx.UpdateGrant(ctx, id, func(g store.Grant) (store.Grant, error) {
+		if check != nil {
+			if err := check(g); err != nil {
+				return g, err
+			}
+		}
+		if !g.RevokedAt.IsZero() {
+			return g, fmt.Errorf("delegation: grant %q is already revoked: %w", id, ErrIllegalTransition)
+		}
+		g.RevokedAt, g.RevokedBy = now, o.Actor.ID
+		g.RevokeReason, _ = extra["reason"].(string)
+		return g, nil
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Grant{}, 0, fmt.Errorf("delegation: grant %q: %w", id, ErrNotFound)
+	case err != nil:
+		return store.Grant{}, 0, err
+	}
+	affected, err := tx.CountExchangedTokens(ctx, store.ExchangedTokenFilter{GrantID: g.ID, LiveAt: now})
+	if err != nil {
+		return store.Grant{}, 0, err
+	}
+	a, err := tx.GetAgent(ctx, g.AgentID)
+	if err != nil {
+		return store.Grant{}, 0, err
+	}
+	details := map[string]any{"tokens_affected": affected}
+	for k, v := range extra {
+		details[k] = v
+	}
+	if _, err := s.rec.Append(ctx, tx, grantEvent(o, "grant.revoked", g, a, now, details)); err != nil {
+		return store.Grant{}, 0, err
+	}
+	return g, affected, nil
 }
 
 // grantEvent is the issuance-family event of a grant change.

@@ -276,8 +276,9 @@ type UpdateOwnerParams struct {
 	UserName    *string
 	ExternalID  *string
 	// State, when set, moves the owner to that state in the same
-	// transaction, with the events (and orphans) of DeactivateOwner or
-	// ReactivateOwner; the owner's current state is no change.
+	// transaction, with the events (and orphans, and revoked grants) of
+	// DeactivateOwner or ReactivateOwner; the owner's current state is no
+	// change.
 	State *store.OwnerState
 	// Reason is recorded on the state change's event, as in
 	// TransitionParams.
@@ -344,8 +345,9 @@ func (s *Service) UpdateOwner(ctx context.Context, o audit.Origin, p UpdateOwner
 // DeactivateOwner moves an active owner to deactivated and records
 // owner.deactivated. In the same transaction it records agent.orphaned for
 // every agent that is not deprovisioned and whose every owner is now
-// deactivated (such agents show Orphaned on read). ReactivateOwner undoes
-// it.
+// deactivated (such agents show Orphaned on read) and, for a person, revokes
+// the delegation grants the person gave (see OwnerGrantRevoker).
+// ReactivateOwner undoes the first, never the second.
 //
 // Errors: *ValidationError; ErrNotFound; ErrVersionMismatch;
 // ErrIllegalTransition when the owner is already deactivated. On any error
@@ -357,7 +359,7 @@ func (s *Service) DeactivateOwner(ctx context.Context, o audit.Origin, p Transit
 // ReactivateOwner moves a deactivated owner back to active (an identity
 // provider re-enabled the person) and records owner.reactivated with the
 // number of agents that were orphaned and have an active owner again
-// (restored_agents). Errors as DeactivateOwner, with ErrIllegalTransition
+// (restored_agents). Grants revoked by the deactivation stay revoked. Errors as DeactivateOwner, with ErrIllegalTransition
 // when the owner is already active.
 func (s *Service) ReactivateOwner(ctx context.Context, o audit.Origin, p TransitionParams) (store.Owner, error) {
 	return s.transitionOwner(ctx, o, p, store.OwnerActive)
@@ -485,9 +487,43 @@ func (s *Service) changeOwner(ctx context.Context, o audit.Origin, ref string, i
 	return out, nil
 }
 
+// OwnerGrantRevoker revokes the delegation grants of a person owner who is
+// being deactivated. identity cannot import the delegation package (which
+// imports identity), so the server hands the delegation service in as
+// Params.OwnerGrants.
+type OwnerGrantRevoker interface {
+	// RevokeOwnerGrants revokes, inside tx, every active grant whose
+	// delegating person is p.Owner, records grant.revoked for each with
+	// o's actor, and returns their ids in id order. An error aborts the
+	// deactivation.
+	RevokeOwnerGrants(ctx context.Context, tx store.Tx, o audit.Origin, p RevokeOwnerGrantsParams) ([]string, error)
+}
+
+// RevokeOwnerGrantsParams names the owner whose grants a deactivation
+// revokes.
+type RevokeOwnerGrantsParams struct {
+	// Owner is the person owner, as stored by the deactivation: grants
+	// whose subject is its Subject (under any issuer) or whose subject
+	// email is its Email (strings.EqualFold) are its own. An empty
+	// Subject or Email matches nothing.
+	Owner store.Owner
+	// Now is the deactivation's time: grants expired at it are left
+	// alone, revoked ones get it as their revocation time.
+	Now time.Time
+}
+
+// MaxListedGrants bounds the grant ids owner.deactivated lists
+// (revoked_grant_ids); past it the event has only the count, and each
+// grant.revoked event names its grant.
+const MaxListedGrants = 100
+
 // recordOwnerState records the state change of own (already stored):
 // owner.deactivated and an agent.orphaned per newly orphaned agent, or
-// owner.reactivated with the count of agents it restores.
+// owner.reactivated with the count of agents it restores. Deactivating a
+// person first revokes their delegation grants (Params.OwnerGrants), whose
+// grant.revoked events precede owner.deactivated, which counts them
+// (revoked_grants, and revoked_grant_ids up to MaxListedGrants).
+// Reactivation restores no grant: revocation is final.
 func (s *Service) recordOwnerState(ctx context.Context, tx store.Tx, o audit.Origin, own store.Owner, now time.Time, reason string) error {
 	agents, err := soleOwnerAgents(ctx, tx, own.ID)
 	if err != nil {
@@ -499,6 +535,16 @@ func (s *Service) recordOwnerState(ctx context.Context, tx store.Tx, o audit.Ori
 		return s.appendOwnerEvent(ctx, tx, o, EventOwnerReactivated, now, details, reason)
 	}
 	details["orphaned_agents"] = len(agents)
+	if own.Kind == store.OwnerPerson && s.grants != nil {
+		ids, err := s.grants.RevokeOwnerGrants(ctx, tx, o, RevokeOwnerGrantsParams{Owner: own, Now: now})
+		if err != nil {
+			return fmt.Errorf("identity: revoke the grants of owner %s: %w", own.ID, err)
+		}
+		details["revoked_grants"] = len(ids)
+		if len(ids) <= MaxListedGrants {
+			details["revoked_grant_ids"] = nonNil(ids)
+		}
+	}
 	if err := s.appendOwnerEvent(ctx, tx, o, EventOwnerDeactivated, now, details, reason); err != nil {
 		return err
 	}

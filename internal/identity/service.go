@@ -51,6 +51,10 @@ type Params struct {
 	// revocation), outside the transaction. It must not block: the node
 	// API's hub uses it to rebuild its snapshot at once.
 	OnChange func()
+	// OwnerGrants, when set, revokes the delegation grants of a person
+	// owner inside the transaction that deactivates it (ADR 0014,
+	// addendum F). The server sets it to the delegation service.
+	OwnerGrants OwnerGrantRevoker
 }
 
 // Service is the registry. It is safe for concurrent use; consistency under
@@ -65,6 +69,7 @@ type Service struct {
 	clock      func() time.Time
 	rand       io.Reader
 	onChange   func()
+	grants     OwnerGrantRevoker
 }
 
 // New returns a Service. It fails when Store or Recorder is nil, when
@@ -89,6 +94,7 @@ func New(p Params) (*Service, error) {
 		clock:      p.Clock,
 		rand:       p.Rand,
 		onChange:   p.OnChange,
+		grants:     p.OwnerGrants,
 	}
 	if s.defaultTTL == 0 {
 		s.defaultTTL = DefaultMaxTTL

@@ -220,7 +220,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	reg, err := identity.New(identity.Params{
 		Store: s.store, Recorder: rec, TrustDomain: s.cfg.TrustDomain,
 		DefaultTTL: s.cfg.Credentials.DefaultTTL, MaxTTLCap: s.cfg.Credentials.MaxTTL,
-		Clock: clock, Rand: rand.Reader, OnChange: s.agentsChanged,
+		Clock: clock, Rand: rand.Reader, OnChange: s.agentsChanged, OwnerGrants: s.delegation,
 	})
 	if err != nil {
 		return fmt.Errorf("server: registry: %w", err)
