@@ -22,7 +22,7 @@ func TestOwnerUpdateAndReactivate(t *testing.T) {
 		t.Fatalf("UpdateOwner = %+v, %v", u, err)
 	}
 	// The owner is a SCIM User under its new user name.
-	if total, ids := e.scimList(t, "filter="+urlQuery(`userName eq "aliddell"`)); total != 1 || ids[0] != o.ID {
+	if total, ids := e.scimList(t, "/Users", "filter="+urlQuery(`userName eq "aliddell"`)); total != 1 || ids[0] != o.ID {
 		t.Errorf("SCIM filter by the new user name: %d %v", total, ids)
 	}
 	if _, err := e.admin.DeactivateOwner(ctx, "alice@example.com", admin.TransitionRequest{}); err != nil {

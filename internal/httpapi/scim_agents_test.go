@@ -58,30 +58,6 @@ func (g scimAgent) ownerIDs() []string {
 	return ids
 }
 
-// scimAgentList answers a GET /Agents and returns totalResults and the ids.
-func (e *env) scimAgentList(t *testing.T, query string) (int, []string) {
-	t.Helper()
-	a := e.scim(t, "GET", "/Agents?"+query, e.token, "", nil)
-	a.want(t, "list agents "+query, 200, "")
-	var l struct {
-		Schemas      []string    `json:"schemas"`
-		TotalResults int         `json:"totalResults"`
-		ItemsPerPage int         `json:"itemsPerPage"`
-		Resources    []scimAgent `json:"Resources"`
-	}
-	if err := json.Unmarshal(a.raw, &l); err != nil {
-		t.Fatal(err)
-	}
-	if !cmp.Equal(l.Schemas, []string{scimListURN}) || l.ItemsPerPage != len(l.Resources) || l.Resources == nil {
-		t.Errorf("list %s is no ListResponse: %s", query, a.raw)
-	}
-	ids := []string{}
-	for _, g := range l.Resources {
-		ids = append(ids, g.ID)
-	}
-	return l.TotalResults, ids
-}
-
 // scimOwner provisions a User and returns its id.
 func (e *env) scimOwner(t *testing.T, userName string) string {
 	t.Helper()
@@ -172,7 +148,7 @@ func TestSCIMAgentLifecycle(t *testing.T) {
 		`active eq true and (name eq "helpdesk-bot" and externalId eq "8ccc535b-716d-4d32-b3e9-57c8be449c82")`,
 		`urn:ietf:params:scim:schemas:core:2.0:Agent:name eq "helpdesk-bot"`,
 	} {
-		if total, ids := e.scimAgentList(t, "filter="+urlQuery(f)); total != 1 || !cmp.Equal(ids, []string{g.ID}) {
+		if total, ids := e.scimList(t, "/Agents", "filter="+urlQuery(f)); total != 1 || !cmp.Equal(ids, []string{g.ID}) {
 			t.Errorf("filter %s: %d %v, want the agent", f, total, ids)
 		}
 	}
@@ -182,7 +158,7 @@ func TestSCIMAgentLifecycle(t *testing.T) {
 		`active eq false`,
 		`id eq "` + g.ID + `" and name eq "other-bot"`,
 	} {
-		if total, ids := e.scimAgentList(t, "filter="+urlQuery(f)); total != 0 || len(ids) != 0 {
+		if total, ids := e.scimList(t, "/Agents", "filter="+urlQuery(f)); total != 0 || len(ids) != 0 {
 			t.Errorf("filter %s: %d %v, want none", f, total, ids)
 		}
 	}
@@ -311,7 +287,7 @@ func TestSCIMAgentLifecycle(t *testing.T) {
 	e.scim(t, "GET", "/Agents/"+g.ID, e.token, "", nil).want(t, "GET after DELETE", 404, "")
 	e.scim(t, "DELETE", "/Agents/"+g.ID, e.token, "", nil).want(t, "second DELETE", 404, "")
 	e.scim(t, "PATCH", "/Agents/"+g.ID, e.token, scimPatch(`{"op":"replace","path":"active","value":true}`), nil).want(t, "PATCH after DELETE", 404, "")
-	if total, ids := e.scimAgentList(t, ""); total != 0 || len(ids) != 0 {
+	if total, ids := e.scimList(t, "/Agents", ""); total != 0 || len(ids) != 0 {
 		t.Errorf("Agents after DELETE: %d %v, want none", total, ids)
 	}
 	e.scim(t, "POST", "/Agents", e.token, `{"schemas":["`+scimAgentURN+`"],"name":"helpdesk-bot","description":"again",
@@ -375,7 +351,7 @@ func TestSCIMAgentPagination(t *testing.T) {
 		{"filter=" + urlQuery(`name eq "gone-bot"`), 0, nil},
 		{"filter=" + urlQuery(`id eq "`+gone.ID+`"`), 0, nil},
 	} {
-		total, got := e.scimAgentList(t, tc.query)
+		total, got := e.scimList(t, "/Agents", tc.query)
 		if total != tc.total {
 			t.Errorf("%s: totalResults %d, want %d", tc.query, total, tc.total)
 		}
@@ -387,8 +363,8 @@ func TestSCIMAgentPagination(t *testing.T) {
 		}
 	}
 	// active eq true and false split the seven: bot-0, 2, 4, 6 are active.
-	at, _ := e.scimAgentList(t, "filter="+urlQuery(`active eq true`)+"&count=1")
-	af, _ := e.scimAgentList(t, "filter="+urlQuery(`active eq false`))
+	at, _ := e.scimList(t, "/Agents", "filter="+urlQuery(`active eq true`)+"&count=1")
+	af, _ := e.scimList(t, "/Agents", "filter="+urlQuery(`active eq false`))
 	if at != 4 || af != 3 {
 		t.Errorf("active eq true: %d, active eq false: %d; want 4 and 3", at, af)
 	}

@@ -126,27 +126,30 @@ type scimUser struct {
 	} `json:"meta"`
 }
 
-// list answers a GET /Users and returns totalResults and the ids.
-func (e *env) scimList(t *testing.T, query string) (int, []string) {
+// scimList answers a GET of the resource type at endpoint (/Users,
+// /Agents) with query, checks it is a ListResponse, and returns
+// totalResults and the ids.
+func (e *env) scimList(t *testing.T, endpoint, query string) (int, []string) {
 	t.Helper()
-	a := e.scim(t, "GET", "/Users?"+query, e.token, "", nil)
-	a.want(t, "list "+query, 200, "")
+	a := e.scim(t, "GET", endpoint+"?"+query, e.token, "", nil)
+	a.want(t, "list "+endpoint+" "+query, 200, "")
 	var l struct {
-		Schemas      []string   `json:"schemas"`
-		TotalResults int        `json:"totalResults"`
-		StartIndex   int        `json:"startIndex"`
-		ItemsPerPage int        `json:"itemsPerPage"`
-		Resources    []scimUser `json:"Resources"`
+		Schemas      []string `json:"schemas"`
+		TotalResults int      `json:"totalResults"`
+		ItemsPerPage int      `json:"itemsPerPage"`
+		Resources    []struct {
+			ID string `json:"id"`
+		} `json:"Resources"`
 	}
 	if err := json.Unmarshal(a.raw, &l); err != nil {
 		t.Fatal(err)
 	}
 	if !cmp.Equal(l.Schemas, []string{scimListURN}) || l.ItemsPerPage != len(l.Resources) || l.Resources == nil {
-		t.Errorf("list %s is no ListResponse: %s", query, a.raw)
+		t.Errorf("list %s %s is no ListResponse: %s", endpoint, query, a.raw)
 	}
 	ids := []string{}
-	for _, u := range l.Resources {
-		ids = append(ids, u.ID)
+	for _, r := range l.Resources {
+		ids = append(ids, r.ID)
 	}
 	return l.TotalResults, ids
 }
@@ -263,7 +266,7 @@ func TestSCIMUserLifecycle(t *testing.T) {
 		`USERNAME EQ "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.com" and (active eq true and externalId eq "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef")`,
 		`urn:ietf:params:scim:schemas:core:2.0:User:userName eq "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.com"`,
 	} {
-		if total, ids := e.scimList(t, "filter="+urlQuery(f)); total != 1 || !cmp.Equal(ids, []string{u.ID}) {
+		if total, ids := e.scimList(t, "/Users", "filter="+urlQuery(f)); total != 1 || !cmp.Equal(ids, []string{u.ID}) {
 			t.Errorf("filter %s: %d %v, want the user", f, total, ids)
 		}
 	}
@@ -274,7 +277,7 @@ func TestSCIMUserLifecycle(t *testing.T) {
 		`userName eq "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1@contoso.com" and userName eq "x"`,
 		`active eq false`,
 	} {
-		if total, ids := e.scimList(t, "filter="+urlQuery(f)); total != 0 || len(ids) != 0 {
+		if total, ids := e.scimList(t, "/Users", "filter="+urlQuery(f)); total != 0 || len(ids) != 0 {
 			t.Errorf("filter %s: %d %v, want none", f, total, ids)
 		}
 	}
@@ -368,7 +371,7 @@ func TestSCIMUserLifecycle(t *testing.T) {
 	if got := e.scim(t, "GET", "/Users/"+u.ID, e.token, "", nil).user(t); got.Active {
 		t.Error("the deleted User is active")
 	}
-	if total, _ := e.scimList(t, "filter="+urlQuery(`active eq false`)); total != 1 {
+	if total, _ := e.scimList(t, "/Users", "filter="+urlQuery(`active eq false`)); total != 1 {
 		t.Errorf("deactivated Users: %d, want 1", total)
 	}
 }
@@ -409,7 +412,7 @@ func TestSCIMPagination(t *testing.T) {
 		{"startIndex=3&count=100000", ids[2:]},
 		{"filter=" + urlQuery(`active eq true`) + "&startIndex=6&count=10", ids[5:]},
 	} {
-		total, got := e.scimList(t, tc.query)
+		total, got := e.scimList(t, "/Users", tc.query)
 		if total != 7 {
 			t.Errorf("%s: totalResults %d, want 7", tc.query, total)
 		}
