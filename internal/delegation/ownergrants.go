@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/agentid/agentid/internal/audit"
@@ -22,8 +21,8 @@ var _ identity.OwnerGrantRevoker = (*Service)(nil)
 // transaction that deactivates p.Owner, it revokes every grant that is
 // active at p.Now and whose delegating person is the owner: its subject is
 // the owner's Subject (under any trusted issuer), or its subject email
-// equals the owner's Email (strings.EqualFold, as owners' emails are
-// compared elsewhere). Grants under agentid's own issuer name agents, not
+// equals the owner's Email up to the case of ASCII letters
+// (store.FoldEmail). Grants under agentid's own issuer name agents, not
 // people, and are left alone, as is everything when the owner is a team.
 // Each revoked grant gets what an admin revocation gives it: RevokedAt,
 // RevokedBy (o's actor), reason ReasonOwnerDeactivated, and grant.revoked
@@ -31,10 +30,9 @@ var _ identity.OwnerGrantRevoker = (*Service)(nil)
 // exchanged under it inactive (ADR 0014 §5). It returns the revoked ids in
 // id order.
 //
-// The subject match uses the store's subject index; the email match reads
-// the grants active at p.Now, page by page (the store has no case-folded
-// email key), so its cost grows with the deployment's active grants, which
-// expire within MaxGrantLifetime.
+// Both matches are index lookups (the subject, and the email's ASCII case
+// folding, store.FoldEmail: migration 0019), so the work inside the
+// deactivation's transaction grows with the person's grants only.
 func (s *Service) RevokeOwnerGrants(ctx context.Context, tx store.Tx, o audit.Origin, p identity.RevokeOwnerGrantsParams) ([]string, error) {
 	own := p.Owner
 	if own.Kind != store.OwnerPerson || (own.Subject == "" && own.Email == "") {
@@ -62,7 +60,7 @@ func (s *Service) RevokeOwnerGrants(ctx context.Context, tx store.Tx, o audit.Or
 // at now that own (a person) gave.
 func (s *Service) ownerGrants(ctx context.Context, r store.GrantReader, own store.Owner, now time.Time) ([]string, error) {
 	var ids []string
-	scan := func(f store.GrantFilter, keep func(store.Grant) bool) error {
+	scan := func(f store.GrantFilter) error {
 		f.ActiveAt = now
 		page := store.Page{PageSize: store.MaxPageSize}
 		for {
@@ -71,7 +69,7 @@ func (s *Service) ownerGrants(ctx context.Context, r store.GrantReader, own stor
 				return fmt.Errorf("delegation: list the grants of owner %s: %w", own.ID, err)
 			}
 			for _, g := range gs {
-				if g.SubjectIssuer != s.issuer && keep(g) {
+				if g.SubjectIssuer != s.issuer {
 					ids = append(ids, g.ID)
 				}
 			}
@@ -82,14 +80,12 @@ func (s *Service) ownerGrants(ctx context.Context, r store.GrantReader, own stor
 		}
 	}
 	if own.Subject != "" {
-		if err := scan(store.GrantFilter{Subject: own.Subject}, func(store.Grant) bool { return true }); err != nil {
+		if err := scan(store.GrantFilter{Subject: own.Subject}); err != nil {
 			return nil, err
 		}
 	}
 	if own.Email != "" {
-		if err := scan(store.GrantFilter{}, func(g store.Grant) bool {
-			return g.SubjectEmail != "" && strings.EqualFold(g.SubjectEmail, own.Email)
-		}); err != nil {
+		if err := scan(store.GrantFilter{SubjectEmail: own.Email}); err != nil {
 			return nil, err
 		}
 	}

@@ -38,8 +38,24 @@ type GrantFilter struct {
 	// without SubjectIssuer matches it under any issuer.
 	SubjectIssuer string
 	Subject       string
+	// SubjectEmail keeps grants whose SubjectEmail equals it up to the
+	// case of ASCII letters (FoldEmail), under any issuer.
+	SubjectEmail string
 	// ActiveAt keeps grants that are neither revoked nor expired at it.
 	ActiveAt time.Time
+}
+
+// FoldEmail is the key emails are matched by: s with its ASCII letters
+// lowered. Other letters are kept as they are, so the key is the same in
+// Go, SQLite's lower() and a translate() of A–Z on PostgreSQL.
+func FoldEmail(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
 }
 
 // ExchangedToken records one access token issued by a token exchange, so

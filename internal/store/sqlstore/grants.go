@@ -73,6 +73,9 @@ func (r *reader) ListGrants(ctx context.Context, f store.GrantFilter, p store.Pa
 	if f.SubjectIssuer != "" {
 		q += ` AND subject_issuer = ` + args.add(f.SubjectIssuer)
 	}
+	if f.SubjectEmail != "" {
+		q += ` AND subject_email_key = ` + args.add(store.FoldEmail(f.SubjectEmail))
+	}
 	if !f.ActiveAt.IsZero() {
 		q += ` AND revoked_at IS NULL AND expires_at > ` + args.add(r.d.timeArg(f.ActiveAt))
 	}
@@ -103,11 +106,12 @@ func (t *txn) CreateGrant(ctx context.Context, g store.Grant) (store.Grant, erro
 		if err != nil {
 			return err
 		}
-		if _, err := t.q.ExecContext(ctx, `INSERT INTO grants (`+grantCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1)`,
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO grants (`+grantCols+`, subject_email_key)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18)`,
 			g.ID, g.SubjectIssuer, g.Subject, g.SubjectEmail, g.AgentID, scopes, classes, audiences,
 			t.d.timeArg(g.ExpiresAt), g.MaxDepth, g.AllowSubdelegation, g.CreatedByType, g.CreatedBy,
-			t.d.timeArg(g.CreatedAt), t.d.timeArg(g.RevokedAt), g.RevokedBy, g.RevokeReason); err != nil {
+			t.d.timeArg(g.CreatedAt), t.d.timeArg(g.RevokedAt), g.RevokedBy, g.RevokeReason,
+			store.FoldEmail(g.SubjectEmail)); err != nil {
 			return agentMissing(g.AgentID, t.d.classify(err))
 		}
 		out, err = t.getGrant(ctx, g.ID, "")

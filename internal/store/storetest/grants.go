@@ -120,6 +120,11 @@ func testGrants(t *testing.T, s store.Store) {
 		"active at +1h":      {store.GrantFilter{ActiveAt: base().Add(time.Hour)}, []string{g2.ID}}, // expiry not after: not active
 		"agent 1 active":     {store.GrantFilter{AgentID: agentID(1), ActiveAt: base()}, []string{g3.ID}},
 		"alice agent 2 live": {store.GrantFilter{AgentID: agentID(2), Subject: "alice", ActiveAt: base()}, []string{g2.ID}},
+		"email in any case":  {store.GrantFilter{SubjectEmail: "ALICE@Example.COM"}, []string{g2.ID}},
+		"email under issuer": {store.GrantFilter{SubjectEmail: "bob@example.com", SubjectIssuer: g3.SubjectIssuer}, []string{g3.ID}},
+		"email live":         {store.GrantFilter{SubjectEmail: "bob@example.com", ActiveAt: base().Add(time.Hour)}, nil},
+		"no such email":      {store.GrantFilter{SubjectEmail: "carol@example.com"}, nil},
+		"non-ASCII kept":     {store.GrantFilter{SubjectEmail: "ALİCE@example.com"}, nil},
 	} {
 		for _, size := range []int{1, 2, 10} {
 			if diff := cmp.Diff(tc.want, listGrantIDs(t, s, tc.f, size)); diff != "" {
