@@ -10,7 +10,7 @@ import (
 )
 
 type nodeCmd struct {
-	Token nodeTokenCmd `cmd:"" help:"Create and revoke the single-use join tokens with which nodes attest."`
+	Token nodeTokenCmd `cmd:"" help:"Create, list and revoke the single-use join tokens with which nodes attest."`
 	List  nodeListCmd  `cmd:"" help:"List the nodes (hosts running agentid node) that attested."`
 	Show  nodeShowCmd  `cmd:"" help:"Show a node and its current SVID."`
 	Evict nodeEvictCmd `cmd:"" help:"Evict a node for good: it can no longer renew its SVID."`
@@ -20,6 +20,7 @@ type nodeCmd struct {
 type nodeTokenCmd struct {
 	Create nodeTokenCreateCmd `cmd:"" help:"Create a single-use join token and print it, once."`
 	Revoke nodeTokenRevokeCmd `cmd:"" help:"Revoke an unused join token so that no node can attest with it."`
+	List   nodeTokenListCmd   `cmd:"" help:"List the join tokens the server keeps, with their states (never the tokens)."`
 }
 
 type nodeTokenCreateCmd struct {
@@ -83,6 +84,37 @@ func (c *nodeTokenRevokeCmd) Run(rc *runContext) error {
 	}
 	rc.printf("Join token %s revoked at %s: no node can attest with it.\n", t.ID, fmtTime(t.RevokedAt))
 	return nil
+}
+
+type nodeTokenListCmd struct {
+	State string `help:"Only tokens in this state: unused, used, revoked or expired." enum:"unused,used,revoked,expired," default:"" placeholder:"STATE"`
+	pageFlags
+}
+
+// Help says which tokens are listed.
+func (c *nodeTokenListCmd) Help() string {
+	return "Tokens are listed in creation order; unused ones can still attest a node. A token is kept until a day " +
+		"after its expiry, then collected. Who revoked a token is in its join_token.revoked audit event. " +
+		`With -o json each item is {"id", "state", "created_at", "created_by", "expires_at", "used_at", "node_id"}.`
+}
+
+func (c *nodeTokenListCmd) Run(rc *runContext) error {
+	cl, err := rc.client()
+	if err != nil {
+		return err
+	}
+	fetch := func(tok string) (admin.List[admin.NodeJoinTokenStatus], error) {
+		l, err := cl.ListJoinTokens(rc.ctx, admin.ListJoinTokensParams{State: c.State, PageSize: c.PageSize, PageToken: tok})
+		if err != nil {
+			return l, fmt.Errorf("list join tokens: %w", err)
+		}
+		return l, nil
+	}
+	return listPages(rc, c.pageFlags, fetch,
+		[]string{"ID", "STATE", "CREATED", "CREATED BY", "EXPIRES", "NODE"},
+		func(t admin.NodeJoinTokenStatus) []string {
+			return []string{t.ID, t.State, fmtTime(t.CreatedAt), t.CreatedBy, fmtTime(t.ExpiresAt), t.NodeID}
+		})
 }
 
 type nodeListCmd struct {

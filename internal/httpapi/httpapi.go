@@ -224,6 +224,7 @@ func (h *handler) routes() {
 	}
 	if h.p.Nodes != nil {
 		handle("POST /v1/node-tokens", admin, h.createJoinToken)
+		handle("GET /v1/node-tokens", admin, h.listJoinTokens)
 		handle("POST /v1/node-tokens/{id}/revoke", admin, h.revokeJoinToken)
 		handle("GET /v1/nodes", admin, h.listNodes)
 		handle("GET /v1/nodes/{id}", admin, h.getNode)

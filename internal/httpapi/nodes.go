@@ -15,7 +15,7 @@ import (
 	"github.com/agentid/agentid/sdk/admin"
 )
 
-// Handlers of nodes: join tokens (POST /v1/node-tokens, POST
+// Handlers of nodes: join tokens (POST and GET /v1/node-tokens, POST
 // /v1/node-tokens/{id}/revoke), the registry of
 // nodes (/v1/nodes…) for administrators, and the unauthenticated node
 // attestation endpoint (POST /v1/node/attest), where the join token in the
@@ -112,6 +112,28 @@ func (h *handler) revokeJoinToken(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	h.reply(w, http.StatusOK, admin.RevokedNodeJoinToken{ID: t.ID, CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt.UTC(),
 		ExpiresAt: t.ExpiresAt.UTC(), RevokedAt: t.RevokedAt.UTC(), RevokedBy: t.RevokedBy})
+}
+
+// listJoinTokens handles GET /v1/node-tokens: one page of the node join
+// tokens kept, in creation order, with their states; ?state= keeps one
+// state (400 for another value). Never the tokens or their hashes.
+func (h *handler) listJoinTokens(w http.ResponseWriter, r *http.Request, _ *principal) {
+	pg, err := pageOf(r)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	ts, next, err := h.p.Nodes.ListJoinTokens(r.Context(), r.URL.Query().Get("state"), pg)
+	if err != nil {
+		h.problem(w, r, nodeProblem(err))
+		return
+	}
+	out := listOf(ts, func(t store.ListedJoinToken) admin.NodeJoinTokenStatus {
+		return admin.NodeJoinTokenStatus{ID: t.ID, State: string(t.State), CreatedAt: t.CreatedAt.UTC(), CreatedBy: t.CreatedBy,
+			ExpiresAt: t.ExpiresAt.UTC(), UsedAt: optTime(t.UsedAt), NodeID: t.NodeID}
+	})
+	out.NextPageToken = next
+	h.reply(w, http.StatusOK, out)
 }
 
 func (h *handler) listNodes(w http.ResponseWriter, r *http.Request, _ *principal) {

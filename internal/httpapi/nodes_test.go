@@ -37,13 +37,19 @@ import (
 // endpoint; node is a client without an admin token, as a node has none.
 func newNodeEnv(t *testing.T) (*env, *admin.Client) {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	st, err := sqlite.Open(ctx, sqlite.Params{Path: filepath.Join(t.TempDir(), "agentid.db"), Logger: log})
+	st, err := sqlite.Open(context.Background(), sqlite.Params{Path: filepath.Join(t.TempDir(), "agentid.db"), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	return newNodeEnvOn(t, st)
+}
+
+// newNodeEnvOn is newNodeEnv on the store st.
+func newNodeEnvOn(t *testing.T, st store.Store) (*env, *admin.Client) {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
 	clock := func() time.Time { return time.Now().UTC() }
 	rec, err := audit.NewRecorder(audit.RecorderParams{Store: st, Clock: clock, Rand: rand.Reader})
 	if err != nil {

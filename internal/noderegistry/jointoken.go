@@ -127,7 +127,7 @@ var (
 // joinTokenNS is the store.Tx.UseOnce namespace in which revocation and
 // attestation both spend a join token's id, so that of the two exactly
 // one wins (ADR 0010 addendum).
-const joinTokenNS = "node-join-token" //nolint:gosec // G101: a namespace name, not a credential
+const joinTokenNS = store.JoinTokenSpendNS
 
 // RevokedJoinToken is a join token as revoked.
 type RevokedJoinToken struct {
@@ -138,7 +138,9 @@ type RevokedJoinToken struct {
 
 // RevokeJoinToken makes the unused join token id (njt_…) unusable: in one
 // transaction it spends the id with store.Tx.UseOnce in the namespace
-// Attest spends it in (kept until a minute after the token's expiry), so
+// Attest spends it in (kept as long as the token record, the retention
+// past its expiry and a minute, so that ListJoinTokens reports it
+// revoked until it is collected), so
 // that of a revocation and attestations, on any replicas, exactly one
 // wins, and records EventJoinTokenRevoked naming o's actor. The token
 // record is left as it was: unused, and collected after its expiry like
@@ -165,7 +167,7 @@ func (s *Service) RevokeJoinToken(ctx context.Context, o audit.Origin, id string
 		case !now.Before(t.ExpiresAt):
 			return fmt.Errorf("%w: %s expired at %s", ErrJoinTokenSpent, id, t.ExpiresAt.UTC().Format(time.RFC3339))
 		}
-		switch err := tx.UseOnce(ctx, joinTokenNS, id, now, t.ExpiresAt.Add(time.Minute)); {
+		switch err := tx.UseOnce(ctx, joinTokenNS, id, now, t.ExpiresAt.Add(s.retention+time.Minute)); {
 		case errors.Is(err, store.ErrAlreadyExists):
 			// Attest spends the id only together with consuming the token:
 			// a consumed token was used (by a racer committed since the
@@ -191,4 +193,32 @@ func (s *Service) RevokeJoinToken(ctx context.Context, o audit.Origin, id string
 		return RevokedJoinToken{}, err
 	}
 	return out, nil
+}
+
+// ListJoinTokens returns one page of the join tokens kept, in creation
+// order, with their states now (store.JoinTokenUnused, JoinTokenUsed,
+// JoinTokenRevoked or JoinTokenExpired), and the next page token; state,
+// when set, keeps those in that state. A token is used when a node
+// attested with it (its record names the node), revoked when its id was
+// spent by RevokeJoinToken, expired when neither and past its expiry.
+// Tokens, used or not, are collected (CollectJoinTokens) the retention
+// after their expiry and are then no longer listed. Never the secrets
+// or their hashes.
+//
+// Errors: *ValidationError for an unknown state or a bad page token.
+func (s *Service) ListJoinTokens(ctx context.Context, state string, p store.Page) ([]store.ListedJoinToken, string, error) {
+	switch store.JoinTokenState(state) {
+	case "", store.JoinTokenUnused, store.JoinTokenUsed, store.JoinTokenRevoked, store.JoinTokenExpired:
+	default:
+		return nil, "", invalid("state", "must be %s, %s, %s or %s", store.JoinTokenUnused, store.JoinTokenUsed,
+			store.JoinTokenRevoked, store.JoinTokenExpired)
+	}
+	ts, next, err := s.store.ListJoinTokens(ctx, store.JoinTokenFilter{Now: s.now(), State: store.JoinTokenState(state)}, p)
+	switch {
+	case errors.Is(err, store.ErrBadPageToken):
+		return nil, "", invalid("page_token", "is not a token this server issued")
+	case err != nil:
+		return nil, "", fmt.Errorf("noderegistry: list join tokens: %w", err)
+	}
+	return ts, next, nil
 }

@@ -17,6 +17,41 @@ type JoinToken struct {
 	NodeID    string    // the node that used it; "" before
 }
 
+// JoinTokenSpendNS is the TokenWriter.UseOnce namespace in which a join
+// token's id is spent, by its revocation and by the attestation that uses
+// it (ADR 0010 addendum A). ListJoinTokens reads it: an unused token whose
+// id is spent there was revoked.
+const JoinTokenSpendNS = "node-join-token" //nolint:gosec // G101: a namespace name, not a credential
+
+// JoinTokenState is derived by ListJoinTokens from a join token's UsedAt,
+// the spend of its id in JoinTokenSpendNS, and its ExpiresAt.
+type JoinTokenState string
+
+// Join token states, in the order they are decided: used (UsedAt set),
+// revoked (unused, id spent), expired (ExpiresAt not after the listing's
+// now), else unused.
+const (
+	JoinTokenUnused  JoinTokenState = "unused"
+	JoinTokenUsed    JoinTokenState = "used"
+	JoinTokenRevoked JoinTokenState = "revoked"
+	JoinTokenExpired JoinTokenState = "expired"
+)
+
+// JoinTokenFilter narrows ListJoinTokens.
+type JoinTokenFilter struct {
+	// Now is the moment at which tokens are judged expired. Required.
+	Now time.Time
+	// State, when set, keeps the tokens in that state.
+	State JoinTokenState
+}
+
+// ListedJoinToken is a join token as ListJoinTokens returns it: without
+// its Hash, with its state.
+type ListedJoinToken struct {
+	JoinToken
+	State JoinTokenState
+}
+
 // NodeState is derived from a node's EvictedAt.
 type NodeState string
 
@@ -69,6 +104,11 @@ type JoinTokenReader interface {
 	GetJoinToken(ctx context.Context, id string) (JoinToken, error)
 	// GetJoinTokenByHash returns ErrNotFound when no token has the hash.
 	GetJoinTokenByHash(ctx context.Context, hash []byte) (JoinToken, error)
+	// ListJoinTokens returns the tokens kept (not yet collected) in id
+	// order (creation order to the millisecond), never their hashes, with
+	// their states at f.Now, and the next page token. A zero f.Now or an
+	// unknown f.State is ErrInvalid.
+	ListJoinTokens(ctx context.Context, f JoinTokenFilter, p Page) ([]ListedJoinToken, string, error)
 }
 
 // JoinTokenWriter creates, consumes and collects join tokens.

@@ -52,6 +52,54 @@ func (r *reader) getJoinToken(ctx context.Context, col string, key any) (store.J
 	return t, nil
 }
 
+// joinTokensToken is the page-token kind of ListJoinTokens; its key is the
+// id of the last token of the page.
+const joinTokensToken = "join-tokens" //nolint:gosec // G101: a page-token kind, not a credential
+
+// joinTokenState is the SQL of a join token's store.JoinTokenState at $2,
+// its id spent in $3 (store.JoinTokenSpendNS). A spend row counts
+// whatever its expiry until it is collected.
+const joinTokenState = `CASE WHEN used_at IS NOT NULL THEN 'used'
+	WHEN EXISTS (SELECT 1 FROM used_once u WHERE u.ns = $3 AND u.id = join_tokens.id) THEN 'revoked'
+	WHEN expires_at <= $2 THEN 'expired' ELSE 'unused' END`
+
+// ListJoinTokens implements store.JoinTokenReader in one query: the state
+// is computed in SQL, so that the filter and the page agree.
+func (r *reader) ListJoinTokens(ctx context.Context, f store.JoinTokenFilter, p store.Page) ([]store.ListedJoinToken, string, error) {
+	switch f.State {
+	case "", store.JoinTokenUnused, store.JoinTokenUsed, store.JoinTokenRevoked, store.JoinTokenExpired:
+	default:
+		return nil, "", fmt.Errorf("store: list join tokens: %w: unknown join token state %q", store.ErrInvalid, f.State)
+	}
+	if f.Now.IsZero() {
+		return nil, "", fmt.Errorf("store: list join tokens: %w: now is required", store.ErrInvalid)
+	}
+	after, err := decodeToken(joinTokensToken, p.PageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	const cols = `id, created_by, created_at, expires_at, used_at, node_id`
+	q := `SELECT ` + cols + `, state FROM (SELECT ` + cols + `, ` + joinTokenState +
+		` AS state FROM join_tokens WHERE id > $1) t WHERE ($4 = '' OR state = $4) ORDER BY id` + limit(p.Size())
+	out, err := queryAll(ctx, r, func(s rowScanner) (store.ListedJoinToken, error) {
+		var (
+			t     store.ListedJoinToken
+			state string
+		)
+		if err := s.Scan(&t.ID, &t.CreatedBy, timeCol{&t.CreatedAt}, timeCol{&t.ExpiresAt},
+			timeCol{&t.UsedAt}, &t.NodeID, &state); err != nil {
+			return store.ListedJoinToken{}, err
+		}
+		t.State = store.JoinTokenState(state)
+		return t, nil
+	}, q, after, r.d.timeArg(f.Now), store.JoinTokenSpendNS, string(f.State))
+	if err != nil {
+		return nil, "", fmt.Errorf("store: list join tokens: %w", err)
+	}
+	out, next := nextPage(out, p.Size(), joinTokensToken, func(t store.ListedJoinToken) string { return t.ID })
+	return out, next, nil
+}
+
 // CreateJoinToken implements store.JoinTokenWriter.
 func (t *txn) CreateJoinToken(ctx context.Context, j store.JoinToken) (store.JoinToken, error) {
 	var out store.JoinToken

@@ -420,3 +420,104 @@ func testNodeConcurrentCAS(t *testing.T, s store.Store) {
 		t.Errorf("after %d concurrent updates: version %d, last seen %v; want %d, +%ds", n, got.Version, got.LastSeenAt, n+1, n)
 	}
 }
+
+// testJoinTokenList lists join tokens in every state, paged and filtered:
+// a spend of an unused token's id in store.JoinTokenSpendNS makes it
+// revoked, whatever the spend's expiry, until the spend is collected.
+func testJoinTokenList(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	at := func(d time.Duration) time.Time { return base().Add(d) }
+	ttl := map[int]time.Duration{1: 10 * time.Minute, 2: 10 * time.Minute, 3: time.Minute, 4: time.Hour,
+		5: time.Minute, 6: time.Hour, 7: time.Hour}
+	for i := 7; i >= 1; i-- { // created out of id order: the list sorts
+		createJoinTokens(t, s, joinToken(i, ttl[i]))
+	}
+	spend := func(ns string, i int, until time.Time) {
+		t.Helper()
+		if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+			return tx.UseOnce(ctx, ns, joinToken(i, 0).ID, at(0), until)
+		}); err != nil {
+			t.Fatalf("UseOnce(%s, %d): %v", ns, i, err)
+		}
+	}
+	for _, i := range []int{1, 6} { // used; 6 spent too, as attestation does
+		if _, err := consumeJoinToken(s, joinTokenHash(i), nodeID(i), at(30*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spend(store.JoinTokenSpendNS, 6, at(time.Hour))
+	spend(store.JoinTokenSpendNS, 2, at(11*time.Minute))
+	spend(store.JoinTokenSpendNS, 5, at(2*time.Minute)) // revoked, then expired: still revoked
+	spend("other-ns", 7, at(time.Hour))                 // another namespace: still unused
+	now := at(5 * time.Minute)
+	states := map[store.JoinTokenState][]string{
+		store.JoinTokenUsed:    {joinToken(1, 0).ID, joinToken(6, 0).ID},
+		store.JoinTokenRevoked: {joinToken(2, 0).ID, joinToken(5, 0).ID},
+		store.JoinTokenExpired: {joinToken(3, 0).ID},
+		store.JoinTokenUnused:  {joinToken(4, 0).ID, joinToken(7, 0).ID},
+	}
+	var all []string
+	for i := 1; i <= 7; i++ {
+		all = append(all, joinToken(i, 0).ID)
+	}
+	key := func(j store.ListedJoinToken) string { return j.ID }
+	for _, size := range []int{1, 2, 3, 7, 8} {
+		got := walkItems(t, "ListJoinTokens", size, func(p store.Page) ([]store.ListedJoinToken, string, error) {
+			return s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: now}, p)
+		}, key)
+		if diff := cmp.Diff(all, got); diff != "" {
+			t.Errorf("ListJoinTokens size %d (-want +got):\n%s", size, diff)
+		}
+		for state, want := range states {
+			got := walkItems(t, "ListJoinTokens "+string(state), size, func(p store.Page) ([]store.ListedJoinToken, string, error) {
+				return s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: now, State: state}, p)
+			}, key)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("ListJoinTokens %s size %d (-want +got):\n%s", state, size, diff)
+			}
+		}
+	}
+	// Whole records: no hash, the node that used a token.
+	items, _, err := s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: now}, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := storedJoinToken(joinToken(1, ttl[1]))
+	used.Hash, used.UsedAt, used.NodeID = nil, stored(at(30*time.Second)), nodeID(1)
+	unused := storedJoinToken(joinToken(4, ttl[4]))
+	unused.Hash = nil
+	want := []store.ListedJoinToken{{JoinToken: used, State: store.JoinTokenUsed}, {JoinToken: unused, State: store.JoinTokenUnused}}
+	if diff := cmp.Diff(want, []store.ListedJoinToken{items[0], items[3]}); diff != "" {
+		t.Errorf("ListJoinTokens items 1 and 4 (-want +got):\n%s", diff)
+	}
+	// Before its expiry token 3 is unused; once its spend is collected,
+	// token 5 reads expired.
+	got := walkItems(t, "ListJoinTokens unused at 0", 8, func(p store.Page) ([]store.ListedJoinToken, string, error) {
+		return s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: at(0), State: store.JoinTokenUnused}, p)
+	}, key)
+	if diff := cmp.Diff([]string{joinToken(3, 0).ID, joinToken(4, 0).ID, joinToken(7, 0).ID}, got); diff != "" {
+		t.Errorf("ListJoinTokens unused at base (-want +got):\n%s", diff)
+	}
+	if err := s.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.CollectTokens(ctx, now)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got = walkItems(t, "ListJoinTokens expired after collection", 8, func(p store.Page) ([]store.ListedJoinToken, string, error) {
+		return s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: now, State: store.JoinTokenExpired}, p)
+	}, key)
+	if diff := cmp.Diff([]string{joinToken(3, 0).ID, joinToken(5, 0).ID}, got); diff != "" {
+		t.Errorf("ListJoinTokens expired after the spends' collection (-want +got):\n%s", diff)
+	}
+
+	_, _, err = s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: now, State: "gone"}, store.Page{})
+	wantErr(t, "ListJoinTokens with an unknown state", err, store.ErrInvalid)
+	_, _, err = s.ListJoinTokens(ctx, store.JoinTokenFilter{}, store.Page{})
+	wantErr(t, "ListJoinTokens without now", err, store.ErrInvalid)
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, tok := range []string{"not base64 !!", enc("join-tokens:"), enc("nodes:" + joinToken(1, 0).ID)} {
+		_, _, err := s.ListJoinTokens(ctx, store.JoinTokenFilter{Now: now}, store.Page{PageToken: tok})
+		wantErr(t, fmt.Sprintf("ListJoinTokens(token %q)", tok), err, store.ErrInvalid, store.ErrBadPageToken)
+	}
+}

@@ -97,6 +97,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AgentSelectors", testAgentSelectors},
 		{"JoinTokens", testJoinTokens},
 		{"JoinTokenRace", testJoinTokenRace},
+		{"JoinTokenList", testJoinTokenList},
 		{"Nodes", testNodes},
 		{"NodeList", testNodeList},
 		{"NodeConcurrentCAS", testNodeConcurrentCAS},
