@@ -60,8 +60,10 @@ type CreateOwnerParams struct {
 // CreateOwner registers a new owner, active unless p.Deactivated, with
 // version 1 and records owner.created in the same transaction.
 //
-// Errors: *ValidationError; ErrAlreadyExists when the email, subject or
-// user name is taken. On any error nothing is stored.
+// Errors: *ValidationError; ErrAlreadyExists when the email or subject is
+// taken, or the user name (the email when there is none) is the userName
+// another owner shows: its user name, or its email when it has none
+// (store.OwnerUserNameKey). On any error nothing is stored.
 func (s *Service) CreateOwner(ctx context.Context, o audit.Origin, p CreateOwnerParams) (store.Owner, error) {
 	own, err := validateOwner(p)
 	if err != nil {
@@ -81,7 +83,7 @@ func (s *Service) CreateOwner(ctx context.Context, o audit.Origin, p CreateOwner
 		created, err := tx.CreateOwner(ctx, own)
 		switch {
 		case errors.Is(err, store.ErrAlreadyExists):
-			return fmt.Errorf("identity: an owner with this email, subject or user name exists: %w", ErrAlreadyExists)
+			return fmt.Errorf("identity: an owner with this email or subject exists, or the user name is another owner's user name or email (case-insensitively): %w", ErrAlreadyExists)
 		case err != nil:
 			return fmt.Errorf("identity: create owner: %w", err)
 		}
@@ -293,7 +295,8 @@ type UpdateOwnerParams struct {
 //
 // Errors: *ValidationError for bad input or when no field is set;
 // ErrNotFound; ErrVersionMismatch when p.IfVersion is stale;
-// ErrAlreadyExists when the email or user name is taken. On any error
+// ErrAlreadyExists when the email or subject is taken or the user name
+// the owner would show is another's (as for CreateOwner). On any error
 // nothing is stored.
 func (s *Service) UpdateOwner(ctx context.Context, o audit.Origin, p UpdateOwnerParams) (store.Owner, error) {
 	if err := checkIfVersion(p.IfVersion); err != nil {
@@ -459,7 +462,7 @@ func (s *Service) changeOwner(ctx context.Context, o audit.Origin, ref string, i
 		})
 		switch {
 		case errors.Is(err, store.ErrAlreadyExists):
-			return fmt.Errorf("identity: an owner with this email or user name exists: %w", ErrAlreadyExists)
+			return fmt.Errorf("identity: an owner with this email or subject exists, or the user name (the email when there is none) is another owner's user name or email (case-insensitively): %w", ErrAlreadyExists)
 		case err != nil:
 			return mapUpdateErr("owner", err)
 		}

@@ -30,21 +30,16 @@ const maxAttempts = 3
 // person, active unless the body says active false.
 //
 // Errors: *Error for a malformed body; identity's errors (a
-// *identity.ValidationError, identity.ErrAlreadyExists for a taken userName
-// or email).
+// *identity.ValidationError, identity.ErrAlreadyExists for a taken email or
+// a userName that another owner shows, as its user name or its email).
 func (u *Users) Create(ctx context.Context, o audit.Origin, body []byte) (store.Owner, error) {
 	a, err := parseUser(body, attrs{active: true})
 	if err != nil {
 		return store.Owner{}, err
 	}
-	// An owner without a user name shows its email as userName (UserName):
-	// a new User must not take that name either. The store enforces the
-	// rest; this check and the insert are two steps, not one.
-	if _, n, err := u.id.SliceOwners(ctx, store.OwnerFilter{UserName: a.userName}, 0, 0); err != nil {
-		return store.Owner{}, err
-	} else if n > 0 {
-		return store.Owner{}, fmt.Errorf("scim: userName %s is taken: %w", quote(a.userName), identity.ErrAlreadyExists)
-	}
+	// The store keeps userName unique under case folding, also against the
+	// email an owner without a user name shows as its userName
+	// (store.OwnerUserNameKey), in the insert itself.
 	return u.id.CreateOwner(ctx, o, identity.CreateOwnerParams{
 		Kind: store.OwnerPerson, Email: a.email, DisplayName: a.displayName, UserName: a.userName,
 		ExternalID: a.externalID, Deactivated: !a.active,

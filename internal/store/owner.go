@@ -52,9 +52,9 @@ type OwnerFilter struct {
 	ID string
 	// Email matches the stored (lowercased) email exactly.
 	Email string
-	// UserName matches the user name case-insensitively (FoldUserName)
-	// or, for an owner without one, the email (lowercased): the userName
-	// SCIM shows for such an owner.
+	// UserName matches the owner's effective user name case-insensitively
+	// (OwnerUserNameKey): its user name or, for an owner without one, its
+	// email, the userName SCIM shows for such an owner.
 	UserName string
 	// ExternalID matches exactly.
 	ExternalID string
@@ -76,14 +76,31 @@ func FoldUserName(s string) string {
 	return string(out)
 }
 
+// OwnerUserNameKey is the key of the user name o shows (ADR 0023): its
+// UserName folded (FoldUserName) when it has one, else its Email folded,
+// else "" (no key). Keys are unique among owners, so no two owners show
+// the same userName under case folding, whether it is a user name or an
+// email shown in place of one.
+func OwnerUserNameKey(o Owner) string {
+	switch {
+	case o.UserName != "":
+		return FoldUserName(o.UserName)
+	case o.Email != "":
+		return FoldUserName(o.Email)
+	}
+	return ""
+}
+
 // OwnerReader reads owners.
 type OwnerReader interface {
 	// GetOwner returns ErrNotFound when no owner has the id.
 	GetOwner(ctx context.Context, id string) (Owner, error)
 	// GetOwnerByEmail returns ErrNotFound when no owner has the email.
 	GetOwnerByEmail(ctx context.Context, email string) (Owner, error)
-	// GetOwnerByUserName returns ErrNotFound when no owner's user name
-	// folds (FoldUserName) to the same key as userName.
+	// GetOwnerByUserName returns the owner whose key (OwnerUserNameKey)
+	// is FoldUserName(userName): the one whose user name, or email when it
+	// has no user name, equals userName case-insensitively; ErrNotFound
+	// when there is none.
 	GetOwnerByUserName(ctx context.Context, userName string) (Owner, error)
 	// ListOwners returns owners in id order and the next page token.
 	ListOwners(ctx context.Context, f OwnerFilter, p Page) ([]Owner, string, error)
@@ -94,9 +111,11 @@ type OwnerReader interface {
 // OwnerWriter changes owners.
 type OwnerWriter interface {
 	// CreateOwner stores a new owner with Version 1; ErrAlreadyExists when
-	// the id, email, subject or user name (folded) is taken.
+	// the id, email, subject or user name key (OwnerUserNameKey) is taken.
 	CreateOwner(ctx context.Context, o Owner) (Owner, error)
 	// UpdateOwner has the contract of AgentWriter.UpdateAgent. ID and
-	// CreatedAt cannot change.
+	// CreatedAt cannot change. The user name key follows the new user name
+	// and email; ErrAlreadyExists when it, the email or the subject is
+	// another owner's.
 	UpdateOwner(ctx context.Context, id string, fn func(Owner) (Owner, error)) (Owner, error)
 }

@@ -46,6 +46,9 @@ func (r *reader) GetOwnerByEmail(ctx context.Context, email string) (store.Owner
 // GetOwnerByUserName implements store.OwnerReader. The empty user name
 // matches no owner.
 func (r *reader) GetOwnerByUserName(ctx context.Context, userName string) (store.Owner, error) {
+	if userName == "" {
+		return store.Owner{}, fmt.Errorf("store: get owner by user name %q: %w", userName, store.ErrNotFound)
+	}
 	o, err := r.getOwner(ctx, "user_name_key", store.FoldUserName(userName), "")
 	if err != nil {
 		return store.Owner{}, fmt.Errorf("store: get owner by user name %q: %w", userName, err)
@@ -69,18 +72,9 @@ func ownerWhere(f store.OwnerFilter, args *queryArgs) string {
 		}
 	}
 	if f.UserName != "" {
-		where = append(where, "(user_name_key = "+args.add(userNameKey(f.UserName))+
-			" OR (user_name_key IS NULL AND email = "+args.add(strings.ToLower(f.UserName))+"))")
+		where = append(where, "user_name_key = "+args.add(store.FoldUserName(f.UserName)))
 	}
 	return strings.Join(where, " AND ")
-}
-
-// userNameKey is the folded key of a user name, "" for none.
-func userNameKey(userName string) string {
-	if userName == "" {
-		return ""
-	}
-	return store.FoldUserName(userName)
 }
 
 // ListOwners implements store.OwnerReader.
@@ -124,7 +118,7 @@ func (t *txn) CreateOwner(ctx context.Context, o store.Owner) (store.Owner, erro
 			display_name, user_name, user_name_key, external_id, state, created_at, updated_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
 			o.ID, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
-			o.UserName, nullIfEmpty(userNameKey(o.UserName)), o.ExternalID,
+			o.UserName, nullIfEmpty(store.OwnerUserNameKey(o)), o.ExternalID,
 			string(o.State), t.d.timeArg(o.CreatedAt), t.d.timeArg(o.UpdatedAt)); err != nil {
 			return t.d.classify(err)
 		}
@@ -155,7 +149,7 @@ func (t *txn) UpdateOwner(ctx context.Context, id string, fn func(store.Owner) (
 			state = $9, updated_at = $10, version = $11
 			WHERE id = $1 AND version = $12`,
 			id, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
-			o.UserName, nullIfEmpty(userNameKey(o.UserName)), o.ExternalID,
+			o.UserName, nullIfEmpty(store.OwnerUserNameKey(o)), o.ExternalID,
 			string(o.State), t.d.timeArg(o.UpdatedAt), old.Version+1, old.Version)
 		if err := checkOne(t.d, res, err); err != nil {
 			return err

@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OwnerUnique", testOwnerUnique},
 		{"OwnerUserNameFolds", testOwnerUserNameFolds},
 		{"OwnerFilters", testOwnerFilters},
+		{"OwnerUserNameKeys", testOwnerUserNameKeys},
+		{"OwnerUserNameKeyRace", testOwnerUserNameKeyRace},
 		{"AdminTokenCRUD", testAdminTokenCRUD},
 		{"AdminTokenUnique", testAdminTokenUnique},
 		{"NotFound", testNotFound},
