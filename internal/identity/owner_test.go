@@ -297,15 +297,25 @@ type refusedOwnerCreate struct {
 func (e *env) refusedOwnerCreates(cases []refusedOwnerCreate) {
 	e.t.Helper()
 	for _, tc := range cases {
-		snap := e.snapshot()
-		_, err := e.svc.CreateOwner(e.ctx, testOrigin(), tc.p)
-		if tc.want != nil {
-			if !errors.Is(err, tc.want) {
-				e.t.Errorf("%s: error = %v, want %v", tc.name, err, tc.want)
-			}
-		} else {
-			checkValidation(e.t, err, tc.field)
-		}
-		e.unchanged(snap, tc.name)
+		e.refused(tc.name, tc.field, tc.want, func() error {
+			_, err := e.svc.CreateOwner(e.ctx, testOrigin(), tc.p)
+			return err
+		})
 	}
+}
+
+// refused runs call, which must fail with want or, when want is nil, with
+// a validation error of field, and checks that it changed nothing.
+func (e *env) refused(name, field string, want error, call func() error) {
+	e.t.Helper()
+	snap := e.snapshot()
+	err := call()
+	if want != nil {
+		if !errors.Is(err, want) {
+			e.t.Errorf("%s: error = %v, want %v", name, err, want)
+		}
+	} else {
+		checkValidation(e.t, err, field)
+	}
+	e.unchanged(snap, name)
 }

@@ -1,7 +1,6 @@
 package identity
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -73,16 +72,10 @@ func TestUpdateOwner(t *testing.T) {
 			{"bad state", UpdateOwnerParams{Ref: own.ID, State: ptr(store.OwnerState("gone"))}, nil, "state"},
 			{"bad reason", UpdateOwnerParams{Ref: own.ID, DisplayName: ptr("A"), Reason: "\x1b"}, nil, "reason"},
 		} {
-			snap := e.snapshot()
-			_, err := e.svc.UpdateOwner(e.ctx, testOrigin(), tc.p)
-			if tc.want != nil {
-				if !errors.Is(err, tc.want) {
-					t.Errorf("%s: error = %v, want %v", tc.name, err, tc.want)
-				}
-			} else {
-				checkValidation(t, err, tc.field)
-			}
-			e.unchanged(snap, tc.name)
+			e.refused(tc.name, tc.field, tc.want, func() error {
+				_, err := e.svc.UpdateOwner(e.ctx, testOrigin(), tc.p)
+				return err
+			})
 		}
 
 		before := e.head()
@@ -144,12 +137,10 @@ func TestReactivateOwner(t *testing.T) {
 		onlyA := e.agent("only-a", a.ID)
 		e.agent("a-and-b", a.ID, b.ID)
 
-		snap := e.snapshot()
-		_, err := e.svc.ReactivateOwner(e.ctx, testOrigin(), TransitionParams{Ref: a.ID})
-		if !errors.Is(err, ErrIllegalTransition) {
-			t.Errorf("reactivating an active owner: %v, want ErrIllegalTransition", err)
-		}
-		e.unchanged(snap, "reactivating an active owner")
+		e.refused("reactivating an active owner", "", ErrIllegalTransition, func() error {
+			_, err := e.svc.ReactivateOwner(e.ctx, testOrigin(), TransitionParams{Ref: a.ID})
+			return err
+		})
 
 		if _, err := e.svc.DeactivateOwner(e.ctx, testOrigin(), TransitionParams{Ref: a.ID}); err != nil {
 			t.Fatal(err)
@@ -157,12 +148,10 @@ func TestReactivateOwner(t *testing.T) {
 		if got, _ := e.svc.GetAgent(e.ctx, onlyA.ID); !got.Orphaned {
 			t.Fatal("only-a is not orphaned")
 		}
-		snap = e.snapshot()
-		_, err = e.svc.ReactivateOwner(e.ctx, testOrigin(), TransitionParams{Ref: a.ID, IfVersion: 1})
-		if !errors.Is(err, ErrVersionMismatch) {
-			t.Errorf("stale reactivation: %v, want ErrVersionMismatch", err)
-		}
-		e.unchanged(snap, "a stale reactivation")
+		e.refused("a stale reactivation", "", ErrVersionMismatch, func() error {
+			_, err := e.svc.ReactivateOwner(e.ctx, testOrigin(), TransitionParams{Ref: a.ID, IfVersion: 1})
+			return err
+		})
 
 		e.clk.Advance(time.Minute)
 		before := e.head()
