@@ -36,6 +36,8 @@ const (
 	Grant = "grt"
 	// Approval is an approval request of a conditional decision.
 	Approval = "apr"
+	// SSFStream is a Shared Signals event stream (ADR 0026).
+	SSFStream = "ssf"
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"

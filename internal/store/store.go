@@ -72,6 +72,7 @@ type Reader interface {
 	GrantReader
 	ApprovalReader
 	InstanceReader
+	SSFReader
 }
 
 // Tx is a read-write transaction. Reads inside it see its own writes.
@@ -93,6 +94,7 @@ type Tx interface {
 	GrantWriter
 	ApprovalWriter
 	InstanceWriter
+	SSFWriter
 }
 
 // Page asks for one page of a list. A zero PageSize means DefaultPageSize;

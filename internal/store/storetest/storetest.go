@@ -17,7 +17,8 @@
 // head's compare-and-swap raced), and delegation grants (revocation raced)
 // with the exchanged tokens issued under them (counts by grant, agent and
 // ancestor), and attested instances (creation of one key raced, refreshes
-// raced) with the attestation rules of agents.
+// raced) with the attestation rules of agents, and the Shared Signals
+// streams (compare-and-swap raced) and their outbox.
 package storetest
 
 import (
@@ -115,6 +116,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InstanceCreateRace", testInstanceCreateRace},
 		{"InstanceConcurrentCAS", testInstanceConcurrentCAS},
 		{"AgentAttestationRules", testAgentAttestationRules},
+		{"SSFStreams", testSSFStreams},
+		{"SSFStreamConcurrentCAS", testSSFStreamConcurrentCAS},
+		{"SSFEvents", testSSFEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
