@@ -37,7 +37,8 @@ import (
 
 // Errors. A verification failure is an *Error whose Kind is one of these;
 // errors.Is matches the Kind, and ErrInvalidToken for every kind of invalid
-// token (ErrExpired, ErrNotYetValid, ErrUnknownKey, ErrDPoPRequired).
+// token (ErrExpired, ErrNotYetValid, ErrUnknownKey, ErrDPoPRequired,
+// ErrRevoked).
 var (
 	// ErrInvalidToken: the token is malformed, forged, for another issuer
 	// or audience, or otherwise unusable (RFC 6750 §3.1 invalid_token).
@@ -63,6 +64,9 @@ var (
 	// ErrKeySetUnavailable: the JWKS could not be fetched; the token could
 	// not be checked. Not the client's fault.
 	ErrKeySetUnavailable = errors.New("resource: key set unavailable")
+	// ErrRevoked: the token verifies but VerifierParams.RevocationCheck
+	// refused it (RFC 6750 §3.1 invalid_token).
+	ErrRevoked = errors.New("resource: token revoked")
 )
 
 // Error is a verification failure.
@@ -88,7 +92,7 @@ func (e *Error) Error() string {
 // and Err.
 func (e *Error) Unwrap() []error {
 	out := []error{e.Kind}
-	for _, k := range []error{ErrExpired, ErrNotYetValid, ErrUnknownKey, ErrDPoPRequired} {
+	for _, k := range []error{ErrExpired, ErrNotYetValid, ErrUnknownKey, ErrDPoPRequired, ErrRevoked} {
 		if errors.Is(e.Kind, k) {
 			out = append(out, ErrInvalidToken)
 			break
@@ -153,6 +157,13 @@ type VerifierParams struct {
 	// dpop.DefaultReplayCacheSize proofs). Share one between Verifiers of
 	// the same server.
 	ReplayCache *dpop.ReplayCache
+	// RevocationCheck, when set, is called with the claims of every token
+	// that verifies (Verify, VerifyRequest, Middleware). An error refuses
+	// the token: Verify returns an *Error of kind ErrRevoked wrapping it,
+	// and Middleware answers 401 invalid_token. It must be safe for
+	// concurrent use and fast: it runs on every request.
+	// (*signals.Receiver).Check is one.
+	RevocationCheck func(ctx context.Context, c *Claims) error
 }
 
 // Verifier verifies access tokens. Construct it with NewVerifier.
@@ -167,6 +178,7 @@ type Verifier struct {
 	dpopAlgs    []string
 	dpopMaxAge  time.Duration
 	replay      *dpop.ReplayCache
+	revoked     func(context.Context, *Claims) error
 }
 
 // NewVerifier returns a Verifier. When p.JWKSURL is empty it fetches the
@@ -185,6 +197,7 @@ func NewVerifier(ctx context.Context, p VerifierParams) (*Verifier, error) {
 		dpopAlgs:    p.DPoPAlgorithms,
 		dpopMaxAge:  p.DPoPMaxAge,
 		replay:      p.ReplayCache,
+		revoked:     p.RevocationCheck,
 	}
 	for _, a := range orDefault(p.Algorithms, DefaultAlgorithms()) {
 		if alg := jose.SignatureAlgorithm(a); asymmetric(alg) {
@@ -344,7 +357,8 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 // application/at+jwt), an allowed algorithm, a kid of the issuer's JWKS and
 // its signature, iss equal to the issuer, aud containing the audience, exp
 // and iat present, and exp, nbf, iat valid within the leeway. It does not
-// check a DPoP binding: VerifyRequest does. The error is an *Error.
+// check a DPoP binding: VerifyRequest does. A token that verifies is then
+// handed to VerifierParams.RevocationCheck, if set. The error is an *Error.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > maxTokenBytes {
 		return nil, fail(ErrInvalidToken, "token too large")
@@ -391,7 +405,16 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if payload == nil {
 		return nil, fail(ErrInvalidToken, "signature does not verify")
 	}
-	return v.checkClaims(payload)
+	c, err := v.checkClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	if v.revoked != nil {
+		if err := v.revoked(ctx, c); err != nil {
+			return nil, &Error{Kind: ErrRevoked, Reason: "token has been revoked", Err: err}
+		}
+	}
+	return c, nil
 }
 
 // checkClaims decodes a verified payload and checks its claims.

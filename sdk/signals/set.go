@@ -1,0 +1,336 @@
+package signals
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// maxSETBytes bounds one SET.
+const maxSETBytes = 64 << 10
+
+// SET error codes (RFC 8935 §2.4), sent back in setErrs (RFC 8936 §2.4.4).
+const (
+	codeInvalidRequest  = "invalid_request"
+	codeInvalidKey      = "invalid_key"
+	codeInvalidIssuer   = "invalid_issuer"
+	codeInvalidAudience = "invalid_audience"
+)
+
+// setErr is why a SET was refused, as sent in setErrs. It is final: the
+// transmitter will not deliver the SET again.
+type setErr struct {
+	Err         string `json:"err"`
+	Description string `json:"description"`
+}
+
+func (e *setErr) Error() string { return "signals: SET refused: " + e.Err + ": " + e.Description }
+
+func refuse(code, desc string) *setErr { return &setErr{Err: code, Description: desc} }
+
+// effectKind is what a SET does to the revocations.
+type effectKind int
+
+const (
+	effectNone           effectKind = iota // an event or subject not understood: ignored
+	effectRevokeJTI                        // one token, by iss and jti
+	effectRevokeSubject                    // an agent's tokens issued at or before at
+	effectRevokeInstance                   // an agent instance's tokens
+	effectRevokeGrant                      // a grant's tokens
+	effectDisable                          // an agent's tokens, until enabled
+	effectEnable                           // lifts effectDisable
+	effectPurge                            // an agent's tokens, for good
+	effectVerification                     // informational
+	effectStreamUpdated                    // informational
+)
+
+// effect is the meaning of one SET for the receiver.
+type effect struct {
+	kind effectKind
+	// iss and key name the target: key is a jti, a SPIFFE ID, an instance
+	// or grant id, or a stream id; iss is the jti's issuer.
+	iss, key string
+	// at is the event time: event_timestamp, else the SET's iat.
+	at time.Time
+	// state, status and reason are the verification and stream-updated
+	// members.
+	state, status, reason string
+}
+
+// set is a verified Security Event Token (RFC 8417, SSF §4).
+type set struct {
+	JTI       string
+	Issuer    string
+	Audience  []string
+	IssuedAt  time.Time
+	TXN       string
+	EventType string
+	effect    effect
+}
+
+// setHeader is the part of the JWS header read before go-jose parses it.
+type setHeader struct {
+	Typ string `json:"typ"`
+	Alg string `json:"alg"`
+	Kid string `json:"kid"`
+}
+
+// keyLookup returns the issuer's keys with a kid.
+type keyLookup func(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
+
+// verifySET verifies a SET in compact serialization and decodes it. The
+// error is a *setErr when the SET is refused for good, a transient error
+// (the keys could not be had) otherwise.
+func verifySET(ctx context.Context, token, issuer, audience string, keys keyLookup) (*set, error) {
+	if len(token) > maxSETBytes {
+		return nil, refuse(codeInvalidRequest, "SET too large")
+	}
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return nil, refuse(codeInvalidRequest, "not a JWS in compact serialization")
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil, refuse(codeInvalidRequest, "header is not base64url")
+	}
+	var h setHeader
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return nil, refuse(codeInvalidRequest, "header is not a JSON object")
+	}
+	// RFC 8417 §2.3, SSF §4.1.1: explicit typing.
+	if !strings.EqualFold(h.Typ, "secevent+jwt") && !strings.EqualFold(h.Typ, "application/secevent+jwt") {
+		return nil, refuse(codeInvalidRequest, "typ is not secevent+jwt")
+	}
+	if !allowedAlg(h.Alg) {
+		return nil, refuse(codeInvalidRequest, "alg is not ES256 or EdDSA")
+	}
+	if h.Kid == "" {
+		return nil, refuse(codeInvalidKey, "no kid")
+	}
+	jws, err := jose.ParseSignedCompact(token, algorithms())
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, refuse(codeInvalidRequest, "malformed JWS")
+	}
+	ks, err := keys(ctx, h.Kid)
+	switch {
+	case errors.Is(err, errUnknownKey):
+		return nil, refuse(codeInvalidKey, "unknown kid")
+	case err != nil:
+		return nil, err
+	}
+	var payload []byte
+	for _, k := range ks {
+		if k.Algorithm != "" && k.Algorithm != h.Alg {
+			continue
+		}
+		if payload, err = jws.Verify(k); err == nil {
+			break
+		}
+	}
+	if payload == nil {
+		return nil, refuse(codeInvalidKey, "signature does not verify")
+	}
+	return decodeSET(payload, issuer, audience)
+}
+
+// rawSET is a SET payload as received.
+type rawSET struct {
+	Issuer   string                     `json:"iss"`
+	Audience json.RawMessage            `json:"aud"`
+	IssuedAt json.RawMessage            `json:"iat"`
+	JTI      string                     `json:"jti"`
+	TXN      string                     `json:"txn"`
+	SubID    json.RawMessage            `json:"sub_id"`
+	Events   map[string]json.RawMessage `json:"events"`
+}
+
+// subjectID is a subject identifier (RFC 9493 §3, SSF §3.5), with the
+// members of the formats used.
+type subjectID struct {
+	Format string `json:"format"`
+	Iss    string `json:"iss"`
+	Sub    string `json:"sub"`
+	JTI    string `json:"jti"`
+	ID     string `json:"id"`
+}
+
+// decodeSET decodes and checks a verified SET payload: iss, aud, jti, iat,
+// a top-level sub_id and exactly one event (SSF §4.2.1), then reads what
+// the event means. exp, sub and unknown members are ignored (SSF §4.2.3).
+// The error is a *setErr.
+func decodeSET(payload []byte, issuer, audience string) (*set, error) {
+	var rs rawSET
+	if err := json.Unmarshal(payload, &rs); err != nil {
+		return nil, refuse(codeInvalidRequest, "claims are not a JSON object of the right types")
+	}
+	aud, ok := parseAudience(rs.Audience)
+	switch {
+	case rs.JTI == "":
+		return nil, refuse(codeInvalidRequest, "no jti")
+	case !ok:
+		return nil, refuse(codeInvalidRequest, "aud is neither a string nor an array of strings")
+	case len(rs.Events) != 1:
+		return nil, refuse(codeInvalidRequest, "events does not hold exactly one event")
+	case rs.Issuer != issuer:
+		return nil, refuse(codeInvalidIssuer, "iss is not the issuer")
+	case !contains(aud, audience):
+		return nil, refuse(codeInvalidAudience, "aud does not include this receiver")
+	}
+	iat, err := numericDate(rs.IssuedAt)
+	if err != nil {
+		return nil, refuse(codeInvalidRequest, "iat missing or not a number")
+	}
+	var sub subjectID
+	if len(rs.SubID) == 0 || json.Unmarshal(rs.SubID, &sub) != nil || sub.Format == "" {
+		return nil, refuse(codeInvalidRequest, "no sub_id subject identifier")
+	}
+	s := &set{JTI: rs.JTI, Issuer: rs.Issuer, Audience: aud, IssuedAt: iat, TXN: rs.TXN}
+	for typ, ev := range rs.Events {
+		if typ == "" {
+			return nil, refuse(codeInvalidRequest, "event type is empty")
+		}
+		s.EventType = typ
+		var desc string
+		if s.effect, desc = readEvent(typ, ev, sub, iat); desc != "" {
+			return nil, refuse(codeInvalidRequest, desc)
+		}
+	}
+	return s, nil
+}
+
+// eventMembers are the event members read.
+type eventMembers struct {
+	EventTimestamp json.RawMessage `json:"event_timestamp"`
+	State          json.RawMessage `json:"state"`
+	Status         json.RawMessage `json:"status"`
+	Reason         json.RawMessage `json:"reason"`
+}
+
+// readEvent returns what an event means, or a description of why it does
+// not fit its definition.
+func readEvent(typ string, raw json.RawMessage, sub subjectID, iat time.Time) (effect, string) {
+	var m eventMembers
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+		return effect{}, "the event is not a JSON object"
+	}
+	at := iat
+	if len(m.EventTimestamp) > 0 && string(m.EventTimestamp) != "null" {
+		t, err := numericDate(m.EventTimestamp)
+		if err != nil {
+			return effect{}, "event_timestamp is not a number"
+		}
+		at = t
+	}
+	switch typ {
+	case EventSessionRevoked:
+		switch sub.Format {
+		case "jwt_id": // SSF §3.5.1
+			if sub.Iss == "" || sub.JTI == "" {
+				return effect{}, "jwt_id subject without iss or jti"
+			}
+			return effect{kind: effectRevokeJTI, iss: sub.Iss, key: sub.JTI, at: at}, ""
+		case "iss_sub": // RFC 9493 §3.2.3
+			if sub.Iss == "" || sub.Sub == "" {
+				return effect{}, "iss_sub subject without iss or sub"
+			}
+			return effect{kind: effectRevokeSubject, iss: sub.Iss, key: sub.Sub, at: at}, ""
+		case "opaque": // RFC 9493 §3.2.4
+			switch {
+			case sub.ID == "":
+				return effect{}, "opaque subject without id"
+			case strings.HasPrefix(sub.ID, "ins_"):
+				return effect{kind: effectRevokeInstance, key: sub.ID, at: at}, ""
+			case strings.HasPrefix(sub.ID, "grt_"):
+				return effect{kind: effectRevokeGrant, key: sub.ID, at: at}, ""
+			}
+		}
+		return effect{}, "" // a subject this receiver does not track (SSF §9: tolerate)
+	case EventAccountDisabled, EventAccountEnabled, EventAccountPurged:
+		if sub.Format != "iss_sub" {
+			return effect{}, ""
+		}
+		if sub.Iss == "" || sub.Sub == "" {
+			return effect{}, "iss_sub subject without iss or sub"
+		}
+		kind := map[string]effectKind{EventAccountDisabled: effectDisable, EventAccountEnabled: effectEnable, EventAccountPurged: effectPurge}[typ]
+		return effect{kind: kind, iss: sub.Iss, key: sub.Sub, at: at}, ""
+	case EventVerification: // SSF §8.1.4.1
+		if sub.Format != "opaque" || sub.ID == "" {
+			return effect{}, "verification event without an opaque stream subject"
+		}
+		state, ok := optString(m.State)
+		if !ok {
+			return effect{}, "state is not a string"
+		}
+		return effect{kind: effectVerification, key: sub.ID, at: at, state: state}, ""
+	case EventStreamUpdated: // SSF §8.1.5
+		if sub.Format != "opaque" || sub.ID == "" {
+			return effect{}, "stream-updated event without an opaque stream subject"
+		}
+		status, ok := optString(m.Status)
+		if !ok || status == "" {
+			return effect{}, "stream-updated event without a status"
+		}
+		reason, _ := optString(m.Reason)
+		return effect{kind: effectStreamUpdated, key: sub.ID, at: at, status: status, reason: reason}, ""
+	}
+	return effect{}, "" // an event type not understood (SSF §4.2.3: ignore)
+}
+
+// optString reads an optional string member.
+func optString(raw json.RawMessage) (string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// parseAudience reads aud: a string or an array of strings (RFC 7519
+// §4.1.3). An absent aud is an empty list.
+func parseAudience(raw json.RawMessage) ([]string, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return []string{s}, true
+	}
+	var l []string
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, false
+	}
+	return l, true
+}
+
+// numericDate parses a required JWT NumericDate (RFC 7519 §2).
+func numericDate(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || raw[0] == '"' || string(raw) == "null" {
+		return time.Time{}, errors.New("not a number")
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsNaN(f) || f < 0 || f > 1e12 {
+		return time.Time{}, errors.New("not a number")
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
