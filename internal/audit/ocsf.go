@@ -71,13 +71,15 @@ func ocsfClassOf(typ string) (c ocsfClass, ok bool) {
 
 	// Entity Management [3004]: everything else an administrator manages.
 	case "client_key.added", "client_secret.created", "admin_token.created", "key.created",
-		"join_token.created", "agent.join_token.created", "action_class.created", "approval.requested":
+		"join_token.created", "agent.join_token.created", "action_class.created", "approval.requested",
+		"ssf.stream.created":
 		return ocsfClass{ocsfClassEntity, 1, "Create"}, true
 	case "key.rotated", "federation.bundle_updated", "federation.bundle_refresh_failed",
 		"policy.applied", "policy.rolled_back", "action_class.updated",
-		"approval.approved", "approval.denied", "approval.expired":
+		"approval.approved", "approval.denied", "approval.expired",
+		"ssf.stream.updated", "ssf.stream.status_changed", "ssf.stream.verification_requested":
 		return ocsfClass{ocsfClassEntity, 3, "Update"}, true
-	case "client_key.removed", "client_secret.removed", PrunedType:
+	case "client_key.removed", "client_secret.removed", PrunedType, "ssf.stream.deleted":
 		return ocsfClass{ocsfClassEntity, 4, "Delete"}, true
 	case "node.evicted":
 		return ocsfClass{ocsfClassEntity, 7, "Unenroll"}, true
@@ -507,10 +509,14 @@ func ocsfSubject(ev ocsfEvent) *ocsfUser {
 // for an agent's client credentials).
 func ocsfEntityOf(typ string, ev ocsfEvent) *ocsfEntity {
 	kind, _, _ := strings.Cut(typ, ".")
-	if strings.HasPrefix(typ, "agent.join_token.") {
+	uid := str(ev.details, "id")
+	switch {
+	case strings.HasPrefix(typ, "agent.join_token."):
 		kind = "agent_join_token"
+	case strings.HasPrefix(typ, "ssf.stream."):
+		kind, uid = "ssf_stream", str(ev.details, "stream_id")
 	}
-	e := &ocsfEntity{Type: kind, UID: str(ev.details, "id"), Name: str(ev.details, "name"), Version: scalar(ev.details, "version")}
+	e := &ocsfEntity{Type: kind, UID: uid, Name: str(ev.details, "name"), Version: scalar(ev.details, "version")}
 	switch kind {
 	case "client_key", "key":
 		e.UID = firstNonEmpty(str(ev.details, "kid"), e.UID)

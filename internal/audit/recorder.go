@@ -38,6 +38,12 @@ type RecorderParams struct {
 	// Logger receives diagnostics (never event contents); default
 	// slog.Default().
 	Logger *slog.Logger
+	// OnAppend, when set, is called in the appending transaction after
+	// each event is appended, with the stored record and the event as
+	// completed; an error fails the append (and so the transaction). It
+	// keeps data derived from events, such as the SSF outbox (ADR 0026),
+	// committed exactly with them.
+	OnAppend func(ctx context.Context, tx store.Tx, rec store.AuditRecord, ev Event) error
 }
 
 // Recorder seals events into the hash chain. It is safe for concurrent use.
@@ -47,6 +53,7 @@ type Recorder struct {
 	clock  func() time.Time
 	rand   io.Reader
 	logger *slog.Logger
+	hook   func(ctx context.Context, tx store.Tx, rec store.AuditRecord, ev Event) error
 }
 
 // NewRecorder returns a Recorder. It fails only when p.Store is nil.
@@ -54,7 +61,7 @@ func NewRecorder(p RecorderParams) (*Recorder, error) {
 	if p.Store == nil {
 		return nil, errors.New("audit: recorder needs a store")
 	}
-	r := &Recorder{store: p.Store, cp: p.Checkpoints, clock: p.Clock, rand: p.Rand, logger: p.Logger}
+	r := &Recorder{store: p.Store, cp: p.Checkpoints, clock: p.Clock, rand: p.Rand, logger: p.Logger, hook: p.OnAppend}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -108,6 +115,11 @@ func (r *Recorder) Append(ctx context.Context, tx store.Tx, ev Event) (store.Aud
 	})
 	if err != nil {
 		return store.AuditRecord{}, fmt.Errorf("audit: append event: %w", err)
+	}
+	if r.hook != nil {
+		if err := r.hook(ctx, tx, rec, ev); err != nil {
+			return store.AuditRecord{}, fmt.Errorf("audit: after appending event %d: %w", rec.Seq, err)
+		}
 	}
 	if r.cp != nil && rec.Seq%int64(r.cp.every) == 0 {
 		if err := r.cp.put(ctx, tx, rec.Seq, rec.Hash); err != nil {

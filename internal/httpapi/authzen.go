@@ -95,30 +95,9 @@ func (h *handler) authzenMetadata(w http.ResponseWriter, r *http.Request) {
 func (h *handler) authzen(fn func(http.ResponseWriter, *http.Request, audit.Origin, []byte)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		echoRequestID(w, r)
-		o := h.origin(r)
-		bearer, ok := bearerToken(r)
-		switch {
-		case !ok:
-			h.problem(w, r, &requestError{status: http.StatusUnauthorized, typ: admin.ProblemUnauthenticated, title: "Unauthenticated",
-				detail: "an admin token or an agentid access token is required: Authorization: Bearer <token>"})
+		o, ok := h.agentOrAdmin(w, r, oauth.PermissionEvaluate)
+		if !ok {
 			return
-		case strings.Count(bearer, ".") == 2 && h.p.OAuth != nil: // a JWT: an agent's access token
-			var oerr *oauth.Error
-			if o, oerr = h.p.OAuth.AuthenticateBearer(r.Context(), o, bearer, oauth.PermissionEvaluate); oerr != nil {
-				h.bearerProblem(w, r, oerr)
-				return
-			}
-		default:
-			tok, err := h.p.Auth.Authenticate(r.Context(), o, bearer)
-			if err != nil {
-				h.problem(w, r, err)
-				return
-			}
-			o.Actor = audit.Actor{Type: audit.ActorAdmin, ID: tok.ID}
-			if err := h.p.Auth.Check(r.Context(), o, tok, true); err != nil {
-				h.problem(w, r, err)
-				return
-			}
 		}
 		if ct := r.Header.Get("Content-Type"); ct != "" {
 			if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
@@ -135,6 +114,39 @@ func (h *handler) authzen(fn func(http.ResponseWriter, *http.Request, audit.Orig
 		}
 		fn(w, r, o, body)
 	}
+}
+
+// agentOrAdmin authenticates the caller of an endpoint that takes either
+// an admin token of role admin or an agentid access token whose agent
+// holds perm, and returns the origin with the caller as actor. On false
+// it has answered.
+func (h *handler) agentOrAdmin(w http.ResponseWriter, r *http.Request, perm string) (audit.Origin, bool) {
+	o := h.origin(r)
+	bearer, ok := bearerToken(r)
+	switch {
+	case !ok:
+		h.problem(w, r, &requestError{status: http.StatusUnauthorized, typ: admin.ProblemUnauthenticated, title: "Unauthenticated",
+			detail: "an admin token or an agentid access token is required: Authorization: Bearer <token>"})
+		return o, false
+	case strings.Count(bearer, ".") == 2 && h.p.OAuth != nil: // a JWT: an agent's access token
+		var oerr *oauth.Error
+		if o, oerr = h.p.OAuth.AuthenticateBearer(r.Context(), o, bearer, perm); oerr != nil {
+			h.bearerProblem(w, r, oerr)
+			return o, false
+		}
+	default:
+		tok, err := h.p.Auth.Authenticate(r.Context(), o, bearer)
+		if err != nil {
+			h.problem(w, r, err)
+			return o, false
+		}
+		o.Actor = audit.Actor{Type: audit.ActorAdmin, ID: tok.ID}
+		if err := h.p.Auth.Check(r.Context(), o, tok, true); err != nil {
+			h.problem(w, r, err)
+			return o, false
+		}
+	}
+	return o, true
 }
 
 // bearerProblem answers a refused access token with its RFC 6750 challenge.

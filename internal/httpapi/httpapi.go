@@ -28,6 +28,7 @@ import (
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/ssf"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/svid"
 )
@@ -72,6 +73,9 @@ type Params struct {
 	// Grants serves the delegation grants (/v1/grants, /v1/me/grants);
 	// nil leaves them out.
 	Grants Grants
+	// SSF is the Shared Signals transmitter (/.well-known/ssf-configuration,
+	// /ssf/…; ADR 0026); nil leaves it out.
+	SSF *ssf.Service
 	// Audit reads the trail for the audit endpoints.
 	Audit store.AuditReader
 	// PruneAudit prunes the trail (POST /v1/audit/prune, ADR 0018); nil
@@ -239,6 +243,7 @@ func (h *handler) routes() {
 	h.bundleRoutes()
 	h.nodeAttestRoute()
 	h.scimRoutes()
+	h.ssfRoutes()
 
 	// Anything else under /v1/ is a problem+json 405 or 404, not the mux's
 	// text.

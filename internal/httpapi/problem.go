@@ -93,7 +93,7 @@ func problemFor(err error) (p admin.Problem, internal bool) {
 // package prefix.
 func clientDetail(err error) string {
 	msg := err.Error()
-	for _, prefix := range []string{"identity: ", "adminauth: ", "store: "} {
+	for _, prefix := range []string{"identity: ", "adminauth: ", "store: ", "ssf: "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
 	return msg

@@ -74,6 +74,7 @@ const (
 	groupAuthZEN = "authzen"
 	groupNode    = "node_attest"
 	groupSCIM    = "scim"
+	groupSSF     = "ssf"
 )
 
 // endpointGroup returns the group of the endpoints that authenticate
@@ -89,6 +90,8 @@ func endpointGroup(path string) string {
 		return groupAuthZEN
 	case path == scimRoot || strings.HasPrefix(path, scimRoot+"/"):
 		return groupSCIM
+	case strings.HasPrefix(path, "/ssf/"):
+		return groupSSF
 	case path == "/v1/version":
 		return ""
 	case strings.HasPrefix(path, "/v1/"):

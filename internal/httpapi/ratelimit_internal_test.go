@@ -37,6 +37,8 @@ func TestEndpointGroup(t *testing.T) {
 		{"/scim/v2/Users", groupSCIM},
 		{"/scim/v2", groupSCIM},
 		{"/scim/v2x", ""},
+		{"/ssf/stream", groupSSF},
+		{"/ssf/poll/ssf_01", groupSSF},
 		{"/v1/version", ""},
 		{"/healthz", ""},
 		{"/metrics", ""},

@@ -248,11 +248,14 @@ const (
 	// PermissionImpersonate makes the agent's token exchanges issue tokens
 	// without act: it acts as the subject (ADR 0014 addendum B).
 	PermissionImpersonate = "impersonate"
+	// PermissionSubscribe lets the agent manage its own Shared Signals
+	// event streams and poll them with its own access token (ADR 0026).
+	PermissionSubscribe = "subscribe"
 )
 
 // Permissions returns every permission an agent may hold, sorted.
 func Permissions() []string {
-	return []string{PermissionEvaluate, PermissionImpersonate, PermissionIntrospect}
+	return []string{PermissionEvaluate, PermissionImpersonate, PermissionIntrospect, PermissionSubscribe}
 }
 
 // NormalizePermissions validates an agent's permissions, each one of

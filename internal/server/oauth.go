@@ -31,6 +31,7 @@ func (s *Server) newOAuth(root *keys.RootKey, rec *audit.Recorder, clock func() 
 	if err != nil {
 		return nil, fmt.Errorf("server: token issuer: %w", err)
 	}
+	s.tokens = iss
 	p := oauth.Params{
 		Store: s.store, Recorder: rec, Tokens: iss, TokenTTL: s.cfg.Credentials.TokenTTL,
 		Delegation: s.delegation, TrustDomain: s.cfg.TrustDomain, Clock: clock, Rand: rand.Reader, Logger: s.log,
@@ -93,6 +94,7 @@ func (s *Server) runCollectors(ctx context.Context) {
 		{"expired SVID records", s.svids.Collect},
 		{"expired join tokens", s.nodes.CollectJoinTokens},
 		{"expired approvals", s.policy.ExpireApprovals},
+		{"old shared signals", s.ssf.Collect},
 	}
 	t := time.NewTicker(CollectInterval)
 	defer t.Stop()

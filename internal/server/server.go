@@ -29,6 +29,7 @@ import (
 	"github.com/agentid/agentid/internal/buildinfo"
 	"github.com/agentid/agentid/internal/bundle"
 	"github.com/agentid/agentid/internal/ca"
+	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/delegation"
 	"github.com/agentid/agentid/internal/federation"
 	"github.com/agentid/agentid/internal/httpapi"
@@ -37,6 +38,7 @@ import (
 	"github.com/agentid/agentid/internal/noderegistry"
 	"github.com/agentid/agentid/internal/oauth"
 	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/ssf"
 	"github.com/agentid/agentid/internal/store"
 	"github.com/agentid/agentid/internal/store/postgres"
 	"github.com/agentid/agentid/internal/store/sqlite"
@@ -54,6 +56,8 @@ type Server struct {
 	keys     *keys.Manager
 	ca       *ca.Manager
 	oauth    *oauth.Server
+	tokens   *credential.Issuer // signs access tokens and SETs
+	ssf      *ssf.Service
 	auth     *adminauth.Service
 	handler  http.Handler
 
@@ -185,7 +189,8 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 		return fmt.Errorf("server: audit checkpoints: %w", err)
 	}
 	s.checkpts = cp
-	rec, err := audit.NewRecorder(audit.RecorderParams{Store: s.store, Checkpoints: cp, Clock: clock, Rand: rand.Reader, Logger: s.log})
+	rec, err := audit.NewRecorder(audit.RecorderParams{Store: s.store, Checkpoints: cp, Clock: clock, Rand: rand.Reader, Logger: s.log,
+		OnAppend: ssf.NewOutbox(s.cfg.Issuer).OnAppend})
 	if err != nil {
 		return fmt.Errorf("server: audit recorder: %w", err)
 	}
@@ -217,6 +222,9 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err := s.newPolicy(rec, clock); err != nil {
 		return err
 	}
+	if s.ssf, err = ssf.New(ssf.Params{Store: s.store, Recorder: rec, Signer: s.tokens, Issuer: s.cfg.Issuer, Clock: clock}); err != nil {
+		return fmt.Errorf("server: shared signals: %w", err)
+	}
 	reg, err := identity.New(identity.Params{
 		Store: s.store, Recorder: rec, TrustDomain: s.cfg.TrustDomain,
 		DefaultTTL: s.cfg.Credentials.DefaultTTL, MaxTTLCap: s.cfg.Credentials.MaxTTL,
@@ -240,7 +248,7 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 		Identity: reg, Auth: s.auth, Audit: s.store, PruneAudit: rec.Prune, Ready: s.store.Ping,
 		Keys: s.keys, Issuer: s.cfg.Issuer, OAuth: s.oauth, CA: s.ca,
 		SVIDs: s.svids, Bundle: s.bundle, Federation: s.federation, Nodes: s.nodes, Policy: s.policy,
-		Grants:     s.delegation,
+		Grants: s.delegation, SSF: s.ssf,
 		Registerer: promReg, Gatherer: promReg,
 		Logger: s.log, Clock: clock, Rand: rand.Reader,
 		TrustDomain: s.cfg.TrustDomain, Version: buildinfo.Version, TrustedProxies: proxies,
