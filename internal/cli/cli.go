@@ -78,6 +78,7 @@ type root struct {
 	ActionClass actionClassCmd `cmd:"" name:"action-class" help:"The action classes and their risk tiers that policies decide on."`
 	Grant       grantCmd       `cmd:"" help:"Delegation grants: let an agent act for a person or another agent (RFC 8693)."`
 	Inventory   inventoryCmd   `cmd:"" help:"The non-human identity inventory: every agent, its owners, credentials and risk findings (docs/inventory.md)."`
+	SSF         ssfCmd         `cmd:"" name:"ssf" help:"The OpenID Shared Signals transmitter: streams of security events for receivers (ADR 0026)."`
 	Version     versionCmd     `cmd:"" help:"Print the version of this binary and of the server."`
 	Bench       benchCmd       `cmd:"" help:"Benchmarks: bench tokens measures token issuance against the machine's ceiling."`
 }
