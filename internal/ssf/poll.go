@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -106,11 +107,8 @@ func (s *Service) Poll(ctx context.Context, o audit.Origin, id string, req PollR
 	if len(req.Ack)+len(req.SetErrs) > MaxAcks {
 		return PollResponse{}, invalid("ack", "at most %d acknowledgements and errors in one poll", MaxAcks)
 	}
-	if _, err := get(ctx, s.p.Store, o, id); err != nil {
-		return PollResponse{}, err
-	}
 	var acks []int64
-	for _, jti := range slices.Concat(req.Ack, slices.Collect(mapKeys(req.SetErrs))) {
+	for _, jti := range slices.Concat(req.Ack, slices.Collect(maps.Keys(req.SetErrs))) {
 		if n, ok := ackedSeq(id, jti); ok {
 			acks = append(acks, n) // another stream's or a foreign jti settles nothing
 		}
@@ -132,16 +130,6 @@ func (s *Service) Poll(ctx context.Context, o audit.Origin, id string, req PollR
 			t.Stop()
 			return PollResponse{Sets: map[string]string{}}, nil
 		case <-t.C:
-		}
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
 		}
 	}
 }

@@ -422,9 +422,6 @@ func (s *Service) UpdateStream(ctx context.Context, o audit.Origin, req StreamRe
 // stream.
 func (s *Service) update(ctx context.Context, o audit.Origin, id string, change func(*store.SSFStream) error,
 	after func(ctx context.Context, tx store.Tx, st store.SSFStream) error) error {
-	if _, err := get(ctx, s.p.Store, o, id); err != nil {
-		return err // validation and not-found before any write
-	}
 	return s.p.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		st, err := get(ctx, tx, o, id)
 		if err != nil {
@@ -443,9 +440,6 @@ func (s *Service) update(ctx context.Context, o audit.Origin, id string, change 
 
 // DeleteStream deletes one of the caller's streams (SSF 1.0 §8.1.1.5).
 func (s *Service) DeleteStream(ctx context.Context, o audit.Origin, id string) error {
-	if _, err := get(ctx, s.p.Store, o, id); err != nil {
-		return err
-	}
 	now := s.now()
 	return s.p.Store.Update(ctx, func(ctx context.Context, tx store.Tx) error {
 		st, err := get(ctx, tx, o, id)
