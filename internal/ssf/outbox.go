@@ -108,6 +108,14 @@ func (o *Outbox) OnAppend(ctx context.Context, tx store.Tx, rec store.AuditRecor
 
 // mapEvent is the event type and body reporting ev, if any.
 func (o *Outbox) mapEvent(ev audit.Event) (string, body, bool) {
+	switch ev.Type {
+	case auditCredentialRevoked, auditAgentSuspended, auditAgentResumed, auditAgentDeprovisioned,
+		auditInstanceRevoked, auditGrantRevoked:
+	default:
+		// Every audit event passes here (tokens, decisions): allocate
+		// nothing for the ones that report no revocation.
+		return "", body{}, false
+	}
 	if ev.Outcome != audit.Success {
 		return "", body{}, false
 	}
