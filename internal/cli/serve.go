@@ -127,11 +127,24 @@ func (rc *runContext) openServer(cfg server.Config) (*server.Server, *slog.Logge
 
 // writePrivate writes a file readable by its owner only.
 func writePrivate(path, content string) error {
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	// A temporary file renamed into place: a reader (another command, or
+	// agentid node, looking for the server URL) sees the old content or
+	// the new one, never an empty or partial file.
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*") // created 0600
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("chmod %s: %w", path, err)
+	tmp := f.Name()
+	_, werr := f.WriteString(content)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, werr)
 	}
 	return nil
 }
