@@ -47,9 +47,23 @@ type SSFStream struct {
 	// LastVerificationAt is when the receiver last asked for a
 	// verification event; zero when it never did.
 	LastVerificationAt time.Time
-	CreatedAt          time.Time
-	CreatedBy          string // actor id
-	UpdatedAt          time.Time
+	// AuthorizationSealed is the Authorization header value a push
+	// stream's deliveries carry, sealed under the root key by the ssf
+	// package (the store never sees it in clear); nil for none.
+	AuthorizationSealed []byte
+	// Push delivery state (RFC 8935 streams; zero for poll): PushFailures
+	// counts the failed attempts since the last success, NextPushAt is
+	// the earliest time of the next attempt (zero: at once),
+	// LastPushError says why the last attempt failed or a SET was
+	// refused ("" after a success), LastPushAt is when a SET was last
+	// accepted.
+	PushFailures  int
+	NextPushAt    time.Time
+	LastPushError string
+	LastPushAt    time.Time
+	CreatedAt     time.Time
+	CreatedBy     string // actor id
+	UpdatedAt     time.Time
 	// Version starts at 1 and increments with every update
 	// (compare-and-swap in UpdateSSFStream).
 	Version int64
@@ -93,8 +107,8 @@ type SSFReader interface {
 type SSFWriter interface {
 	// CreateSSFStream stores s with Version 1. ErrAlreadyExists when the
 	// id is taken; ErrInvalid when a required field (id, audience,
-	// delivery method, status, times) is missing or Acked is longer than
-	// MaxSSFAcked.
+	// delivery method, status, times) is missing, Acked is longer than
+	// MaxSSFAcked or PushFailures is negative.
 	CreateSSFStream(ctx context.Context, s SSFStream) error
 	// UpdateSSFStream replaces the stream with s.ID if its version is
 	// still s.Version, and stores it with Version+1; it returns the

@@ -13,14 +13,16 @@ import (
 // ssfStreamCols are the columns scanSSFStream reads, in the order
 // CreateSSFStream writes them.
 const ssfStreamCols = `id, receiver_id, audience, events_requested, events_delivered, delivery_method,
-	endpoint_url, description, status, status_reason, cursor, acked, created_at, created_by, updated_at, last_verification_at, version`
+	endpoint_url, description, status, status_reason, cursor, acked, created_at, created_by, updated_at, last_verification_at,
+	authorization_sealed, push_failures, next_push_at, last_push_error, last_push_at, version`
 
 func scanSSFStream(s rowScanner) (store.SSFStream, error) {
 	var st store.SSFStream
 	if err := s.Scan(&st.ID, &st.ReceiverID, listCol{&st.Audience}, listCol{&st.EventsRequested},
 		listCol{&st.EventsDelivered}, &st.DeliveryMethod, &st.EndpointURL, &st.Description, &st.Status,
 		&st.StatusReason, &st.Cursor, seqListCol{&st.Acked}, timeCol{&st.CreatedAt}, &st.CreatedBy,
-		timeCol{&st.UpdatedAt}, timeCol{&st.LastVerificationAt}, &st.Version); err != nil {
+		timeCol{&st.UpdatedAt}, timeCol{&st.LastVerificationAt}, bytesCol{&st.AuthorizationSealed}, &st.PushFailures,
+		timeCol{&st.NextPushAt}, &st.LastPushError, timeCol{&st.LastPushAt}, &st.Version); err != nil {
 		return store.SSFStream{}, err
 	}
 	return st, nil
@@ -81,6 +83,8 @@ func checkSSFStream(s store.SSFStream) error {
 	case len(s.Acked) > store.MaxSSFAcked:
 		return fmt.Errorf("%w: SSF stream holds %d acknowledgements above its cursor, more than %d",
 			store.ErrInvalid, len(s.Acked), store.MaxSSFAcked)
+	case s.PushFailures < 0:
+		return fmt.Errorf("%w: SSF stream push failures must not be negative", store.ErrInvalid)
 	}
 	switch s.Status {
 	case store.SSFStreamEnabled, store.SSFStreamPaused, store.SSFStreamDisabled:
@@ -92,8 +96,8 @@ func checkSSFStream(s store.SSFStream) error {
 }
 
 // ssfStreamArgs are the arguments of the columns after id and receiver_id
-// up to and including last_verification_at, in ssfStreamCols' order
-// ($3 … $16 of an INSERT).
+// up to and including last_push_at, in ssfStreamCols' order ($3 … $21 of
+// an INSERT).
 func (d *Dialect) ssfStreamArgs(s store.SSFStream) ([]any, error) {
 	audience, err := listArg(s.Audience)
 	if err != nil {
@@ -113,7 +117,8 @@ func (d *Dialect) ssfStreamArgs(s store.SSFStream) ([]any, error) {
 	}
 	return []any{audience, requested, delivered, s.DeliveryMethod, s.EndpointURL, s.Description, s.Status,
 		s.StatusReason, s.Cursor, acked, d.timeArg(s.CreatedAt), s.CreatedBy, d.timeArg(s.UpdatedAt),
-		d.timeArg(s.LastVerificationAt)}, nil
+		d.timeArg(s.LastVerificationAt), bytesArg(s.AuthorizationSealed), s.PushFailures, d.timeArg(s.NextPushAt),
+		s.LastPushError, d.timeArg(s.LastPushAt)}, nil
 }
 
 // GetSSFStream implements store.SSFReader.
@@ -211,7 +216,7 @@ func (t *txn) CreateSSFStream(ctx context.Context, s store.SSFStream) error {
 			return err
 		}
 		_, err = t.q.ExecContext(ctx, `INSERT INTO ssf_streams (`+ssfStreamCols+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 1)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 1)`,
 			append([]any{s.ID, s.ReceiverID}, args...)...)
 		return t.d.classify(err)
 	})
@@ -240,13 +245,14 @@ func (t *txn) UpdateSSFStream(ctx context.Context, s store.SSFStream) (store.SSF
 		if err != nil {
 			return err
 		}
-		// $1 id, $2 … $15 the columns from audience to last_verification_at
-		// (created_at and created_by are written back unchanged), $16 the new
-		// version, $17 the old one.
+		// $1 id, $2 … $20 the columns from audience to last_push_at
+		// (created_at and created_by are written back unchanged), $21 the new
+		// version, $22 the old one.
 		res, err := t.q.ExecContext(ctx, `UPDATE ssf_streams SET audience = $2, events_requested = $3,
 			events_delivered = $4, delivery_method = $5, endpoint_url = $6, description = $7, status = $8,
 			status_reason = $9, cursor = $10, acked = $11, created_at = $12, created_by = $13, updated_at = $14,
-			last_verification_at = $15, version = $16 WHERE id = $1 AND version = $17`,
+			last_verification_at = $15, authorization_sealed = $16, push_failures = $17, next_push_at = $18,
+			last_push_error = $19, last_push_at = $20, version = $21 WHERE id = $1 AND version = $22`,
 			append(append([]any{s.ID}, args...), old.Version+1, old.Version)...)
 		if err := checkOne(t.d, res, err); err != nil {
 			return err

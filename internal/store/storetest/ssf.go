@@ -40,6 +40,7 @@ func newSSFStream(i int, receiver string) store.SSFStream {
 // storedSSFStream is s as the store returns it after creation.
 func storedSSFStream(s store.SSFStream) store.SSFStream {
 	s.CreatedAt, s.UpdatedAt = stored(s.CreatedAt), stored(s.UpdatedAt)
+	s.NextPushAt, s.LastPushAt = stored(s.NextPushAt), stored(s.LastPushAt)
 	if s.Version == 0 {
 		s.Version = 1
 	}
@@ -116,6 +117,8 @@ func testSSFStreams(t *testing.T, s store.Store) {
 	s1.Cursor, s1.Acked = 7, []int64{9, 12}
 	s2 := newSSFStream(2, agentID(2))
 	s2.DeliveryMethod, s2.EndpointURL = "urn:ietf:rfc:8935", "https://receiver.example.org/events"
+	s2.AuthorizationSealed, s2.PushFailures, s2.LastPushError = []byte{1, 0, 0xff}, 3, "HTTP 503"
+	s2.NextPushAt, s2.LastPushAt = base().Add(time.Minute), base().Add(-time.Minute)
 	s3 := newSSFStream(3, "")
 	s3.EventsRequested, s3.EventsDelivered, s3.Description, s3.CreatedBy = nil, nil, "", ""
 	s4 := newSSFStream(4, agentID(1))
@@ -187,6 +190,7 @@ func testSSFStreams(t *testing.T, s store.Store) {
 		"no creation time":   func(s *store.SSFStream) { s.CreatedAt = time.Time{} },
 		"no update time":     func(s *store.SSFStream) { s.UpdatedAt = time.Time{} },
 		"too many acked":     func(s *store.SSFStream) { s.Acked = tooMany },
+		"negative failures":  func(s *store.SSFStream) { s.PushFailures = -1 },
 	}
 	for name, change := range invalid {
 		st := newSSFStream(5, "")
@@ -217,6 +221,8 @@ func testSSFStreams(t *testing.T, s store.Store) {
 	ch.Cursor, ch.Acked = 12, nil
 	ch.UpdatedAt = base().Add(2 * time.Hour)
 	ch.LastVerificationAt = base().Add(90 * time.Minute)
+	ch.AuthorizationSealed, ch.PushFailures, ch.LastPushError = []byte("sealed"), 2, "HTTP 401"
+	ch.NextPushAt, ch.LastPushAt = base().Add(3*time.Hour), base().Add(100*time.Minute)
 	got, err := updateSSFStream(s, ch)
 	if err != nil {
 		t.Fatalf("UpdateSSFStream: %v", err)
@@ -225,6 +231,7 @@ func testSSFStreams(t *testing.T, s store.Store) {
 	want.ReceiverID, want.CreatedAt, want.CreatedBy = s1.ReceiverID, stored(s1.CreatedAt), s1.CreatedBy
 	want.UpdatedAt, want.Version = stored(ch.UpdatedAt), 2
 	want.LastVerificationAt = stored(ch.LastVerificationAt)
+	want.NextPushAt, want.LastPushAt = stored(ch.NextPushAt), stored(ch.LastPushAt)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("UpdateSSFStream (-want +got):\n%s", diff)
 	}
