@@ -37,3 +37,28 @@ func Example() {
 	}
 	http.Handle("/", resource.Middleware(v)(http.NotFoundHandler()))
 }
+
+// A resource server receives revocations by push (RFC 8935): agentid
+// POSTs each SET to PushEndpoint, where PushHandler verifies and applies
+// it. Run creates the push stream (or takes over the one it had before a
+// restart, handing the transmitter the new Authorization header).
+func ExampleReceiver_PushHandler() {
+	ctx := context.Background()
+	var ts oauth2.TokenSource // the receiver agent's, as in Example
+	r, err := signals.New(signals.Config{
+		Issuer:       "https://agentid.example.com",
+		Client:       oauth2.NewClient(ctx, ts),
+		Audience:     "agt_api",
+		PushEndpoint: "https://api.example.com/ssf/events",
+		// PushAuthorization left empty: New generates a random bearer
+		// value, which only the transmitter learns.
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() { log.Println(r.Run(ctx)) }()
+
+	mux := http.NewServeMux()
+	mux.Handle("/ssf/events", r.PushHandler())   // it answers 405 to all but POST
+	log.Fatal(http.ListenAndServe(":8443", mux)) // behind TLS in production
+}

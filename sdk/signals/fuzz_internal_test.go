@@ -5,7 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +59,25 @@ func FuzzDecodeSET(f *testing.F) {
 	})
 }
 
+// signedSeeds are fuzzSeeds signed by k as SETs (kid k1).
+func signedSeeds(f *testing.F, k *ecdsa.PrivateKey) []string {
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k},
+		(&jose.SignerOptions{}).WithType("secevent+jwt").WithHeader("kid", "k1"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var out []string
+	for _, s := range fuzzSeeds() {
+		jws, err := signer.Sign(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		tok, _ := jws.CompactSerialize()
+		out = append(out, tok)
+	}
+	return out
+}
+
 // FuzzVerifySET: the whole SET check never panics, and accepts only what
 // the key signed.
 func FuzzVerifySET(f *testing.F) {
@@ -64,17 +87,7 @@ func FuzzVerifySET(f *testing.F) {
 	}
 	jwk := jose.JSONWebKey{Key: &k.PublicKey, KeyID: "k1", Algorithm: string(jose.ES256)}
 	keys := func(context.Context, string) ([]jose.JSONWebKey, error) { return []jose.JSONWebKey{jwk}, nil }
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k},
-		(&jose.SignerOptions{}).WithType("secevent+jwt").WithHeader("kid", "k1"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, s := range fuzzSeeds() {
-		jws, err := signer.Sign(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		tok, _ := jws.CompactSerialize()
+	for _, tok := range signedSeeds(f, k) {
 		f.Add(tok)
 	}
 	f.Add("a.b.c")
@@ -94,6 +107,74 @@ func FuzzVerifySET(f *testing.F) {
 		}
 		if _, err := jws.Verify(&k.PublicKey); err != nil {
 			t.Fatalf("accepted a SET the key did not sign: %+v", s)
+		}
+	})
+}
+
+// FuzzPushHandler: the push handler never panics, answers only 202, 400,
+// 401 or 503 to a POST, with a JSON error body unless 202, and accepts
+// only a SET the key signed, with the right header and media type. The
+// Receiver knows its metadata and keys already, so no I/O is done.
+func FuzzPushHandler(f *testing.F) {
+	const auth = "Bearer fuzz-secret"
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	r, err := New(Config{
+		Issuer: fuzzIssuer, Audience: fuzzAudience, Client: &http.Client{},
+		PushEndpoint: "https://rcv.example.com/ssf/events", PushAuthorization: auth,
+		Clock: func() time.Time { return now },
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	r.md = &metadata{Issuer: fuzzIssuer, JWKSURI: "https://issuer.example.com/jwks"}
+	r.keys.url = r.md.JWKSURI
+	r.keys.keys = map[string][]jose.JSONWebKey{"k1": {{Key: &k.PublicKey, KeyID: "k1", Algorithm: string(jose.ES256)}}}
+	r.keys.fetchedAt, r.keys.lastTry, r.keys.gen = now, now, 1 // an unknown kid: retry later, no fetch
+	for _, tok := range signedSeeds(f, k) {
+		f.Add([]byte(tok), "application/secevent+jwt", true)
+		f.Add([]byte(tok), "application/secevent+jwt; charset=utf-8", false)
+	}
+	f.Add([]byte("a.b.c"), "APPLICATION/SECEVENT+JWT", true)
+	f.Add([]byte(""), "", true)
+	f.Add([]byte("x"), "application/secevent+jwt; =", true)
+	h := r.PushHandler()
+	f.Fuzz(func(t *testing.T, body []byte, contentType string, authorized bool) {
+		req := httptest.NewRequest(http.MethodPost, "/ssf/events", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", contentType)
+		if authorized {
+			req.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		switch w.Code {
+		case http.StatusAccepted:
+			if !authorized || w.Body.Len() != 0 {
+				t.Fatalf("202 with authorized %v, body %q", authorized, w.Body)
+			}
+			jws, err := jose.ParseSignedCompact(strings.TrimSpace(string(body)), algorithms())
+			if err != nil {
+				t.Fatalf("accepted an unparsable JWS: %v", err)
+			}
+			if _, err := jws.Verify(&k.PublicKey); err != nil {
+				t.Fatal("accepted a SET the key did not sign")
+			}
+		case http.StatusBadRequest, http.StatusUnauthorized, http.StatusServiceUnavailable:
+			var e setErr
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Err == "" || e.Description == "" {
+				t.Fatalf("%d with body %q", w.Code, w.Body)
+			}
+			if w.Code == http.StatusUnauthorized && authorized {
+				t.Fatal("401 with the right header")
+			}
+			if strings.Contains(w.Body.String(), auth) {
+				t.Fatal("the answer shows the header")
+			}
+		default:
+			t.Fatalf("status %d", w.Code)
 		}
 	})
 }

@@ -32,8 +32,12 @@ type pollResponse struct {
 // time (a redelivered SET is acknowledged again, not applied again). On
 // the first call it finds the stream (see Stream). A SET whose keys could
 // not be had is left for the transmitter to deliver again, and the error
-// says so; applied is then still meaningful.
+// says so; applied is then still meaningful. On a push receiver
+// (Config.PushEndpoint) it fails with an error wrapping ErrStream.
 func (r *Receiver) PollOnce(ctx context.Context) (applied int, err error) {
+	if r.method() == DeliveryPush {
+		return 0, fmt.Errorf("%w: the stream delivers by push (%s): serve PushHandler instead of polling", ErrStream, DeliveryPush)
+	}
 	if err := r.lock(ctx); err != nil {
 		return 0, err
 	}
@@ -54,7 +58,15 @@ func (r *Receiver) PollOnce(ctx context.Context) (applied int, err error) {
 // a minute, and logs the failure. It returns ctx's error when ctx ends
 // (after trying to send the last acknowledgements), or an error wrapping
 // ErrMetadata or ErrStream at once, since retrying cannot mend those.
+//
+// On a push receiver (Config.PushEndpoint) Run finds or creates the stream
+// (see Stream), retrying with the same backoff, so that the transmitter
+// starts pushing to PushHandler; then it waits for ctx to end and returns
+// its error.
 func (r *Receiver) Run(ctx context.Context) error {
+	if r.method() == DeliveryPush {
+		return r.runPush(ctx)
+	}
 	if err := r.lock(ctx); err != nil {
 		return err
 	}
@@ -80,13 +92,42 @@ func (r *Receiver) Run(ctx context.Context) error {
 		if r.log != nil {
 			r.log.WarnContext(ctx, "signals: poll failed; retrying", "err", err, "in", wait)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
+		sleep(ctx, wait)
 		wait = min(2*wait, maxBackoff)
+	}
+}
+
+// runPush is Run for a push receiver.
+func (r *Receiver) runPush(ctx context.Context) error {
+	wait := r.cfg.Backoff
+	for {
+		_, err := r.Stream(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrMetadata) || errors.Is(err, ErrStream) {
+			return err
+		}
+		if r.log != nil {
+			r.log.WarnContext(ctx, "signals: finding the push stream failed; retrying", "err", err, "in", wait)
+		}
+		sleep(ctx, wait)
+		wait = min(2*wait, maxBackoff)
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 }
 
@@ -208,10 +249,10 @@ func (r *Receiver) process(ctx context.Context, st Stream, sets map[string]strin
 		return a.JTI < b.JTI
 	})
 	for _, it := range ok {
-		r.state.apply(it.jti, it.s.effect)
-		r.inform(st, it.s.effect)
+		if r.applySET(st.ID, it.s) {
+			applied++
+		}
 		acks = append(acks, it.jti)
-		applied++
 	}
 	r.mu.Lock()
 	r.acks = append(r.acks, acks...)
@@ -225,9 +266,25 @@ func (r *Receiver) process(ctx context.Context, st Stream, sets map[string]strin
 	return applied, nil
 }
 
+// applySET applies a verified SET, polled or pushed, unless a SET with its
+// jti was applied already: it records the revocations (or account states)
+// and, for streamID, a verification or stream-updated event. It reports
+// whether the SET was applied now. Concurrent calls are serialised, so a
+// SET delivered twice at once is applied once.
+func (r *Receiver) applySET(streamID string, s *set) bool {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	if r.state.seen(s.JTI) {
+		return false
+	}
+	r.state.apply(s.JTI, s.effect)
+	r.inform(streamID, s.effect)
+	return true
+}
+
 // inform records a verification or stream-updated event of this stream.
-func (r *Receiver) inform(st Stream, ef effect) {
-	if (ef.kind != effectVerification && ef.kind != effectStreamUpdated) || ef.key != st.ID {
+func (r *Receiver) inform(streamID string, ef effect) {
+	if (ef.kind != effectVerification && ef.kind != effectStreamUpdated) || streamID == "" || ef.key != streamID {
 		return
 	}
 	r.mu.Lock()

@@ -62,10 +62,38 @@ func (r *Receiver) discover(ctx context.Context) (*metadata, error) {
 		return nil, fmt.Errorf("%w: no http(s) jwks_uri", ErrMetadata)
 	case !httpURL(md.ConfigurationEndpoint):
 		return nil, fmt.Errorf("%w: no http(s) configuration_endpoint", ErrMetadata)
-	case md.DeliveryMethodsSupported != nil && !contains(md.DeliveryMethodsSupported, DeliveryPoll):
-		return nil, fmt.Errorf("%w: poll delivery (%s) is not supported", ErrMetadata, DeliveryPoll)
+	case md.DeliveryMethodsSupported != nil && !contains(md.DeliveryMethodsSupported, r.method()):
+		return nil, fmt.Errorf("%w: delivery method %s is not supported", ErrMetadata, r.method())
 	}
 	return &md, nil
+}
+
+// metadata returns the transmitter's metadata, discovered on the first
+// call (one discovery at a time), and points the key set at its JWKS.
+func (r *Receiver) metadata(ctx context.Context) (*metadata, error) {
+	r.mu.Lock()
+	md := r.md
+	r.mu.Unlock()
+	if md != nil {
+		return md, nil
+	}
+	r.mdMu.Lock()
+	defer r.mdMu.Unlock()
+	r.mu.Lock()
+	md = r.md
+	r.mu.Unlock()
+	if md != nil {
+		return md, nil // discovered while we waited
+	}
+	md, err := r.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.keys.setURL(md.JWKSURI)
+	r.mu.Lock()
+	r.md = md
+	r.mu.Unlock()
+	return md, nil
 }
 
 // wireStream is a stream configuration on the wire (SSF §8.1.1).
@@ -84,8 +112,16 @@ type wireStream struct {
 	Description             string `json:"description"`
 }
 
-// check checks a stream is for this receiver and polls (SSF §8.1.1.1.1).
-func (r *Receiver) check(ws wireStream) (*Stream, error) {
+// method is the delivery method the Receiver uses.
+func (r *Receiver) method() string {
+	if r.cfg.PushEndpoint != "" {
+		return DeliveryPush
+	}
+	return DeliveryPoll
+}
+
+// owned checks a stream is for this receiver (SSF §8.1.1.1.1).
+func (r *Receiver) owned(ws wireStream) ([]string, error) {
 	aud, ok := parseAudience(ws.Aud)
 	switch {
 	case ws.StreamID == "":
@@ -94,43 +130,56 @@ func (r *Receiver) check(ws wireStream) (*Stream, error) {
 		return nil, fmt.Errorf("%w: stream %s names iss %q, want %q", ErrStream, ws.StreamID, ws.Iss, r.cfg.Issuer)
 	case !ok || !contains(aud, r.cfg.Audience):
 		return nil, fmt.Errorf("%w: stream %s is not for audience %q", ErrStream, ws.StreamID, r.cfg.Audience)
-	case ws.Delivery.Method != DeliveryPoll:
-		return nil, fmt.Errorf("%w: stream %s delivers by %q, not poll", ErrStream, ws.StreamID, ws.Delivery.Method)
+	}
+	return aud, nil
+}
+
+// check checks a stream is for this receiver and delivers by its method:
+// poll from an http(s) endpoint, or push to Config.PushEndpoint.
+func (r *Receiver) check(ws wireStream) (*Stream, error) {
+	aud, err := r.owned(ws)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case ws.Delivery.Method != r.method():
+		return nil, fmt.Errorf("%w: stream %s delivers by %q, not %s", ErrStream, ws.StreamID, ws.Delivery.Method, r.method())
 	case !httpURL(ws.Delivery.EndpointURL):
 		return nil, fmt.Errorf("%w: stream %s has no http(s) endpoint_url", ErrStream, ws.StreamID)
+	case r.method() == DeliveryPush && ws.Delivery.EndpointURL != r.cfg.PushEndpoint:
+		return nil, fmt.Errorf("%w: stream %s pushes to %q, not to PushEndpoint", ErrStream, ws.StreamID, ws.Delivery.EndpointURL)
 	}
 	return &Stream{
 		ID: ws.StreamID, Issuer: ws.Iss, Audience: aud,
 		EventsSupported: ws.EventsSupported, EventsRequested: ws.EventsRequested, EventsDelivered: ws.EventsDelivered,
+		DeliveryMethod:          ws.Delivery.Method,
 		EndpointURL:             ws.Delivery.EndpointURL,
 		MinVerificationInterval: time.Duration(max(ws.MinVerificationInterval, 0)) * time.Second,
 		Description:             ws.Description,
 	}, nil
 }
 
-// Stream returns the stream the Receiver polls. On the first call (and
-// after the stream was found gone) it discovers the transmitter and reads
-// Config.StreamID, or else reuses the first poll stream listed for the
-// caller, or else creates one requesting EventTypes. The error wraps
-// ErrMetadata or ErrStream when retrying cannot help.
+// Stream returns the Receiver's stream. On the first call (and after the
+// stream was found gone) it discovers the transmitter and reads
+// Config.StreamID, or else reuses the first stream listed for the caller
+// with the Receiver's delivery (a poll stream; or a push stream to
+// Config.PushEndpoint), or else creates one requesting EventTypes. A push
+// stream found rather than created is updated (SSF §8.1.1.3 PATCH) to
+// push to PushEndpoint with PushAuthorization, since the transmitter does
+// not show the header it holds. The error wraps ErrMetadata or ErrStream
+// when retrying cannot help.
 func (r *Receiver) Stream(ctx context.Context) (Stream, error) {
 	r.mu.Lock()
-	md, st := r.md, r.stream
+	st := r.stream
 	r.mu.Unlock()
 	if st != nil {
 		return *st, nil
 	}
-	if md == nil {
-		var err error
-		if md, err = r.discover(ctx); err != nil {
-			return Stream{}, err
-		}
-		r.keys.setURL(md.JWKSURI)
-		r.mu.Lock()
-		r.md = md
-		r.mu.Unlock()
+	md, err := r.metadata(ctx)
+	if err != nil {
+		return Stream{}, err
 	}
-	st, err := r.findStream(ctx, md)
+	st, err = r.findStream(ctx, md)
 	if err != nil {
 		return Stream{}, err
 	}
@@ -154,6 +203,9 @@ func (r *Receiver) findStream(ctx context.Context, md *metadata) (*Stream, error
 		if ws.StreamID != r.cfg.StreamID {
 			return nil, fmt.Errorf("%w: asked for stream %s, got %q", ErrStream, r.cfg.StreamID, ws.StreamID)
 		}
+		if r.method() == DeliveryPush {
+			return r.claimPush(ctx, md, ws)
+		}
 		return r.check(ws)
 	}
 	var list []wireStream
@@ -161,13 +213,16 @@ func (r *Receiver) findStream(ctx context.Context, md *metadata) (*Stream, error
 		return nil, err
 	}
 	for _, ws := range list {
-		if ws.Delivery.Method == DeliveryPoll {
+		switch {
+		case r.method() == DeliveryPoll && ws.Delivery.Method == DeliveryPoll:
 			return r.check(ws)
+		case r.method() == DeliveryPush && ws.Delivery.Method == DeliveryPush && ws.Delivery.EndpointURL == r.cfg.PushEndpoint:
+			return r.claimPush(ctx, md, ws)
 		}
 	}
 	body := map[string]any{
 		"events_requested": EventTypes(),
-		"delivery":         map[string]string{"method": DeliveryPoll},
+		"delivery":         r.delivery(),
 	}
 	if r.cfg.Description != "" {
 		body["description"] = r.cfg.Description
@@ -179,9 +234,52 @@ func (r *Receiver) findStream(ctx context.Context, md *metadata) (*Stream, error
 	return r.check(ws)
 }
 
-// DeleteStream deletes the stream the Receiver polls (SSF §8.1.1.5), so
-// that the transmitter stops queueing events for it. The next poll finds
-// or creates a stream again.
+// wireDelivery is the delivery the Receiver asks for (SSF §8.1.1). For
+// push, endpoint_url and authorization_header are the receiver's (RFC
+// 8935 §2); AuthorizationHeader is a secret: never log a wireDelivery.
+type wireDelivery struct {
+	Method              string `json:"method"`
+	EndpointURL         string `json:"endpoint_url,omitempty"`
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+// delivery is the delivery the Receiver asks for.
+func (r *Receiver) delivery() wireDelivery {
+	if r.method() == DeliveryPoll {
+		return wireDelivery{Method: DeliveryPoll}
+	}
+	return wireDelivery{Method: DeliveryPush, EndpointURL: r.cfg.PushEndpoint, AuthorizationHeader: r.cfg.PushAuthorization}
+}
+
+// claimPush makes a push stream found (not created) deliver to
+// PushEndpoint with PushAuthorization: a PATCH carrying delivery replaces
+// the whole delivery object (SSF §8.1.1.3), and the transmitter never
+// shows the header it holds, which a restarted receiver may have
+// generated anew. A stream delivering by poll is refused, not switched.
+func (r *Receiver) claimPush(ctx context.Context, md *metadata, ws wireStream) (*Stream, error) {
+	if _, err := r.owned(ws); err != nil {
+		return nil, err
+	}
+	if ws.Delivery.Method != DeliveryPush {
+		return nil, fmt.Errorf("%w: stream %s delivers by %q, not %s", ErrStream, ws.StreamID, ws.Delivery.Method, DeliveryPush)
+	}
+	body := struct {
+		StreamID string       `json:"stream_id"`
+		Delivery wireDelivery `json:"delivery"`
+	}{ws.StreamID, r.delivery()}
+	var updated wireStream
+	if err := r.call(ctx, "update stream", http.MethodPatch, md.ConfigurationEndpoint, body, http.StatusOK, &updated); err != nil {
+		return nil, err
+	}
+	if updated.StreamID != ws.StreamID {
+		return nil, fmt.Errorf("%w: updated stream %s, got %q", ErrStream, ws.StreamID, updated.StreamID)
+	}
+	return r.check(updated)
+}
+
+// DeleteStream deletes the Receiver's stream (SSF §8.1.1.5), so that the
+// transmitter stops queueing (or pushing) events for it. The next poll or
+// Stream call finds or creates a stream again.
 func (r *Receiver) DeleteStream(ctx context.Context) error {
 	st, err := r.Stream(ctx)
 	if err != nil {
@@ -201,7 +299,8 @@ func (r *Receiver) DeleteStream(ctx context.Context) error {
 }
 
 // RequestVerification asks the transmitter to send a verification event
-// with state on the stream (SSF §8.1.4.2); Status reports it once polled.
+// with state on the stream (SSF §8.1.4.2); Status reports it once polled
+// or pushed.
 // The transmitter may answer 429 when asked more often than the stream's
 // MinVerificationInterval.
 func (r *Receiver) RequestVerification(ctx context.Context, state string) error {
@@ -224,7 +323,7 @@ func (r *Receiver) RequestVerification(ctx context.Context, state string) error 
 	return r.call(ctx, "verify", http.MethodPost, md.VerificationEndpoint, body, http.StatusNoContent, nil)
 }
 
-// forgetStream makes the next poll find the stream again.
+// forgetStream makes the next poll (or Stream call) find the stream again.
 func (r *Receiver) forgetStream() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -10,9 +10,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,14 +129,19 @@ type pollCall struct {
 	ReturnImmediately bool                         `json:"returnImmediately"`
 }
 
-// transmitter is a fake agentid SSF transmitter (poll delivery only).
+// transmitter is a fake agentid SSF transmitter: poll delivery, and
+// push delivery through deliver.
 type transmitter struct {
 	t    testing.TB
 	srv  *httptest.Server
 	keys []signingKey
 
 	mu         sync.Mutex
-	issuer     string // in the metadata; default srv.URL
+	issuer     string            // in the metadata; default srv.URL
+	methods    []string          // delivery_methods_supported; default poll and push
+	down       map[string]bool   // "metadata", "jwks": answer 500
+	pushAuth   map[string]string // stream → authorization_header, never shown
+	patches    []map[string]any  // PATCH bodies received
 	streams    map[string]map[string]any
 	order      []string
 	pending    map[string]map[string]string // stream → jti → SET
@@ -147,19 +154,26 @@ type transmitter struct {
 }
 
 func newTransmitter(t testing.TB, keys ...signingKey) *transmitter {
-	tr := &transmitter{t: t, keys: keys, streams: map[string]map[string]any{}, pending: map[string]map[string]string{}, wake: make(chan struct{}, 1)}
+	tr := &transmitter{
+		t: t, keys: keys, streams: map[string]map[string]any{}, pending: map[string]map[string]string{}, wake: make(chan struct{}, 1),
+		methods: []string{signals.DeliveryPoll, signals.DeliveryPush}, down: map[string]bool{}, pushAuth: map[string]string{},
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/ssf-configuration", func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
-		iss := tr.issuer
+		iss, methods, down := tr.issuer, tr.methods, tr.down["metadata"]
 		tr.mu.Unlock()
+		if down {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
 		if iss == "" {
 			iss = tr.srv.URL
 		}
 		u := tr.srv.URL
 		writeJSON(w, http.StatusOK, map[string]any{
 			"spec_version": "1_0", "issuer": iss, "jwks_uri": u + "/jwks",
-			"delivery_methods_supported": []string{"urn:ietf:rfc:8936"},
+			"delivery_methods_supported": methods,
 			"configuration_endpoint":     u + "/ssf/stream", "status_endpoint": u + "/ssf/status",
 			"verification_endpoint": u + "/ssf/verify",
 			"authorization_schemes": []map[string]string{{"spec_urn": "urn:ietf:rfc:6749"}},
@@ -172,6 +186,11 @@ func newTransmitter(t testing.TB, keys ...signingKey) *transmitter {
 		}
 		tr.mu.Lock()
 		tr.jwksHits++
+		if tr.down["jwks"] {
+			tr.mu.Unlock()
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
 		var set jose.JSONWebKeySet
 		for _, k := range tr.keys {
 			set.Keys = append(set.Keys, k.jwk())
@@ -237,20 +256,40 @@ func (tr *transmitter) stream(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, list)
 	case http.MethodPost:
 		var in struct {
-			EventsRequested []string `json:"events_requested"`
-			Description     string   `json:"description"`
-			Delivery        struct {
-				Method string `json:"method"`
-			} `json:"delivery"`
+			EventsRequested []string     `json:"events_requested"`
+			Description     string       `json:"description"`
+			Delivery        wireDelivery `json:"delivery"`
 		}
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Delivery.Method != signals.DeliveryPoll {
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || !in.Delivery.valid() {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		tr.creates++
 		id := fmt.Sprintf("ssf_%d", tr.creates)
 		s := tr.newStream(id, in.EventsRequested, in.Description)
+		tr.setDelivery(id, in.Delivery)
 		writeJSON(w, http.StatusCreated, s)
+	case http.MethodPatch:
+		var raw map[string]any
+		var in struct {
+			StreamID string        `json:"stream_id"`
+			Delivery *wireDelivery `json:"delivery"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		if json.Unmarshal(b, &raw) != nil || json.Unmarshal(b, &in) != nil || (in.Delivery != nil && !in.Delivery.valid()) {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		tr.patches = append(tr.patches, raw)
+		s, ok := tr.streams[in.StreamID]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		if in.Delivery != nil { // replaces the whole delivery (SSF §8.1.1.3)
+			tr.setDelivery(in.StreamID, *in.Delivery)
+		}
+		writeJSON(w, http.StatusOK, s)
 	case http.MethodDelete:
 		if _, ok := tr.streams[id]; !ok {
 			w.WriteHeader(http.StatusNotFound)
@@ -261,6 +300,32 @@ func (tr *transmitter) stream(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		w.WriteHeader(http.StatusMethodNotAllowed)
+	}
+}
+
+// wireDelivery is a delivery a receiver asks for.
+type wireDelivery struct {
+	Method              string `json:"method"`
+	EndpointURL         string `json:"endpoint_url"`
+	AuthorizationHeader string `json:"authorization_header"`
+}
+
+func (d wireDelivery) valid() bool {
+	return d.Method == signals.DeliveryPoll || (d.Method == signals.DeliveryPush && d.EndpointURL != "")
+}
+
+// setDelivery sets a stream's delivery as agentid does: the poll
+// endpoint is the transmitter's, a push authorization_header is kept
+// apart and never shown; mu is held.
+func (tr *transmitter) setDelivery(id string, d wireDelivery) {
+	delete(tr.pushAuth, id)
+	if d.Method == signals.DeliveryPoll {
+		tr.streams[id]["delivery"] = map[string]any{"method": signals.DeliveryPoll, "endpoint_url": tr.srv.URL + "/ssf/poll/" + id}
+		return
+	}
+	tr.streams[id]["delivery"] = map[string]any{"method": d.Method, "endpoint_url": d.EndpointURL}
+	if d.AuthorizationHeader != "" {
+		tr.pushAuth[id] = d.AuthorizationHeader
 	}
 }
 
@@ -399,6 +464,45 @@ func (tr *transmitter) pollCalls() []pollCall {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	return append([]pollCall(nil), tr.polls...)
+}
+
+// deliver pushes a SET to a push stream's endpoint_url as agentid does
+// (RFC 8935 §2), with the authorization_header the receiver gave; mod may
+// change the request. It returns the answer.
+func (tr *transmitter) deliver(stream, set string, mod func(r *http.Request)) (int, http.Header, []byte) {
+	tr.mu.Lock()
+	d, _ := tr.streams[stream]["delivery"].(map[string]any)
+	auth := tr.pushAuth[stream]
+	tr.mu.Unlock()
+	u, _ := d["endpoint_url"].(string)
+	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(set))
+	if err != nil {
+		tr.t.Error(err) // not Fatal: deliver runs in goroutines
+		return 0, nil, nil
+	}
+	req.Header.Set("Content-Type", "application/secevent+jwt")
+	req.Header.Set("Accept", "application/json")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if mod != nil {
+		mod(req)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		tr.t.Error(err)
+		return 0, nil, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// patchCalls returns the PATCH bodies received.
+func (tr *transmitter) patchCalls() []map[string]any {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return append([]map[string]any(nil), tr.patches...)
 }
 
 // bearer adds the test token to every request.
