@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,8 +17,8 @@ type ssfCmd struct {
 type ssfStreamCmd struct {
 	List    ssfStreamListCmd    `cmd:"" help:"List every stream."`
 	Show    ssfStreamShowCmd    `cmd:"" help:"Show a stream's configuration and status."`
-	Create  ssfStreamCreateCmd  `cmd:"" help:"Create a poll stream for a receiver."`
-	Update  ssfStreamUpdateCmd  `cmd:"" help:"Change a stream's event types or description."`
+	Create  ssfStreamCreateCmd  `cmd:"" help:"Create a poll or push stream for a receiver."`
+	Update  ssfStreamUpdateCmd  `cmd:"" help:"Change a stream's event types, delivery or description."`
 	Delete  ssfStreamDeleteCmd  `cmd:"" help:"Delete a stream; its undelivered events are lost."`
 	Status  ssfStreamStatusCmd  `cmd:"" help:"Print a stream's status."`
 	Pause   ssfStreamPauseCmd   `cmd:"" help:"Pause a stream: events are held until it is enabled again."`
@@ -96,7 +97,7 @@ func ssfDeliveryName(method string) string {
 	switch method {
 	case admin.SSFDeliveryPoll:
 		return "poll"
-	case "urn:ietf:rfc:8935":
+	case admin.SSFDeliveryPush:
 		return "push"
 	}
 	return method
@@ -172,7 +173,7 @@ func (c *ssfStreamShowCmd) Run(rc *runContext) error {
 	if err != nil {
 		return fmt.Errorf("status of stream %q: %w", c.ID, err)
 	}
-	return rc.printFields([]field{
+	fields := []field{
 		{"Stream ID", s.StreamID},
 		{"Status", ssfStatusLine(st)},
 		{"Audience", strings.Join(s.Aud, ", ")},
@@ -183,7 +184,35 @@ func (c *ssfStreamShowCmd) Run(rc *runContext) error {
 		{"Events delivered", ssfEventNames(s.EventsDelivered)},
 		{"Min verification interval", fmtSeconds(int64(s.MinVerificationInterval))},
 		{"Description", s.Description},
-	})
+	}
+	if ps := s.PushState; ps != nil {
+		header := "none"
+		if ps.AuthorizationHeader {
+			header = "set (not shown)"
+		}
+		fields = append(fields, field{"Authorization header", header},
+			field{"Push failures", strconv.Itoa(ps.Failures)}, field{"Last push error", ps.LastError},
+			field{"Next attempt", fmtTimePtr(ps.NextAttemptAt)}, field{"Last delivered", fmtTimePtr(ps.LastDeliveredAt)})
+	}
+	return rc.printFields(fields)
+}
+
+// ssfPushDelivery is the push delivery of --push URL, with the
+// authorization header read from file (trailing newline ignored).
+func ssfPushDelivery(endpoint, file string) (*admin.SSFDelivery, error) {
+	d := &admin.SSFDelivery{Method: admin.SSFDeliveryPush, EndpointURL: endpoint}
+	if file == "" {
+		return d, nil
+	}
+	b, err := os.ReadFile(file) //nolint:gosec // G304: the operator names the file to read
+	if err != nil {
+		return nil, fmt.Errorf("--authorization-header-file: %w", err)
+	}
+	d.AuthorizationHeader = strings.TrimRight(string(b), "\r\n")
+	if d.AuthorizationHeader == "" {
+		return nil, &exitError{code: ExitUsage, msg: "--authorization-header-file: the file is empty"}
+	}
+	return d, nil
 }
 
 func ssfStatusLine(st admin.SSFStatus) string {
@@ -197,13 +226,17 @@ type ssfStreamCreateCmd struct {
 	Aud         []string `help:"The audience of the receiver the stream's events are for (required). Repeat the flag or separate with commas." placeholder:"AUD"`
 	Event       []string `help:"An event type to deliver: session-revoked, account-disabled, account-enabled, account-purged, or a URI (default: all four). Repeat the flag or separate with commas." placeholder:"EVENT"`
 	Description string   `help:"What the stream is for, up to 256 bytes." placeholder:"TEXT"`
+	Push        string   `help:"Deliver by push (RFC 8935) to this endpoint of the receiver (https, or http on a loopback host) instead of poll." placeholder:"URL"`
+	AuthFile    string   `name:"authorization-header-file" type:"existingfile" help:"With --push: a file holding the Authorization header value every push carries (e.g. \"Bearer …\"), which the receiver checks." placeholder:"FILE"`
 }
 
 // Help says how the receiver reads the stream.
 func (c *ssfStreamCreateCmd) Help() string {
-	return "The stream starts enabled and delivers, by polling (RFC 8936), the events that happen from now on; " +
-		"verification and stream-updated events are always delivered. The receiver polls the stream's endpoint " +
-		"(create and show print it) with an admin token or its own access token. With -o json the output is the API's stream object."
+	return "The stream starts enabled and delivers the events that happen from now on; verification and " +
+		"stream-updated events are always delivered. By default the receiver polls (RFC 8936) the stream's endpoint " +
+		"(create and show print it) with an admin token or its own access token. With --push the server POSTs each " +
+		"event to the receiver's endpoint (RFC 8935), in order, retrying with backoff while it fails; the " +
+		"authorization header is sealed at rest and never shown again. With -o json the output is the API's stream object."
 }
 
 func (c *ssfStreamCreateCmd) Run(rc *runContext) error {
@@ -227,6 +260,14 @@ func (c *ssfStreamCreateCmd) Run(rc *runContext) error {
 	req := admin.SSFStreamRequest{
 		EventsRequested: &events, Delivery: &admin.SSFDelivery{Method: admin.SSFDeliveryPoll}, Aud: c.Aud,
 	}
+	switch {
+	case c.Push != "":
+		if req.Delivery, err = ssfPushDelivery(c.Push, c.AuthFile); err != nil {
+			return err
+		}
+	case c.AuthFile != "":
+		return &exitError{code: ExitUsage, msg: "--authorization-header-file needs --push"}
+	}
 	if c.Description != "" {
 		req.Description = &c.Description
 	}
@@ -238,7 +279,11 @@ func (c *ssfStreamCreateCmd) Run(rc *runContext) error {
 	if rc.jsonOutput() {
 		return rc.printJSON(s)
 	}
-	rc.printf("Stream %s created for %s; the receiver polls %s.\n", s.StreamID, strings.Join(s.Aud, ", "), s.Delivery.EndpointURL)
+	if s.Delivery.Method == admin.SSFDeliveryPush {
+		rc.printf("Stream %s created for %s; events are pushed to %s.\n", s.StreamID, strings.Join(s.Aud, ", "), s.Delivery.EndpointURL)
+	} else {
+		rc.printf("Stream %s created for %s; the receiver polls %s.\n", s.StreamID, strings.Join(s.Aud, ", "), s.Delivery.EndpointURL)
+	}
 	rc.printf("Events delivered: %s.\n", ssfEventNames(s.EventsDelivered))
 	return nil
 }
@@ -247,18 +292,35 @@ type ssfStreamUpdateCmd struct {
 	ssfStreamIDArg
 	Event       []string `help:"The event types to deliver instead of the current ones (aliases as for create). Repeat the flag or separate with commas." placeholder:"EVENT"`
 	Description *string  `help:"The new description (\"\" clears it)." placeholder:"TEXT"`
+	Push        string   `help:"Deliver by push to this endpoint of the receiver from now on." placeholder:"URL" xor:"delivery"`
+	Poll        bool     `help:"Deliver by poll from now on." xor:"delivery"`
+	AuthFile    string   `name:"authorization-header-file" type:"existingfile" help:"With --push: a file holding the Authorization header value every push carries. Without it the stream's header is cleared." placeholder:"FILE"`
 }
 
 // Help says what stays.
 func (c *ssfStreamUpdateCmd) Help() string {
-	return "Only what is given changes; the audience and delivery method cannot. With -o json the output is the API's stream object."
+	return "Only what is given changes; the audience cannot. A new delivery (--push or --poll) replaces the old one " +
+		"whole: the authorization header is kept only if --authorization-header-file gives it again. Undelivered " +
+		"events stay queued across the change. With -o json the output is the API's stream object."
 }
 
 func (c *ssfStreamUpdateCmd) Run(rc *runContext) error {
-	if len(c.Event) == 0 && c.Description == nil {
-		return &exitError{code: ExitUsage, msg: "nothing to update: give --event or --description"}
+	if len(c.Event) == 0 && c.Description == nil && c.Push == "" && !c.Poll {
+		return &exitError{code: ExitUsage, msg: "nothing to update: give --event, --description, --push or --poll"}
 	}
 	var req admin.SSFStreamRequest
+	switch {
+	case c.Push != "":
+		d, err := ssfPushDelivery(c.Push, c.AuthFile)
+		if err != nil {
+			return err
+		}
+		req.Delivery = d
+	case c.AuthFile != "":
+		return &exitError{code: ExitUsage, msg: "--authorization-header-file needs --push"}
+	case c.Poll:
+		req.Delivery = &admin.SSFDelivery{Method: admin.SSFDeliveryPoll}
+	}
 	if len(c.Event) > 0 {
 		events, err := ssfEvents(c.Event)
 		if err != nil {
@@ -279,7 +341,8 @@ func (c *ssfStreamUpdateCmd) Run(rc *runContext) error {
 	if rc.jsonOutput() {
 		return rc.printJSON(s)
 	}
-	rc.printf("Stream %s updated; events delivered: %s.\n", s.StreamID, ssfEventNames(s.EventsDelivered))
+	rc.printf("Stream %s updated; %s delivery; events delivered: %s.\n", s.StreamID, ssfDeliveryName(s.Delivery.Method),
+		ssfEventNames(s.EventsDelivered))
 	return nil
 }
 

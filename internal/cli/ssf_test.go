@@ -5,9 +5,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentid/agentid/sdk/admin"
 )
@@ -66,7 +69,7 @@ func TestSSFStreamCommandsAgainstServer(t *testing.T) {
 
 	r = run("update", s.StreamID, "--event", "account-disabled", "--description", "")
 	wantCode(t, r, 0)
-	contains(t, "update", r.stdout, "Stream "+s.StreamID+" updated; events delivered: account-disabled")
+	contains(t, "update", r.stdout, "Stream "+s.StreamID+" updated; poll delivery; events delivered: account-disabled")
 	r = run("show", s.StreamID, "-o", "json")
 	wantCode(t, r, 0)
 	var updated admin.SSFStream
@@ -138,6 +141,79 @@ func TestSSFStreamCommandsAgainstServer(t *testing.T) {
 	r = run("create", "--aud", "x", "--event", "https://example.org/event-type/other")
 	wantCode(t, r, 0)
 	contains(t, "create with an unknown URI", r.stderr, "Warning: the transmitter does not deliver https://example.org/event-type/other")
+}
+
+// TestSSFStreamPushCommands: an administrator makes a push stream to a
+// receiver with an authorization header read from a file; the server
+// pushes the verification event there with that header; show reports the
+// delivery state without the header; update switches to poll and back.
+func TestSSFStreamPushCommands(t *testing.T) {
+	url, tok := realServer(t, nil)
+	run := func(args ...string) result { return runAs(t, url, tok, append([]string{"ssf", "stream"}, args...)...) }
+	pushed := make(chan string, 10)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pushed <- r.Header.Get("Authorization") + " " + r.Header.Get("Content-Type")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(rcv.Close)
+	authFile := filepath.Join(t.TempDir(), "auth")
+	if err := os.WriteFile(authFile, []byte("Bearer cli-s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	r := run("create", "--aud", "https://rp.example.org", "--push", rcv.URL+"/events", "--authorization-header-file", authFile)
+	wantCode(t, r, 0)
+	contains(t, "create --push", r.stdout, "events are pushed to "+rcv.URL+"/events")
+	id := strings.Fields(r.stdout)[1]
+	wantCode(t, run("verify", id, "--state", "cli"), 0)
+	select {
+	case got := <-pushed:
+		if got != "Bearer cli-s3cret application/secevent+jwt" {
+			t.Errorf("push carried %q", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no push arrived")
+	}
+	var out string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		r = run("show", id)
+		if out = r.stdout; strings.Contains(out, "Last delivered:") && !strings.Contains(out, "Last delivered:  \n") {
+			break
+		}
+	}
+	contains(t, "show push stream", out, "Delivery:", "push", "Endpoint:", rcv.URL+"/events",
+		"Authorization header:", "set (not shown)", "Push failures:", "0", "Last delivered:", "20")
+	if strings.Contains(out, "s3cret") {
+		t.Errorf("show prints the authorization header:\n%s", out)
+	}
+	r = run("show", id, "-o", "json")
+	if strings.Contains(r.stdout, "s3cret") || !strings.Contains(r.stdout, `"authorization_header": true`) {
+		t.Errorf("show -o json:\n%s", r.stdout)
+	}
+
+	r = run("update", id, "--poll")
+	wantCode(t, r, 0)
+	contains(t, "update --poll", r.stdout, "poll delivery")
+	r = run("update", id, "--push", rcv.URL+"/v2")
+	wantCode(t, r, 0)
+	r = run("show", id)
+	contains(t, "show after update --push", r.stdout, rcv.URL+"/v2", "Authorization header:", "none")
+
+	for name, tc := range map[string]struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		"header file without --push":  {[]string{"create", "--aud", "x", "--authorization-header-file", authFile}, ExitUsage, "needs --push"},
+		"--push and --poll":           {[]string{"update", id, "--push", rcv.URL, "--poll"}, ExitUsage, "--poll"},
+		"push to a non-loopback http": {[]string{"create", "--aud", "x", "--push", "http://rp.example.org/e"}, ExitError, "https"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := run(tc.args...)
+			wantCode(t, r, tc.code)
+			contains(t, name, r.stderr, tc.stderr)
+		})
+	}
 }
 
 // TestSSFStreamVerifyTooSoon: the transmitter's refusal of a verification

@@ -76,7 +76,7 @@ func (h *handler) ssfMetadata(w http.ResponseWriter, r *http.Request) {
 		DefaultSubjects      string   `json:"default_subjects"`
 	}{
 		SpecVersion: "1_0", Issuer: h.p.Issuer, JWKSURI: h.p.Issuer + oauth.JWKSPath,
-		DeliveryMethods:  []string{ssf.DeliveryPoll},
+		DeliveryMethods:  h.p.SSF.DeliveryMethods(),
 		ConfigurationURL: h.p.Issuer + ssfStreamPath, StatusURL: h.p.Issuer + ssfStatusPath,
 		VerificationURL:      h.p.Issuer + ssfVerifyPath,
 		AuthorizationSchemes: []scheme{{SpecURN: "urn:ietf:rfc:6749"}},

@@ -66,7 +66,9 @@ type Config struct {
 	Approvals ApprovalsConfig `yaml:"approvals"`
 	// Limits bounds failed authentications per client address (ADR 0022).
 	Limits LimitsConfig `yaml:"limits"`
-	Log    LogConfig    `yaml:"log"`
+	// SSF configures the Shared Signals transmitter (docs/ssf.md).
+	SSF SSFConfig `yaml:"ssf"`
+	Log LogConfig `yaml:"log"`
 
 	// Dev marks the development server: plain HTTP is allowed (on
 	// loopback only). Not settable from YAML.
@@ -524,6 +526,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.SSF.validate(); err != nil {
 		return err
 	}
 	switch c.Log.Level {

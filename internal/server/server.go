@@ -222,7 +222,8 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err := s.newPolicy(rec, clock); err != nil {
 		return err
 	}
-	if s.ssf, err = ssf.New(ssf.Params{Store: s.store, Recorder: rec, Signer: s.tokens, Issuer: s.cfg.Issuer, Clock: clock}); err != nil {
+	if s.ssf, err = ssf.New(ssf.Params{Store: s.store, Recorder: rec, Signer: s.tokens, Issuer: s.cfg.Issuer, Clock: clock,
+		Sealer: root, PushAllowedHosts: s.cfg.SSF.PushAllowedHosts, Logger: s.log}); err != nil {
 		return fmt.Errorf("server: shared signals: %w", err)
 	}
 	reg, err := identity.New(identity.Params{
@@ -339,6 +340,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.runAuditIndexer(cpCtx) })
 	wg.Go(func() { s.runAuditRetention(cpCtx) })
 	wg.Go(func() { s.runApprovalWebhook(cpCtx) })
+	wg.Go(func() { s.runSSFPush(cpCtx) })
 	s.runNodeAPI(cpCtx, &wg)
 
 	errc := make(chan error, 2)

@@ -116,40 +116,52 @@ func (p *ssfPeer) poll(endpoint string, acks []string) []set {
 	sets, _ := m["sets"].(map[string]any)
 	var out []set
 	for jti, raw := range sets {
-		jws, err := jose.ParseSignedCompact(raw.(string), []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
-		if err != nil {
-			p.t.Fatalf("SET %s: %v", jti, err)
-		}
-		h := jws.Signatures[0].Header
-		if h.ExtraHeaders["typ"] != "secevent+jwt" {
-			p.t.Errorf("SET %s typ = %v", jti, h.ExtraHeaders["typ"])
-		}
-		keys := p.jwks.Key(h.KeyID)
-		if len(keys) != 1 {
-			p.t.Fatalf("SET %s: kid %q not in the JWKS", jti, h.KeyID)
-		}
-		payload, err := jws.Verify(keys[0])
-		if err != nil {
-			p.t.Fatalf("SET %s: %v", jti, err)
-		}
-		var c map[string]any
-		if err := json.Unmarshal(payload, &c); err != nil {
-			p.t.Fatal(err)
-		}
-		events, _ := c["events"].(map[string]any)
-		if c["jti"] != jti || c["iss"] != p.meta["issuer"] || len(events) != 1 || c["sub_id"] == nil ||
-			c["exp"] != nil || c["sub"] != nil || c["iat"] == nil {
-			p.t.Errorf("SET %s claims = %v", jti, c)
-		}
-		s := set{jti: jti, claims: c}
-		s.subID, _ = c["sub_id"].(map[string]any)
-		for typ, ev := range events {
-			s.typ, s.event = typ, ev.(map[string]any)
+		s := p.verify(raw.(string))
+		if s.jti != jti {
+			p.t.Errorf("SET under %s has jti %s", jti, s.jti)
 		}
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b set) int { return strings.Compare(seqKey(a.jti), seqKey(b.jti)) })
 	return out
+}
+
+// verify verifies one SET with go-jose against the transmitter's JWKS and
+// checks its claims (RFC 8417 §2.2, SSF 1.0 §4).
+func (p *ssfPeer) verify(raw string) set {
+	p.t.Helper()
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+	if err != nil {
+		p.t.Fatalf("SET: %v", err)
+	}
+	h := jws.Signatures[0].Header
+	if h.ExtraHeaders["typ"] != "secevent+jwt" {
+		p.t.Errorf("SET typ = %v", h.ExtraHeaders["typ"])
+	}
+	keys := p.jwks.Key(h.KeyID)
+	if len(keys) != 1 {
+		p.t.Fatalf("SET: kid %q not in the JWKS", h.KeyID)
+	}
+	payload, err := jws.Verify(keys[0])
+	if err != nil {
+		p.t.Fatalf("SET: %v", err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(payload, &c); err != nil {
+		p.t.Fatal(err)
+	}
+	events, _ := c["events"].(map[string]any)
+	jti, _ := c["jti"].(string)
+	if jti == "" || c["iss"] != p.meta["issuer"] || len(events) != 1 || c["sub_id"] == nil ||
+		c["exp"] != nil || c["sub"] != nil || c["iat"] == nil {
+		p.t.Errorf("SET claims = %v", c)
+	}
+	s := set{jti: jti, claims: c}
+	s.subID, _ = c["sub_id"].(map[string]any)
+	for typ, ev := range events {
+		s.typ, s.event = typ, ev.(map[string]any)
+	}
+	return s
 }
 
 // seqKey orders SET jtis (<stream>.<seq>) by their sequence number.
@@ -374,33 +386,9 @@ func assertSSFAudit(ctx context.Context, t *testing.T, ls *liveServer) {
 func TestSSFRevocationReachesSDKVerifier(t *testing.T) {
 	ls := startServer(t)
 	ctx := t.Context()
-	a, _, _, secret := ls.newAgent(ctx, "tickets-api", []string{"subscribe"})
-	aud := []string{ls.url}
-	if _, err := ls.admin.UpdateAgent(ctx, "tickets-api", admin.UpdateAgentRequest{Audiences: &aud}); err != nil {
-		t.Fatal(err)
-	}
-	cc := clientcredentials.Config{ClientID: a.ClientID, ClientSecret: secret, TokenURL: ls.url + "/oauth2/token",
-		EndpointParams: url.Values{"resource": {ls.url}}}
-	rcv, err := signals.New(signals.Config{Issuer: ls.url, Client: cc.Client(ctx), Audience: a.ClientID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rcv, v, token := sdkReceiver(t, ls, nil)
 	if _, err := rcv.Stream(ctx); err != nil {
 		t.Fatal(err)
-	}
-	v, err := resource.NewVerifier(ctx, resource.VerifierParams{Issuer: ls.url, Audience: apiAudience, RevocationCheck: rcv.Check})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bot := clientcredentials.Config{ClientID: ls.agent.ClientID, ClientSecret: ls.secret, TokenURL: ls.url + "/oauth2/token",
-		EndpointParams: url.Values{"resource": {apiAudience}}}
-	token := func() string {
-		t.Helper()
-		tok, err := bot.Token(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok.AccessToken
 	}
 	sync := func() {
 		t.Helper()
@@ -444,4 +432,44 @@ func TestSSFRevocationReachesSDKVerifier(t *testing.T) {
 	if st := rcv.Status(); st.StreamStatus != "" && st.StreamStatus != "enabled" {
 		t.Errorf("receiver status = %+v", st)
 	}
+}
+
+// sdkReceiver makes the agent "tickets-api" a receiver (the subscribe
+// permission, the issuer as audience) and returns an sdk/signals receiver
+// for it (its Config changed by mod when not nil), an sdk/resource
+// verifier consulting it, and a function getting a token of the bot for
+// apiAudience with golang.org/x/oauth2.
+func sdkReceiver(t *testing.T, ls *liveServer, mod func(*signals.Config)) (*signals.Receiver, *resource.Verifier, func() string) {
+	t.Helper()
+	ctx := t.Context()
+	a, _, _, secret := ls.newAgent(ctx, "tickets-api", []string{"subscribe"})
+	aud := []string{ls.url}
+	if _, err := ls.admin.UpdateAgent(ctx, "tickets-api", admin.UpdateAgentRequest{Audiences: &aud}); err != nil {
+		t.Fatal(err)
+	}
+	cc := clientcredentials.Config{ClientID: a.ClientID, ClientSecret: secret, TokenURL: ls.url + "/oauth2/token",
+		EndpointParams: url.Values{"resource": {ls.url}}}
+	cfg := signals.Config{Issuer: ls.url, Client: cc.Client(ctx), Audience: a.ClientID}
+	if mod != nil {
+		mod(&cfg)
+	}
+	rcv, err := signals.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := resource.NewVerifier(ctx, resource.VerifierParams{Issuer: ls.url, Audience: apiAudience, RevocationCheck: rcv.Check})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot := clientcredentials.Config{ClientID: ls.agent.ClientID, ClientSecret: ls.secret, TokenURL: ls.url + "/oauth2/token",
+		EndpointParams: url.Values{"resource": {apiAudience}}}
+	token := func() string {
+		t.Helper()
+		tok, err := bot.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	return rcv, v, token
 }

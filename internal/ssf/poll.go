@@ -116,7 +116,7 @@ func (s *Service) Poll(ctx context.Context, o audit.Origin, id string, req PollR
 	wait := !req.ReturnImmediately && max > 0
 	deadline := time.Now().Add(MaxPollWait)
 	for {
-		evs, aud, more, err := s.settleAndRead(ctx, o, id, acks, max)
+		evs, aud, more, err := s.settleAndRead(ctx, o, id, acks, max, pollOnly)
 		if err != nil {
 			return PollResponse{}, err
 		}
@@ -134,11 +134,23 @@ func (s *Service) Poll(ctx context.Context, o audit.Origin, id string, req PollR
 	}
 }
 
+// pollOnly is the settleAndRead hook of a poll: it refuses a stream that
+// delivers by push.
+func pollOnly(st *store.SSFStream) (changed, read bool, err error) {
+	if st.DeliveryMethod != DeliveryPoll {
+		return false, false, invalid("stream_id", "the stream delivers by push (%s), not poll", DeliveryPush)
+	}
+	return false, true, nil
+}
+
 // settleAndRead applies acks to the stream, moves its cursor past every
 // settled event at its head, and returns up to max events to deliver
-// and whether more wait. It writes the stream only when its delivery
-// state changed.
-func (s *Service) settleAndRead(ctx context.Context, o audit.Origin, id string, acks []int64, max int) ([]store.SSFEvent, []string, bool, error) {
+// and whether more wait. hook sees the stream first: it may change it
+// (changed), refuse the call, or ask for no events (read false: acks are
+// still applied). The stream is written only when its delivery state or
+// hook changed it.
+func (s *Service) settleAndRead(ctx context.Context, o audit.Origin, id string, acks []int64, max int,
+	hook func(*store.SSFStream) (changed, read bool, err error)) ([]store.SSFEvent, []string, bool, error) {
 	var (
 		out  []store.SSFEvent
 		aud  []string
@@ -149,6 +161,13 @@ func (s *Service) settleAndRead(ctx context.Context, o audit.Origin, id string, 
 		st, err := get(ctx, tx, o, id)
 		if err != nil {
 			return err
+		}
+		changed, read, err := hook(&st)
+		if err != nil {
+			return err
+		}
+		if !read {
+			max = 0
 		}
 		aud = st.Audience
 		acked := make(map[int64]bool, len(st.Acked)+len(acks))
@@ -206,7 +225,7 @@ func (s *Service) settleAndRead(ctx context.Context, o audit.Origin, id string, 
 		if len(kept) > store.MaxSSFAcked {
 			return invalid("ack", "acknowledge the earlier SETs first: at most %d may wait behind an unacknowledged one", store.MaxSSFAcked)
 		}
-		if cursor == st.Cursor && slices.Equal(kept, st.Acked) {
+		if !changed && cursor == st.Cursor && slices.Equal(kept, st.Acked) {
 			return nil
 		}
 		st.Cursor, st.Acked = cursor, kept
@@ -221,28 +240,38 @@ func (s *Service) settleAndRead(ctx context.Context, o audit.Origin, id string, 
 	return out, aud, more, nil
 }
 
-// sign makes the SETs of evs for stream id. A SET's iat is its event's
-// time, so a SET delivered again is the same SET.
+// sign makes the SETs of evs for stream id.
 func (s *Service) sign(id string, aud []string, evs []store.SSFEvent, more bool) (PollResponse, error) {
 	resp := PollResponse{Sets: make(map[string]string, len(evs)), MoreAvailable: more}
 	for _, e := range evs {
-		var b struct {
-			SubID  json.RawMessage `json:"sub_id"`
-			Txn    string          `json:"txn"`
-			Events json.RawMessage `json:"events"`
-		}
-		if err := json.Unmarshal(e.Body, &b); err != nil {
-			return PollResponse{}, fmt.Errorf("ssf: outbox event %d: %w", e.Seq, err)
-		}
-		jti := setJTI(id, e.Seq)
-		set, err := s.p.Signer.IssueSET(credential.SETParams{Audience: aud, JTI: jti, IssuedAt: e.Time,
-			SubID: b.SubID, Txn: b.Txn, Events: b.Events})
+		jti, set, err := s.signOne(id, aud, e)
 		if err != nil {
-			return PollResponse{}, fmt.Errorf("ssf: sign SET: %w", err)
+			return PollResponse{}, err
 		}
 		resp.Sets[jti] = set
 	}
 	return resp, nil
+}
+
+// signOne makes the SET delivering e on stream id and returns its jti. A
+// SET's iat is its event's time, so a SET delivered again is the same
+// SET.
+func (s *Service) signOne(id string, aud []string, e store.SSFEvent) (jti, set string, err error) {
+	var b struct {
+		SubID  json.RawMessage `json:"sub_id"`
+		Txn    string          `json:"txn"`
+		Events json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(e.Body, &b); err != nil {
+		return "", "", fmt.Errorf("ssf: outbox event %d: %w", e.Seq, err)
+	}
+	jti = setJTI(id, e.Seq)
+	set, err = s.p.Signer.IssueSET(credential.SETParams{Audience: aud, JTI: jti, IssuedAt: e.Time,
+		SubID: b.SubID, Txn: b.Txn, Events: b.Events})
+	if err != nil {
+		return "", "", fmt.Errorf("ssf: sign SET: %w", err)
+	}
+	return jti, set, nil
 }
 
 // CollectLease names the store lease under which one replica collects

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -71,6 +73,13 @@ type SETSigner interface {
 	IssueSET(p credential.SETParams) (string, error)
 }
 
+// Sealer encrypts a push stream's authorization header at rest.
+// *keys.RootKey implements it.
+type Sealer interface {
+	Seal(plaintext, additionalData []byte) ([]byte, error)
+	Open(sealed, additionalData []byte) ([]byte, error)
+}
+
 // Params configures a Service.
 type Params struct {
 	Store    store.Store
@@ -85,6 +94,21 @@ type Params struct {
 	// PollInterval is how often a long poll reads the outbox while it
 	// waits; default 500 ms.
 	PollInterval time.Duration
+	// Sealer seals push streams' authorization headers. Without it push
+	// delivery (RFC 8935) is refused.
+	Sealer Sealer
+	// PushAllowedHosts are the hosts a receiver agent may name in a push
+	// stream's endpoint_url: "host" or "*.domain" (any subdomain), matched
+	// case-insensitively, without port. Administrators may name any host.
+	// Empty: receivers may not configure push delivery.
+	PushAllowedHosts []string
+	// PushClient sends push deliveries; default: a client with a 10 s
+	// timeout that follows no redirect.
+	PushClient *http.Client
+	// PushInterval is how often RunPush looks for SETs to push; default 1 s.
+	PushInterval time.Duration
+	// Logger logs push failures; default: discard.
+	Logger *slog.Logger
 }
 
 // Service manages streams and delivers their events. Safe for concurrent
@@ -107,6 +131,21 @@ func New(p Params) (*Service, error) {
 	if p.PollInterval <= 0 {
 		p.PollInterval = 500 * time.Millisecond
 	}
+	if p.PushClient == nil {
+		p.PushClient = &http.Client{Timeout: pushTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if p.PushInterval <= 0 {
+		p.PushInterval = time.Second
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, h := range p.PushAllowedHosts {
+		if name := strings.TrimPrefix(h, "*."); name == "" || strings.ContainsAny(name, "/:@ *[]") {
+			return nil, fmt.Errorf("ssf: push allowed host %q: a host name or *.domain, without scheme or port", h)
+		}
+	}
 	return &Service{p: p}, nil
 }
 
@@ -116,6 +155,26 @@ func (s *Service) now() time.Time { return s.p.Clock().UTC().Truncate(time.Micro
 type Delivery struct {
 	Method      string `json:"method"`
 	EndpointURL string `json:"endpoint_url,omitempty"`
+	// AuthorizationHeader is what a push delivery's Authorization header
+	// carries (SSF 1.0 §8.1.1, receiver-supplied). It is accepted on
+	// create and update, sealed at rest, and never returned.
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+// PushState is how a push stream's delivery fares (an agentid extension
+// of the stream configuration; absent for poll streams).
+type PushState struct {
+	// Failures counts the failed attempts since the last success.
+	Failures int `json:"failures"`
+	// LastError is why the last attempt failed, or why the receiver
+	// refused the last SET it refused.
+	LastError string `json:"last_error,omitempty"`
+	// NextAttemptAt is when the next attempt is due after a failure.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// LastDeliveredAt is when the receiver last accepted a SET.
+	LastDeliveredAt *time.Time `json:"last_delivered_at,omitempty"`
+	// AuthorizationHeader reports whether deliveries carry one.
+	AuthorizationHeader bool `json:"authorization_header"`
 }
 
 // Stream is a stream's configuration as SSF 1.0 §8.1.1 shows it.
@@ -129,6 +188,8 @@ type Stream struct {
 	Delivery                Delivery            `json:"delivery"`
 	MinVerificationInterval int                 `json:"min_verification_interval"`
 	Description             string              `json:"description,omitempty"`
+	// PushState is set for push streams.
+	PushState *PushState `json:"push_state,omitempty"`
 }
 
 // StreamRequest is what a receiver may set on a stream. Pointers tell an
@@ -193,12 +254,25 @@ func (s *Service) view(st store.SSFStream) Stream {
 	if st.DeliveryMethod == DeliveryPoll {
 		d.EndpointURL = s.p.Issuer + PollPath(st.ID)
 	}
-	return Stream{
+	v := Stream{
 		StreamID: st.ID, Iss: s.p.Issuer, Aud: credential.Audience(st.Audience),
 		EventsSupported: Supported(), EventsRequested: nonNil(st.EventsRequested),
 		EventsDelivered: nonNil(st.EventsDelivered), Delivery: d,
 		MinVerificationInterval: MinVerificationInterval, Description: st.Description,
 	}
+	if st.DeliveryMethod == DeliveryPush {
+		v.PushState = &PushState{Failures: st.PushFailures, LastError: st.LastPushError,
+			NextAttemptAt: timeOrNil(st.NextPushAt), LastDeliveredAt: timeOrNil(st.LastPushAt),
+			AuthorizationHeader: len(st.AuthorizationSealed) > 0}
+	}
+	return v
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func nonNil(s []string) []string {
@@ -239,11 +313,17 @@ func (s *Service) apply(st *store.SSFStream, req StreamRequest, isAdmin, patch, 
 		case DeliveryPoll, "":
 			// endpoint_url is the transmitter's for poll: what the
 			// receiver sends is ignored (SSF 1.0 §8.1.1).
-			st.DeliveryMethod, st.EndpointURL = DeliveryPoll, ""
+			if d.AuthorizationHeader != "" {
+				return invalid("delivery.authorization_header", "is for push delivery only")
+			}
+			st.DeliveryMethod, st.EndpointURL, st.AuthorizationSealed = DeliveryPoll, "", nil
+			st.PushFailures, st.NextPushAt, st.LastPushError, st.LastPushAt = 0, time.Time{}, "", time.Time{}
 		case DeliveryPush:
-			return invalid("delivery.method", "push delivery (%s) is not supported yet; use %s", DeliveryPush, DeliveryPoll)
+			if err := s.applyPush(st, d, isAdmin); err != nil {
+				return err
+			}
 		default:
-			return invalid("delivery.method", "unknown delivery method; supported: %s", DeliveryPoll)
+			return invalid("delivery.method", "unknown delivery method; supported: %s, %s", DeliveryPoll, DeliveryPush)
 		}
 	}
 	if req.EventsRequested != nil || !patch {
@@ -306,6 +386,10 @@ func streamEvent(o audit.Origin, typ string, st store.SSFStream, now time.Time, 
 		"events_delivered": st.EventsDelivered,
 		"status":           st.Status,
 		"version":          st.Version,
+	}
+	if st.DeliveryMethod == DeliveryPush {
+		ev.Details["endpoint_url"] = st.EndpointURL
+		ev.Details["authorization_header"] = len(st.AuthorizationSealed) > 0 // whether set, never the value
 	}
 	for k, v := range extra {
 		ev.Details[k] = v

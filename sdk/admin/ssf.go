@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // Paths of the Shared Signals transmitter's stream management endpoints
@@ -17,9 +18,13 @@ const (
 	SSFVerifyPath = "/ssf/verify"
 )
 
-// SSFDeliveryPoll is the poll delivery method (RFC 8936), the one the
-// transmitter supports.
-const SSFDeliveryPoll = "urn:ietf:rfc:8936"
+// Delivery methods (SSF 1.0 §6.1.1): poll (RFC 8936), where the receiver
+// fetches its events from the transmitter's endpoint, and push (RFC 8935),
+// where the transmitter POSTs each event to the receiver's endpoint.
+const (
+	SSFDeliveryPoll = "urn:ietf:rfc:8936"
+	SSFDeliveryPush = "urn:ietf:rfc:8935"
+)
 
 // Statuses of a stream (SSF 1.0 §8.1.2).
 const (
@@ -68,10 +73,31 @@ func (a *SSFAudience) UnmarshalJSON(b []byte) error {
 
 // SSFDelivery is how a stream's events reach the receiver. For poll
 // delivery EndpointURL is the transmitter's poll endpoint of the stream;
-// what a request sends there is ignored.
+// what a request sends there is ignored. For push delivery EndpointURL is
+// the receiver's endpoint (https, or http on a loopback host) and
+// AuthorizationHeader, when set, the Authorization header every delivery
+// carries: it is sealed at rest and never returned, so a request that
+// changes the delivery must give it again.
 type SSFDelivery struct {
-	Method      string `json:"method"`
-	EndpointURL string `json:"endpoint_url,omitempty"`
+	Method              string `json:"method"`
+	EndpointURL         string `json:"endpoint_url,omitempty"`
+	AuthorizationHeader string `json:"authorization_header,omitempty"`
+}
+
+// SSFPushState is how a push stream's delivery fares (an agentid
+// extension of the stream configuration).
+type SSFPushState struct {
+	// Failures counts the failed attempts since the last success.
+	Failures int `json:"failures"`
+	// LastError is why the last attempt failed, or why the receiver
+	// refused the last SET it refused (a refused SET is not sent again).
+	LastError string `json:"last_error,omitempty"`
+	// NextAttemptAt is when the next attempt is due after a failure.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
+	// LastDeliveredAt is when the receiver last accepted a SET.
+	LastDeliveredAt *time.Time `json:"last_delivered_at,omitempty"`
+	// AuthorizationHeader reports whether deliveries carry one.
+	AuthorizationHeader bool `json:"authorization_header"`
 }
 
 // SSFStream is a stream's configuration (SSF 1.0 §8.1.1). EventsDelivered
@@ -86,6 +112,8 @@ type SSFStream struct {
 	Delivery                SSFDelivery `json:"delivery"`
 	MinVerificationInterval int         `json:"min_verification_interval"`
 	Description             string      `json:"description,omitempty"`
+	// PushState is set for push streams.
+	PushState *SSFPushState `json:"push_state,omitempty"`
 }
 
 // SSFStreamRequest is the body of a stream creation or update. Nil
