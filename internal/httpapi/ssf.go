@@ -37,15 +37,15 @@ func (h *handler) ssfRoutes() {
 		// SSF 1.0 §7.2.1: the issuer's path follows the well-known name.
 		h.mux.HandleFunc("GET "+ssfMetadataPath+"/"+strings.Trim(u.Path, "/"), h.ssfMetadata)
 	}
-	h.mux.HandleFunc("POST "+ssfStreamPath, h.ssf(h.ssfCreate))
+	h.mux.HandleFunc("POST "+ssfStreamPath, h.ssf(h.ssfCreate()))
 	h.mux.HandleFunc("GET "+ssfStreamPath, h.ssf(h.ssfRead))
 	h.mux.HandleFunc("PATCH "+ssfStreamPath, h.ssf(h.ssfUpdate(true)))
 	h.mux.HandleFunc("PUT "+ssfStreamPath, h.ssf(h.ssfUpdate(false)))
 	h.mux.HandleFunc("DELETE "+ssfStreamPath, h.ssf(h.ssfDelete))
 	h.mux.HandleFunc("GET "+ssfStatusPath, h.ssf(h.ssfGetStatus))
-	h.mux.HandleFunc("POST "+ssfStatusPath, h.ssf(h.ssfSetStatus))
+	h.mux.HandleFunc("POST "+ssfStatusPath, h.ssf(h.ssfSetStatus()))
 	h.mux.HandleFunc("POST "+ssfVerifyPath, h.ssf(h.ssfVerify))
-	h.mux.HandleFunc("POST "+ssfPollPrefix+"{id}", h.ssf(h.ssfPoll))
+	h.mux.HandleFunc("POST "+ssfPollPrefix+"{id}", h.ssf(h.ssfPoll()))
 	for p, allow := range map[string]string{
 		ssfStreamPath:          "GET, POST, PATCH, PUT, DELETE",
 		ssfStatusPath:          "GET, POST",
@@ -124,18 +124,38 @@ func (h *handler) ssfDecode(w http.ResponseWriter, r *http.Request, v any) error
 	return nil
 }
 
-func (h *handler) ssfCreate(w http.ResponseWriter, r *http.Request, o audit.Origin) {
-	var req ssf.StreamRequest
-	if err := h.ssfDecode(w, r, &req); err != nil {
-		h.problem(w, r, err)
-		return
+// ssfJSON is an SSF endpoint taking a JSON body: it decodes the body
+// into a Req, calls call, and answers status with its result, or the
+// problem of either step.
+func ssfJSON[Req, Resp any](h *handler, status int,
+	call func(r *http.Request, o audit.Origin, req Req) (Resp, error)) func(http.ResponseWriter, *http.Request, audit.Origin) {
+	return func(w http.ResponseWriter, r *http.Request, o audit.Origin) {
+		var req Req
+		if err := h.ssfDecode(w, r, &req); err != nil {
+			h.problem(w, r, err)
+			return
+		}
+		resp, err := call(r, o, req)
+		if err != nil {
+			h.problem(w, r, err)
+			return
+		}
+		h.reply(w, status, resp)
 	}
-	st, err := h.p.SSF.CreateStream(r.Context(), o, req)
-	if err != nil {
-		h.problem(w, r, err)
-		return
+}
+
+// needStreamID refuses a body without stream_id.
+func needStreamID(id string) error {
+	if id == "" {
+		return badRequest("stream_id", "stream_id is required")
 	}
-	h.reply(w, http.StatusCreated, st)
+	return nil
+}
+
+func (h *handler) ssfCreate() func(http.ResponseWriter, *http.Request, audit.Origin) {
+	return ssfJSON(h, http.StatusCreated, func(r *http.Request, o audit.Origin, req ssf.StreamRequest) (ssf.Stream, error) {
+		return h.p.SSF.CreateStream(r.Context(), o, req)
+	})
 }
 
 // ssfRead answers one stream for ?stream_id=, else an array of the
@@ -159,23 +179,12 @@ func (h *handler) ssfRead(w http.ResponseWriter, r *http.Request, o audit.Origin
 }
 
 func (h *handler) ssfUpdate(patch bool) func(http.ResponseWriter, *http.Request, audit.Origin) {
-	return func(w http.ResponseWriter, r *http.Request, o audit.Origin) {
-		var req ssf.StreamRequest
-		if err := h.ssfDecode(w, r, &req); err != nil {
-			h.problem(w, r, err)
-			return
+	return ssfJSON(h, http.StatusOK, func(r *http.Request, o audit.Origin, req ssf.StreamRequest) (ssf.Stream, error) {
+		if err := needStreamID(req.StreamID); err != nil {
+			return ssf.Stream{}, err
 		}
-		if req.StreamID == "" {
-			h.problem(w, r, badRequest("stream_id", "stream_id is required"))
-			return
-		}
-		st, err := h.p.SSF.UpdateStream(r.Context(), o, req, patch)
-		if err != nil {
-			h.problem(w, r, err)
-			return
-		}
-		h.reply(w, http.StatusOK, st)
-	}
+		return h.p.SSF.UpdateStream(r.Context(), o, req, patch)
+	})
 }
 
 // streamIDParam is the required ?stream_id= of DELETE and status reads.
@@ -214,22 +223,13 @@ func (h *handler) ssfGetStatus(w http.ResponseWriter, r *http.Request, o audit.O
 	h.reply(w, http.StatusOK, st)
 }
 
-func (h *handler) ssfSetStatus(w http.ResponseWriter, r *http.Request, o audit.Origin) {
-	var req ssf.Status
-	if err := h.ssfDecode(w, r, &req); err != nil {
-		h.problem(w, r, err)
-		return
-	}
-	if req.StreamID == "" {
-		h.problem(w, r, badRequest("stream_id", "stream_id is required"))
-		return
-	}
-	st, err := h.p.SSF.SetStatus(r.Context(), o, req)
-	if err != nil {
-		h.problem(w, r, err)
-		return
-	}
-	h.reply(w, http.StatusOK, st)
+func (h *handler) ssfSetStatus() func(http.ResponseWriter, *http.Request, audit.Origin) {
+	return ssfJSON(h, http.StatusOK, func(r *http.Request, o audit.Origin, req ssf.Status) (ssf.Status, error) {
+		if err := needStreamID(req.StreamID); err != nil {
+			return ssf.Status{}, err
+		}
+		return h.p.SSF.SetStatus(r.Context(), o, req)
+	})
 }
 
 func (h *handler) ssfVerify(w http.ResponseWriter, r *http.Request, o audit.Origin) {
@@ -241,11 +241,10 @@ func (h *handler) ssfVerify(w http.ResponseWriter, r *http.Request, o audit.Orig
 		h.problem(w, r, err)
 		return
 	}
-	if req.StreamID == "" {
-		h.problem(w, r, badRequest("stream_id", "stream_id is required"))
-		return
+	err := needStreamID(req.StreamID)
+	if err == nil {
+		err = h.p.SSF.Verify(r.Context(), o, req.StreamID, req.State)
 	}
-	err := h.p.SSF.Verify(r.Context(), o, req.StreamID, req.State)
 	switch {
 	case errors.Is(err, ssf.ErrTooSoon):
 		w.Header().Set("Retry-After", "10")
@@ -260,16 +259,8 @@ func (h *handler) ssfVerify(w http.ResponseWriter, r *http.Request, o audit.Orig
 }
 
 // ssfPoll is the stream's RFC 8936 poll endpoint.
-func (h *handler) ssfPoll(w http.ResponseWriter, r *http.Request, o audit.Origin) {
-	var req ssf.PollRequest
-	if err := h.ssfDecode(w, r, &req); err != nil {
-		h.problem(w, r, err)
-		return
-	}
-	resp, err := h.p.SSF.Poll(r.Context(), o, r.PathValue("id"), req)
-	if err != nil {
-		h.problem(w, r, err)
-		return
-	}
-	h.reply(w, http.StatusOK, resp)
+func (h *handler) ssfPoll() func(http.ResponseWriter, *http.Request, audit.Origin) {
+	return ssfJSON(h, http.StatusOK, func(r *http.Request, o audit.Origin, req ssf.PollRequest) (ssf.PollResponse, error) {
+		return h.p.SSF.Poll(r.Context(), o, r.PathValue("id"), req)
+	})
 }
