@@ -196,7 +196,7 @@ func TestSSFPushDelivery(t *testing.T) {
 	if _, err := ls.admin.ResumeAgent(ctx, victim.Name, admin.TransitionRequest{Reason: "fixed"}); err != nil {
 		t.Fatal(err)
 	}
-	refused := pp.waitFor(t, accountEnabled, 1)[0]
+	pp.waitFor(t, accountEnabled, 1)
 	if _, err := ls.admin.RevokeTokens(ctx, admin.RevokeTokensRequest{Agent: victim.Name}); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,6 @@ func TestSSFPushDelivery(t *testing.T) {
 		e, _ := ps["last_error"].(string)
 		return e == "" // the later delivery clears it
 	})
-	_ = refused
 
 	// An endpoint refusing the header: retried, shown on the stream.
 	pp.mu.Lock()
@@ -221,6 +220,15 @@ func TestSSFPushDelivery(t *testing.T) {
 		e, _ := ps["last_error"].(string)
 		return strings.Contains(e, "HTTP 401")
 	})
+
+	// Giving the header the endpoint wants ends the backoff at once, and
+	// the held SET goes through.
+	status, st = rcv.call(http.MethodPatch, cfgURL, `{"stream_id":"`+id+`","delivery":{"method":"urn:ietf:rfc:8935",`+
+		`"endpoint_url":"`+pp.srv.URL+`/events","authorization_header":"Bearer other"}}`)
+	if ps, _ := st["push_state"].(map[string]any); status != http.StatusOK || ps["next_attempt_at"] != nil || ps["failures"].(float64) < 1 {
+		t.Fatalf("PATCH of the header = %d %v; want no pending attempt time, failures kept", status, st)
+	}
+	waitPushState(t, rcv, cfgURL, id, func(ps map[string]any) bool { return ps["failures"] == 0.0 && ps["last_error"] == nil })
 
 	// A push stream is not polled.
 	status, prob = rcv.call(http.MethodPost, ls.url+"/ssf/poll/"+id, `{"returnImmediately":true}`)

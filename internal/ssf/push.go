@@ -79,7 +79,8 @@ func authorizationAD(streamID string) []byte {
 // applyPush sets push delivery d on st: endpoint_url is the receiver's,
 // checked (https, or http on a loopback host; for a receiver agent, a
 // host the operator allows); the authorization header is sealed. A new
-// endpoint starts with a clean delivery state.
+// endpoint starts with a clean delivery state; any new push delivery
+// ends a pending backoff.
 func (s *Service) applyPush(st *store.SSFStream, d Delivery, isAdmin bool) error {
 	if s.p.Sealer == nil {
 		return invalid("delivery.method", "push delivery is not enabled on this server; use %s", DeliveryPoll)
@@ -99,8 +100,11 @@ func (s *Service) applyPush(st *store.SSFStream, d Delivery, isAdmin bool) error
 		}
 	}
 	if st.DeliveryMethod != DeliveryPush || st.EndpointURL != d.EndpointURL {
-		st.PushFailures, st.NextPushAt, st.LastPushError, st.LastPushAt = 0, time.Time{}, "", time.Time{}
+		st.PushFailures, st.LastPushError, st.LastPushAt = 0, "", time.Time{}
 	}
+	// A receiver that reconfigures its delivery (a new header, say) has
+	// likely fixed what failed: the next round tries at once.
+	st.NextPushAt = time.Time{}
 	st.DeliveryMethod, st.EndpointURL, st.AuthorizationSealed = DeliveryPush, d.EndpointURL, sealed
 	return nil
 }
