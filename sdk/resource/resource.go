@@ -20,18 +20,17 @@ package resource
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/agentid/agentid/sdk/dpop"
+	"github.com/agentid/agentid/sdk/internal/jwks"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -173,7 +172,7 @@ type Verifier struct {
 	algs        []jose.SignatureAlgorithm
 	leeway      time.Duration
 	clock       func() time.Time
-	keys        *keySet
+	keys        *jwks.Cache
 	externalURL string
 	dpopAlgs    []string
 	dpopMaxAge  time.Duration
@@ -200,7 +199,7 @@ func NewVerifier(ctx context.Context, p VerifierParams) (*Verifier, error) {
 		revoked:     p.RevocationCheck,
 	}
 	for _, a := range orDefault(p.Algorithms, DefaultAlgorithms()) {
-		if alg := jose.SignatureAlgorithm(a); asymmetric(alg) {
+		if alg := jose.SignatureAlgorithm(a); jwks.Asymmetric(alg) {
 			v.algs = append(v.algs, alg)
 		}
 	}
@@ -242,7 +241,7 @@ func NewVerifier(ctx context.Context, p VerifierParams) (*Verifier, error) {
 	if interval <= 0 {
 		interval = DefaultMinRefetchInterval
 	}
-	v.keys = &keySet{url: jwksURL, http: hc, clock: v.clock, minInterval: interval}
+	v.keys = newKeySet(jwksURL, hc, v.clock, interval)
 	return v, nil
 }
 
@@ -251,16 +250,6 @@ func orDefault(s, def []string) []string {
 		return def
 	}
 	return s
-}
-
-// asymmetric reports whether alg is an asymmetric JWS algorithm.
-func asymmetric(alg jose.SignatureAlgorithm) bool {
-	switch alg {
-	case jose.ES256, jose.ES384, jose.ES512, jose.EdDSA,
-		jose.RS256, jose.RS384, jose.RS512, jose.PS256, jose.PS384, jose.PS512:
-		return true
-	}
-	return false
 }
 
 // httpURL reports whether s is an absolute http(s) URL.
@@ -308,18 +297,11 @@ func (c *Claims) HasScope(scope string) bool {
 	return false
 }
 
-// header is the part of the JWS header read before go-jose parses it.
-type header struct {
-	Typ string `json:"typ"`
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-}
-
 // rawClaims is a token payload as received.
 type rawClaims struct {
 	Issuer        string          `json:"iss"`
 	Subject       string          `json:"sub"`
-	Audience      audience        `json:"aud"`
+	Audience      json.RawMessage `json:"aud"`
 	ClientID      string          `json:"client_id"`
 	Scope         string          `json:"scope"`
 	JTI           string          `json:"jti"`
@@ -336,23 +318,6 @@ type rawClaims struct {
 	} `json:"cnf"`
 }
 
-// audience is aud: a string or an array of strings (RFC 7519 §4.1.3).
-type audience []string
-
-func (a *audience) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*a = audience{s}
-		return nil
-	}
-	var l []string
-	if err := json.Unmarshal(b, &l); err != nil {
-		return errors.New("aud is neither a string nor an array of strings")
-	}
-	*a = l
-	return nil
-}
-
 // Verify verifies an access token (RFC 9068 §4): JWS header typ at+jwt (or
 // application/at+jwt), an allowed algorithm, a kid of the issuer's JWKS and
 // its signature, iss equal to the issuer, aud containing the audience, exp
@@ -363,47 +328,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > maxTokenBytes {
 		return nil, fail(ErrInvalidToken, "token too large")
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return nil, fail(ErrInvalidToken, "not a JWS in compact serialization")
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return nil, fail(ErrInvalidToken, "header is not base64url")
-	}
-	var h header
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, fail(ErrInvalidToken, "header is not a JSON object")
-	}
-	if !strings.EqualFold(h.Typ, "at+jwt") && !strings.EqualFold(h.Typ, "application/at+jwt") {
-		return nil, fail(ErrInvalidToken, "typ is not at+jwt")
-	}
-	alg := jose.SignatureAlgorithm(h.Alg)
-	if !contains(v.algs, alg) {
-		return nil, fail(ErrInvalidToken, "alg is not allowed")
-	}
-	if h.Kid == "" {
-		return nil, fail(ErrInvalidToken, "no kid")
-	}
-	jws, err := jose.ParseSignedCompact(token, v.algs)
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, &Error{Kind: ErrInvalidToken, Reason: "malformed JWS", Err: err}
-	}
-	keys, err := v.keys.get(ctx, h.Kid)
-	if err != nil {
-		return nil, err
-	}
-	var payload []byte
-	for _, k := range keys {
-		if k.Algorithm != "" && k.Algorithm != h.Alg {
-			continue
-		}
-		if payload, err = jws.Verify(k); err == nil {
-			break
-		}
-	}
-	if payload == nil {
-		return nil, fail(ErrInvalidToken, "signature does not verify")
+	payload, err := jwks.Verify(ctx, token, jwks.VerifyParams{Typ: "at+jwt", Algorithms: v.algs, Keys: v.keysFor})
+	var refused *jwks.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		return nil, &Error{Kind: ErrInvalidToken, Reason: refused.Reason, Err: refused.Err}
+	case err != nil:
+		return nil, err // an *Error of keysFor
 	}
 	c, err := v.checkClaims(payload)
 	if err != nil {
@@ -423,12 +354,16 @@ func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
 	if err := json.Unmarshal(payload, &rc); err != nil {
 		return nil, fail(ErrInvalidToken, "claims are not a JSON object of the right types")
 	}
+	aud, ok := jwks.Audience(rc.Audience)
+	if !ok {
+		return nil, fail(ErrInvalidToken, "claims are not a JSON object of the right types")
+	}
 	var raw map[string]any
 	if err := json.Unmarshal(payload, &raw); err != nil || raw == nil {
 		return nil, fail(ErrInvalidToken, "claims are not a JSON object")
 	}
 	c := &Claims{
-		Issuer: rc.Issuer, Subject: rc.Subject, Audience: rc.Audience, ClientID: rc.ClientID,
+		Issuer: rc.Issuer, Subject: rc.Subject, Audience: aud, ClientID: rc.ClientID,
 		Scope: strings.Fields(rc.Scope), JTI: rc.JTI, Agent: rc.Agent, AgentInstance: rc.AgentInstance,
 		TraceID: rc.TraceID, ReasoningRef: rc.ReasoningRef, CnfJKT: rc.Cnf.JKT, Raw: raw,
 	}
@@ -436,20 +371,20 @@ func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
 		c.Act = rc.Act
 	}
 	var err error
-	if c.Expiry, err = numericDate(rc.Expiry, true); err != nil {
+	if c.Expiry, err = jwks.NumericDate(rc.Expiry, true); err != nil {
 		return nil, fail(ErrInvalidToken, "exp missing or not a number")
 	}
-	if c.IssuedAt, err = numericDate(rc.IssuedAt, true); err != nil {
+	if c.IssuedAt, err = jwks.NumericDate(rc.IssuedAt, true); err != nil {
 		return nil, fail(ErrInvalidToken, "iat missing or not a number")
 	}
-	if c.NotBefore, err = numericDate(rc.NotBefore, false); err != nil {
+	if c.NotBefore, err = jwks.NumericDate(rc.NotBefore, false); err != nil {
 		return nil, fail(ErrInvalidToken, "nbf not a number")
 	}
 	now := v.clock()
 	switch {
 	case rc.Issuer != v.issuer:
 		return nil, fail(ErrInvalidToken, "wrong issuer")
-	case !containsString(c.Audience, v.audience):
+	case !slices.Contains(c.Audience, v.audience):
 		return nil, fail(ErrInvalidToken, "audience does not include this resource")
 	case c.Subject == "" || c.ClientID == "" || c.JTI == "":
 		return nil, fail(ErrInvalidToken, "sub, client_id or jti missing")
@@ -461,42 +396,4 @@ func (v *Verifier) checkClaims(payload []byte) (*Claims, error) {
 		return nil, fail(ErrInvalidToken, "iat is in the future")
 	}
 	return c, nil
-}
-
-func contains(algs []jose.SignatureAlgorithm, alg jose.SignatureAlgorithm) bool {
-	for _, a := range algs {
-		if a == alg {
-			return true
-		}
-	}
-	return false
-}
-
-func containsString(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// numericDate parses a JWT NumericDate (RFC 7519 §2). An absent or null
-// value is the zero time, an error when required.
-func numericDate(raw json.RawMessage, required bool) (time.Time, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		if required {
-			return time.Time{}, errors.New("missing")
-		}
-		return time.Time{}, nil
-	}
-	if raw[0] == '"' {
-		return time.Time{}, errors.New("not a number")
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > 1e12 {
-		return time.Time{}, errors.New("not a number")
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }

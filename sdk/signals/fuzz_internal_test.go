@@ -1,12 +1,14 @@
 package signals
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,7 +116,8 @@ func FuzzVerifySET(f *testing.F) {
 // FuzzPushHandler: the push handler never panics, answers only 202, 400,
 // 401 or 503 to a POST, with a JSON error body unless 202, and accepts
 // only a SET the key signed, with the right header and media type. The
-// Receiver knows its metadata and keys already, so no I/O is done.
+// Receiver knows its metadata already and fetches its JWKS from a fake
+// transport, so no I/O is done.
 func FuzzPushHandler(f *testing.F) {
 	const auth = "Bearer fuzz-secret"
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -122,8 +125,15 @@ func FuzzPushHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	now := time.Unix(1_700_000_000, 0)
+	jwk, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: "k1", Algorithm: string(jose.ES256)}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	jwksServer := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: http.StatusOK, Body: io.NopCloser(bytes.NewReader(jwk)), Request: req}, nil
+	})
 	r, err := New(Config{
-		Issuer: fuzzIssuer, Audience: fuzzAudience, Client: &http.Client{},
+		Issuer: fuzzIssuer, Audience: fuzzAudience, Client: &http.Client{}, PublicClient: &http.Client{Transport: jwksServer},
 		PushEndpoint: "https://rcv.example.com/ssf/events", PushAuthorization: auth,
 		Clock: func() time.Time { return now },
 	})
@@ -131,9 +141,7 @@ func FuzzPushHandler(f *testing.F) {
 		f.Fatal(err)
 	}
 	r.md = &metadata{Issuer: fuzzIssuer, JWKSURI: "https://issuer.example.com/jwks"}
-	r.keys.url = r.md.JWKSURI
-	r.keys.keys = map[string][]jose.JSONWebKey{"k1": {{Key: &k.PublicKey, KeyID: "k1", Algorithm: string(jose.ES256)}}}
-	r.keys.fetchedAt, r.keys.lastTry, r.keys.gen = now, now, 1 // an unknown kid: retry later, no fetch
+	r.keys = r.newKeySet(r.md.JWKSURI) // fetched once: the clock stands still, an unknown kid is retried later
 	for _, tok := range signedSeeds(f, k) {
 		f.Add([]byte(tok), "application/secevent+jwt", true)
 		f.Add([]byte(tok), "application/secevent+jwt; charset=utf-8", false)
@@ -191,3 +199,7 @@ func TestRevocationsQueueStaysBounded(t *testing.T) {
 		t.Fatalf("queue %d, entries %d", len(rv.queue)-rv.head, len(rv.entries))
 	}
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

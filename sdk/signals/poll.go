@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"sort"
 	"time"
-
-	"github.com/go-jose/go-jose/v4"
 )
 
 // pollRequest is an RFC 8936 §2.4 poll request.
@@ -221,8 +219,10 @@ func (r *Receiver) process(ctx context.Context, st Stream, sets map[string]strin
 	var acks []string
 	errs := map[string]setErr{}
 	var transient []error
-	gen := r.keys.generation()
-	keys := func(ctx context.Context, kid string) ([]jose.JSONWebKey, error) { return r.keys.get(ctx, kid, gen) }
+	keys, err := r.lookupKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
 	for jti, token := range sets {
 		if r.state.seen(jti) {
 			acks = append(acks, jti) // delivered again: our acknowledgement was lost

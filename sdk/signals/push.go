@@ -1,7 +1,6 @@
 package signals
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -14,8 +13,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/go-jose/go-jose/v4"
 )
 
 // Push error codes. The first two are RFC 8935 §2.4 codes;
@@ -127,12 +124,11 @@ func (r *Receiver) servePush(w http.ResponseWriter, req *http.Request) {
 	}
 	token := strings.TrimSpace(string(body))
 
-	if _, err := r.metadata(ctx); err != nil {
+	keys, err := r.lookupKeys(ctx)
+	if err != nil {
 		r.pushUnavailable(w, req, err)
 		return
 	}
-	gen := r.keys.generation()
-	keys := func(ctx context.Context, kid string) ([]jose.JSONWebKey, error) { return r.keys.get(ctx, kid, gen) }
 	s, err := verifySET(ctx, token, r.cfg.Issuer, r.cfg.Audience, keys)
 	var refused *setErr
 	switch {

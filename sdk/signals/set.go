@@ -2,14 +2,12 @@ package signals
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"math"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/agentid/agentid/sdk/internal/jwks"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -75,13 +73,6 @@ type set struct {
 	effect    effect
 }
 
-// setHeader is the part of the JWS header read before go-jose parses it.
-type setHeader struct {
-	Typ string `json:"typ"`
-	Alg string `json:"alg"`
-	Kid string `json:"kid"`
-}
-
 // keyLookup returns the issuer's keys with a kid.
 type keyLookup func(ctx context.Context, kid string) ([]jose.JSONWebKey, error)
 
@@ -92,50 +83,18 @@ func verifySET(ctx context.Context, token, issuer, audience string, keys keyLook
 	if len(token) > maxSETBytes {
 		return nil, refuse(codeInvalidRequest, "SET too large")
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return nil, refuse(codeInvalidRequest, "not a JWS in compact serialization")
-	}
-	hb, err := base64.RawURLEncoding.DecodeString(parts[0])
-	if err != nil {
-		return nil, refuse(codeInvalidRequest, "header is not base64url")
-	}
-	var h setHeader
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return nil, refuse(codeInvalidRequest, "header is not a JSON object")
-	}
 	// RFC 8417 §2.3, SSF §4.1.1: explicit typing.
-	if !strings.EqualFold(h.Typ, "secevent+jwt") && !strings.EqualFold(h.Typ, "application/secevent+jwt") {
-		return nil, refuse(codeInvalidRequest, "typ is not secevent+jwt")
-	}
-	if !allowedAlg(h.Alg) {
-		return nil, refuse(codeInvalidRequest, "alg is not ES256 or EdDSA")
-	}
-	if h.Kid == "" {
-		return nil, refuse(codeInvalidKey, "no kid")
-	}
-	jws, err := jose.ParseSignedCompact(token, algorithms())
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, refuse(codeInvalidRequest, "malformed JWS")
-	}
-	ks, err := keys(ctx, h.Kid)
+	payload, err := jwks.Verify(ctx, token, jwks.VerifyParams{Typ: "secevent+jwt", Algorithms: algorithms(), Keys: keys})
+	var refused *jwks.RefusedError
 	switch {
+	case errors.As(err, &refused) && errors.Is(err, jwks.ErrSignature):
+		return nil, refuse(codeInvalidKey, refused.Reason)
+	case errors.As(err, &refused):
+		return nil, refuse(codeInvalidRequest, refused.Reason)
 	case errors.Is(err, errUnknownKey):
 		return nil, refuse(codeInvalidKey, "unknown kid")
 	case err != nil:
 		return nil, err
-	}
-	var payload []byte
-	for _, k := range ks {
-		if k.Algorithm != "" && k.Algorithm != h.Alg {
-			continue
-		}
-		if payload, err = jws.Verify(k); err == nil {
-			break
-		}
-	}
-	if payload == nil {
-		return nil, refuse(codeInvalidKey, "signature does not verify")
 	}
 	return decodeSET(payload, issuer, audience)
 }
@@ -170,7 +129,7 @@ func decodeSET(payload []byte, issuer, audience string) (*set, error) {
 	if err := json.Unmarshal(payload, &rs); err != nil {
 		return nil, refuse(codeInvalidRequest, "claims are not a JSON object of the right types")
 	}
-	aud, ok := parseAudience(rs.Audience)
+	aud, ok := jwks.Audience(rs.Audience)
 	switch {
 	case rs.JTI == "":
 		return nil, refuse(codeInvalidRequest, "no jti")
@@ -183,7 +142,7 @@ func decodeSET(payload []byte, issuer, audience string) (*set, error) {
 	case !contains(aud, audience):
 		return nil, refuse(codeInvalidAudience, "aud does not include this receiver")
 	}
-	iat, err := numericDate(rs.IssuedAt)
+	iat, err := jwks.NumericDate(rs.IssuedAt, true)
 	if err != nil {
 		return nil, refuse(codeInvalidRequest, "iat missing or not a number")
 	}
@@ -222,7 +181,7 @@ func readEvent(typ string, raw json.RawMessage, sub subjectID, iat time.Time) (e
 	}
 	at := iat
 	if len(m.EventTimestamp) > 0 && string(m.EventTimestamp) != "null" {
-		t, err := numericDate(m.EventTimestamp)
+		t, err := jwks.NumericDate(m.EventTimestamp, true)
 		if err != nil {
 			return effect{}, "event_timestamp is not a number"
 		}
@@ -294,36 +253,6 @@ func optString(raw json.RawMessage) (string, bool) {
 		return "", false
 	}
 	return s, true
-}
-
-// parseAudience reads aud: a string or an array of strings (RFC 7519
-// §4.1.3). An absent aud is an empty list.
-func parseAudience(raw json.RawMessage) ([]string, bool) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, true
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err == nil {
-		return []string{s}, true
-	}
-	var l []string
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, false
-	}
-	return l, true
-}
-
-// numericDate parses a required JWT NumericDate (RFC 7519 §2).
-func numericDate(raw json.RawMessage) (time.Time, error) {
-	if len(raw) == 0 || raw[0] == '"' || string(raw) == "null" {
-		return time.Time{}, errors.New("not a number")
-	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil || math.IsNaN(f) || f < 0 || f > 1e12 {
-		return time.Time{}, errors.New("not a number")
-	}
-	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
 func contains(l []string, s string) bool {

@@ -73,6 +73,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agentid/agentid/sdk/internal/jwks"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -268,7 +269,6 @@ type Receiver struct {
 	cfg   Config
 	clock func() time.Time
 	log   *slog.Logger
-	keys  *keySet
 	state *revocations
 
 	mdMu    sync.Mutex // serialises discovery
@@ -276,6 +276,7 @@ type Receiver struct {
 
 	mu       sync.Mutex // guards what follows
 	md       *metadata
+	keys     *jwks.Cache // the JWKS of md, set with it
 	stream   *Stream
 	acks     []string
 	errs     map[string]setErr
@@ -327,7 +328,6 @@ func New(cfg Config) (*Receiver, error) {
 		errs:     map[string]setErr{},
 		pollLock: make(chan struct{}, 1),
 	}
-	r.keys = &keySet{http: cfg.PublicClient, clock: cfg.Clock, minInterval: cfg.MinRefetchInterval}
 	return r, nil
 }
 

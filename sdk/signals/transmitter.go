@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/agentid/agentid/sdk/internal/jwks"
 )
 
 // metadata is the transmitter configuration metadata (SSF §7.1) used.
@@ -69,7 +71,7 @@ func (r *Receiver) discover(ctx context.Context) (*metadata, error) {
 }
 
 // metadata returns the transmitter's metadata, discovered on the first
-// call (one discovery at a time), and points the key set at its JWKS.
+// call (one discovery at a time), with the cache of its JWKS.
 func (r *Receiver) metadata(ctx context.Context) (*metadata, error) {
 	r.mu.Lock()
 	md := r.md
@@ -89,9 +91,9 @@ func (r *Receiver) metadata(ctx context.Context) (*metadata, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.keys.setURL(md.JWKSURI)
+	keys := r.newKeySet(md.JWKSURI)
 	r.mu.Lock()
-	r.md = md
+	r.md, r.keys = md, keys
 	r.mu.Unlock()
 	return md, nil
 }
@@ -122,7 +124,7 @@ func (r *Receiver) method() string {
 
 // owned checks a stream is for this receiver (SSF §8.1.1.1.1).
 func (r *Receiver) owned(ws wireStream) ([]string, error) {
-	aud, ok := parseAudience(ws.Aud)
+	aud, ok := jwks.Audience(ws.Aud)
 	switch {
 	case ws.StreamID == "":
 		return nil, fmt.Errorf("%w: no stream_id", ErrStream)
