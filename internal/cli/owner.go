@@ -11,7 +11,7 @@ type ownerCmd struct {
 	Create     ownerCreateCmd     `cmd:"" help:"Register an owner: a person or team accountable for agents."`
 	List       ownerListCmd       `cmd:"" help:"List owners."`
 	Show       ownerShowCmd       `cmd:"" help:"Show one owner."`
-	Update     ownerUpdateCmd     `cmd:"" help:"Change an owner's email, display name, user name or external id."`
+	Update     ownerUpdateCmd     `cmd:"" help:"Change an owner's email, display name, user name, external id or subject issuer."`
 	Deactivate ownerDeactivateCmd `cmd:"" help:"Deactivate an owner (e.g. they left). Agents left with no active owner become orphaned; owner reactivate undoes it."`
 	Reactivate ownerReactivateCmd `cmd:"" help:"Make a deactivated owner active again (e.g. they came back). Their agents stop being orphaned."`
 }
@@ -19,6 +19,7 @@ type ownerCmd struct {
 type ownerCreateCmd struct {
 	Email      string `help:"The owner's email address. At least one of --email, --subject and --user-name is required." placeholder:"EMAIL"`
 	Subject    string `help:"The owner's subject at the enterprise identity provider." placeholder:"SUBJECT"`
+	SubjectIss string `name:"subject-issuer" help:"The issuer URL of the identity provider the subject is of (as in delegation.issuers); needed for the subject to count when several are trusted (docs/delegation.md)." placeholder:"URL"`
 	Name       string `help:"Display name." placeholder:"DISPLAY"`
 	UserName   string `name:"user-name" help:"The owner's SCIM userName: unique, compared case-insensitively (docs/scim.md)." placeholder:"NAME"`
 	ExternalID string `name:"external-id" help:"The identity provider's id of the owner (SCIM externalId)." placeholder:"ID"`
@@ -34,7 +35,8 @@ func (c *ownerCreateCmd) Run(rc *runContext) error {
 		return err
 	}
 	o, err := cl.CreateOwner(rc.ctx, admin.CreateOwnerRequest{
-		Kind: c.Kind, Email: c.Email, Subject: c.Subject, DisplayName: c.Name, UserName: c.UserName, ExternalID: c.ExternalID,
+		Kind: c.Kind, Email: c.Email, Subject: c.Subject, SubjectIssuer: c.SubjectIss, DisplayName: c.Name,
+		UserName: c.UserName, ExternalID: c.ExternalID,
 	})
 	if err != nil {
 		return fmt.Errorf("create owner: %w", err)
@@ -118,6 +120,7 @@ type ownerUpdateCmd struct {
 	Name       *string `help:"New display name; \"\" removes it." placeholder:"DISPLAY"`
 	UserName   *string `name:"user-name" help:"New SCIM userName; \"\" removes it." placeholder:"NAME"`
 	ExternalID *string `name:"external-id" help:"New SCIM externalId; \"\" removes it." placeholder:"ID"`
+	SubjectIss *string `name:"subject-issuer" help:"Tie the subject to this identity provider's issuer URL; \"\" unties it." placeholder:"URL"`
 	IfVersion  int64   `name:"if-version" help:"Apply only if the owner is still at this version (from owner show); the server refuses a stale version with a conflict." placeholder:"N"`
 }
 
@@ -128,8 +131,8 @@ func (c *ownerUpdateCmd) Help() string {
 }
 
 func (c *ownerUpdateCmd) Run(rc *runContext) error {
-	if c.Email == nil && c.Name == nil && c.UserName == nil && c.ExternalID == nil {
-		return &exitError{code: ExitUsage, msg: "owner update: give at least one of --email, --name, --user-name, --external-id"}
+	if c.Email == nil && c.Name == nil && c.UserName == nil && c.ExternalID == nil && c.SubjectIss == nil {
+		return &exitError{code: ExitUsage, msg: "owner update: give at least one of --email, --name, --user-name, --external-id, --subject-issuer"}
 	}
 	cl, err := rc.client()
 	if err != nil {
@@ -137,6 +140,7 @@ func (c *ownerUpdateCmd) Run(rc *runContext) error {
 	}
 	o, err := cl.UpdateOwner(rc.ctx, c.Ref, admin.UpdateOwnerRequest{
 		Version: c.IfVersion, Email: c.Email, DisplayName: c.Name, UserName: c.UserName, ExternalID: c.ExternalID,
+		SubjectIssuer: c.SubjectIss,
 	})
 	if err != nil {
 		return fmt.Errorf("update owner %q: %w", c.Ref, err)
@@ -176,6 +180,7 @@ func (rc *runContext) printOwner(o admin.Owner) error {
 		{"Kind", o.Kind},
 		{"Email", o.Email},
 		{"Subject", o.Subject},
+		{"Subject issuer", o.SubjectIssuer},
 		{"Name", o.DisplayName},
 		{"User name", o.UserName},
 		{"External ID", o.ExternalID},

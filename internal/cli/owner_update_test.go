@@ -16,7 +16,7 @@ func TestOwnerUpdateReactivate(t *testing.T) {
 	url, token := realServer(t, nil)
 	r := runAs(t, url, token, "owner", "create", "--user-name", "BJensen", "--external-id", "00u1", "--name", "Babs")
 	wantCode(t, r, ExitOK)
-	if !strings.Contains(r.stdout, "User name:    BJensen") || !strings.Contains(r.stdout, "External ID:  00u1") {
+	if !strings.Contains(r.stdout, "User name:       BJensen") || !strings.Contains(r.stdout, "External ID:     00u1") {
 		t.Errorf("owner create output:\n%s", r.stdout)
 	}
 	cl, err := admin.New(url, token)
@@ -89,5 +89,45 @@ func TestOwnerUpdateReactivate(t *testing.T) {
 	}
 	if l.TotalResults != 1 || l.Resources[0].ID != id || l.Resources[0].Meta.Location != url+"/scim/v2/Users/"+id {
 		t.Errorf("SCIM list = %+v", l)
+	}
+}
+
+// TestOwnerSubjectIssuer ties an owner's subject to an identity provider
+// with owner create and owner update, and unties it (ADR 0027); a subject
+// issuer that is no issuer URL is refused with the field named.
+func TestOwnerSubjectIssuer(t *testing.T) {
+	url, token := realServer(t, nil)
+	const iss = "https://login.example.com/oauth2/default"
+	r := runAs(t, url, token, "owner", "create", "--subject", "00u-erin", "--subject-issuer", iss)
+	wantCode(t, r, ExitOK)
+	if !strings.Contains(r.stdout, "Subject issuer:  "+iss) {
+		t.Errorf("owner create output:\n%s", r.stdout)
+	}
+	cl, err := admin.New(url, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners, err := cl.ListOwners(t.Context(), admin.ListOwnersParams{})
+	if err != nil || len(owners.Items) != 1 || owners.Items[0].SubjectIssuer != iss {
+		t.Fatalf("owners = %+v, %v", owners, err)
+	}
+	id := owners.Items[0].ID
+	for _, want := range []string{"", iss} {
+		r = runAs(t, url, token, "-o", "json", "owner", "update", id, "--subject-issuer", want)
+		wantCode(t, r, ExitOK)
+		var o admin.Owner
+		if err := json.Unmarshal([]byte(r.stdout), &o); err != nil || o.SubjectIssuer != want {
+			t.Errorf("owner update --subject-issuer %q = %+v, %v", want, o, err)
+		}
+	}
+	r = runAs(t, url, token, "owner", "update", id, "--subject-issuer", "http://login.example.com")
+	wantCode(t, r, ExitError)
+	if !strings.Contains(r.stderr, "subject_issuer") {
+		t.Errorf("an http subject issuer: stderr %q, want the field named", r.stderr)
+	}
+	r = runAs(t, url, token, "owner", "create", "--email", "f@example.com", "--subject-issuer", iss)
+	wantCode(t, r, ExitError)
+	if !strings.Contains(r.stderr, "subject_issuer") {
+		t.Errorf("a subject issuer without a subject: stderr %q", r.stderr)
 	}
 }

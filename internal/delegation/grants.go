@@ -484,6 +484,9 @@ func (s *Service) AuthenticatePerson(ctx context.Context, o audit.Origin, token 
 		ev.Actor = &audit.Actor{Type: audit.ActorPerson, ID: sub.Subject}
 		ev.Delegation = &audit.Delegation{Subject: sub.Subject}
 		ev.Details = map[string]any{"issuer": sub.Issuer, "method": "bearer"}
+		if sub.EmailClaimed {
+			ev.Details["email_verified"] = sub.EmailVerified
+		}
 	}
 	if _, err := s.rec.Record(ctx, ev); err != nil {
 		return Subject{}, o, fmt.Errorf("delegation: audit trail not written: %w", err)

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +18,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 // Limits of subject-token verification.
@@ -73,6 +73,10 @@ type IssuerConfig struct {
 	// copied to grants (default "email").
 	SubjectClaim string
 	EmailClaim   string
+	// TrustEmail takes the email claim as the person's address even when
+	// the token does not say email_verified: true (ADR 0027). Set it only
+	// for an IdP whose users cannot choose their address.
+	TrustEmail bool
 	// Algorithms restricts the allowed JWS algorithms to a subset of
 	// PermittedAlgorithms(); empty: Algorithms().
 	Algorithms []string
@@ -82,7 +86,16 @@ type IssuerConfig struct {
 type Subject struct {
 	Issuer  string
 	Subject string
-	Email   string
+	// Email is the person's address: the email claim when the token says
+	// email_verified: true or the issuer is configured with TrustEmail,
+	// else "" (ADR 0027).
+	Email string
+	// EmailClaimed says the token had an email claim, used or not;
+	// EmailVerified that the token said email_verified: true.
+	EmailClaimed, EmailVerified bool
+	// SoleIssuer says Issuer is the only trusted issuer, so that a
+	// subject not tied to an issuer names this issuer's person.
+	SoleIssuer bool
 	// Scopes are the token's scope (or scp) claim; Scoped says it had one.
 	Scopes []string
 	Scoped bool
@@ -138,36 +151,8 @@ func NewIssuers(cfgs []IssuerConfig, clock func() time.Time) (*Issuers, error) {
 	return is, nil
 }
 
-// CheckURL applies the issuer and JWKS URL rule: https, or http on a
-// loopback host; no user information, query or fragment for an issuer.
-func CheckURL(s string, isIssuer bool) error {
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute URL", s)
-	}
-	switch {
-	case u.User != nil:
-		return fmt.Errorf("%q must not contain user information", s)
-	case isIssuer && (u.RawQuery != "" || u.Fragment != "" || strings.Contains(s, "#")):
-		return fmt.Errorf("%q must not have a query or fragment", s)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && loopback(u.Hostname()):
-	default:
-		return fmt.Errorf("%q must be https (http only on a loopback host)", s)
-	}
-	return nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func newIssuer(c IssuerConfig) (*issuer, error) {
-	if err := CheckURL(c.Issuer, true); err != nil {
+	if err := urlcheck.HTTPS(c.Issuer, true); err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	if c.Audience == "" {
@@ -177,7 +162,7 @@ func newIssuer(c IssuerConfig) (*issuer, error) {
 		return nil, errors.New("jwks_url and jwks_file exclude each other")
 	}
 	if c.JWKSURL != "" {
-		if err := CheckURL(c.JWKSURL, false); err != nil {
+		if err := urlcheck.HTTPS(c.JWKSURL, false); err != nil {
 			return nil, fmt.Errorf("jwks_url: %w", err)
 		}
 	}
@@ -234,7 +219,7 @@ func newIssuer(c IssuerConfig) (*issuer, error) {
 			if len(via) >= 3 {
 				return errors.New("more than 3 redirects")
 			}
-			return CheckURL(req.URL.String(), false)
+			return urlcheck.HTTPS(req.URL.String(), false)
 		},
 	}
 	return iss, nil
@@ -288,7 +273,9 @@ func (is *Issuers) Verify(ctx context.Context, raw string) (Subject, error) {
 	if err != nil {
 		return Subject{}, err
 	}
-	return iss.subject(std, extra)
+	s, err := iss.subject(std, extra)
+	s.SoleIssuer = err == nil && len(is.byIss) == 1
+	return s, err
 }
 
 // subject applies the subject-token rules to a token that passed
@@ -302,8 +289,9 @@ func (iss *issuer) subject(std jwt.Claims, extra map[string]json.RawMessage) (Su
 	}
 	s.Subject = sub
 	if raw, ok := extra[c.EmailClaim]; ok {
+		s.EmailClaimed, s.EmailVerified = true, emailVerified(extra["email_verified"])
 		var email string
-		if json.Unmarshal(raw, &email) == nil && len(email) <= 320 && printableID(email) {
+		if (s.EmailVerified || c.TrustEmail) && json.Unmarshal(raw, &email) == nil && len(email) <= 320 && printableID(email) {
 			s.Email = email
 		}
 	}
@@ -320,6 +308,16 @@ func (iss *issuer) subject(std jwt.Claims, extra map[string]json.RawMessage) (Su
 		s.MayAct = &m
 	}
 	return s, nil
+}
+
+// emailVerified reads an email_verified claim (OpenID Connect Core §5.1):
+// the boolean true, or the string "true" that some IdPs send.
+func emailVerified(raw json.RawMessage) bool {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false
+	}
+	return v == true || v == "true"
 }
 
 // scopeClaims reads scope (a space-separated string, RFC 8693 §4.2) or
@@ -471,7 +469,7 @@ func (iss *issuer) discover(ctx context.Context) (string, error) {
 	if doc.Issuer != iss.cfg.Issuer {
 		return "", fmt.Errorf("discovery document names issuer %q", doc.Issuer)
 	}
-	if err := CheckURL(doc.JWKSURI, false); err != nil {
+	if err := urlcheck.HTTPS(doc.JWKSURI, false); err != nil {
 		return "", fmt.Errorf("discovery jwks_uri: %w", err)
 	}
 	return doc.JWKSURI, nil

@@ -67,7 +67,7 @@ func TestVerifySubjectToken(t *testing.T) {
 			t.Fatalf("Verify(%s): %v", kid, err)
 		}
 		want := delegation.Subject{
-			Issuer: idp.URL, Subject: "alice", Email: "alice@example.com",
+			Issuer: idp.URL, Subject: "alice", Email: "alice@example.com", EmailClaimed: true, EmailVerified: true, SoleIssuer: true,
 			Scopes: []string{"travel:book", "travel:read"}, Scoped: true,
 			MayAct: &delegation.MayAct{Sub: "spiffe://example.org/agent/booker"},
 			Expiry: clk.Now().Add(10 * time.Minute),
@@ -89,6 +89,45 @@ func TestVerifySubjectToken(t *testing.T) {
 	}
 	if got, err := is.Verify(t.Context(), idp.Mint("es1", idp.Claims("bob", clk.Now()))); err != nil || got.Scoped {
 		t.Errorf("Verify without scope = %+v, %v; want unscoped", got, err)
+	}
+}
+
+// TestVerifyEmail: the email claim is the person's address only when the
+// token says email_verified: true (or "true"), or when the issuer is
+// configured with TrustEmail (ADR 0027, OpenID Connect Core §5.1); and
+// SoleIssuer says whether the issuer is the only trusted one.
+func TestVerifyEmail(t *testing.T) {
+	idp, trusting := idptest.New(t), idptest.New(t)
+	clk := newClock()
+	cfg := idpConfig(trusting)
+	cfg.TrustEmail = true
+	is := issuers(t, clk, idpConfig(idp), cfg)
+	for _, tc := range []struct {
+		name      string
+		idp       *idptest.IdP
+		verified  any // nil: no email_verified claim
+		wantEmail string
+	}{
+		{"verified", idp, true, "alice@example.com"},
+		{"verified as a string", idp, "true", "alice@example.com"},
+		{"unverified", idp, false, ""},
+		{"no email_verified", idp, nil, ""},
+		{"email_verified not a boolean", idp, 1, ""},
+		{"trusted issuer, unverified", trusting, false, "alice@example.com"},
+		{"trusted issuer, no email_verified", trusting, nil, "alice@example.com"},
+	} {
+		c := tc.idp.Claims("alice", clk.Now())
+		delete(c, "email_verified")
+		if tc.verified != nil {
+			c["email_verified"] = tc.verified
+		}
+		got, err := is.Verify(t.Context(), tc.idp.Mint("es1", c))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got.Email != tc.wantEmail || !got.EmailClaimed || got.EmailVerified != (tc.verified == true || tc.verified == "true") || got.SoleIssuer {
+			t.Errorf("%s: Verify = %+v; want email %q", tc.name, got, tc.wantEmail)
+		}
 	}
 }
 

@@ -20,7 +20,8 @@ var _ identity.OwnerGrantRevoker = (*Service)(nil)
 // RevokeOwnerGrants implements identity.OwnerGrantRevoker: inside tx, the
 // transaction that deactivates p.Owner, it revokes every grant that is
 // active at p.Now and whose delegating person is the owner: its subject is
-// the owner's Subject (under any trusted issuer), or its subject email
+// the owner's Subject, under the owner's SubjectIssuer when it has one and
+// under any trusted issuer when not (ADR 0027), or its subject email
 // equals the owner's Email up to the case of ASCII letters
 // (store.FoldEmail). Grants under agentid's own issuer name agents, not
 // people, and are left alone, as is everything when the owner is a team.
@@ -80,7 +81,7 @@ func (s *Service) ownerGrants(ctx context.Context, r store.GrantReader, own stor
 		}
 	}
 	if own.Subject != "" {
-		if err := scan(store.GrantFilter{Subject: own.Subject}); err != nil {
+		if err := scan(store.GrantFilter{Subject: own.Subject, SubjectIssuer: own.SubjectIssuer}); err != nil {
 			return nil, err
 		}
 	}

@@ -222,6 +222,51 @@ func TestDeactivateTeamOwnerRevokesNothing(t *testing.T) {
 	}
 }
 
+// TestDeactivateOwnerRevokesGrantsOfItsIssuer: an owner tied to an issuer
+// (ADR 0027) revokes the grants of its subject under that issuer only; an
+// untied owner, those under every issuer. The grants under a second issuer
+// are written to the store directly, as if that issuer had been trusted
+// when they were made.
+func TestDeactivateOwnerRevokesGrantsOfItsIssuer(t *testing.T) {
+	for _, b := range storetest.Backends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			st, _ := b.Open(t)
+			e := newEnv(t, st)
+			ids := e.registry(e.svc)
+			const other = "https://other-idp.example.org"
+			grants := map[string]store.Grant{}
+			for _, subject := range []string{"tied", "untied"} {
+				g, err := e.svc.CreateGrant(e.ctx, admin(), e.params(func(p *delegation.CreateGrantParams) { p.Subject, p.SubjectEmail = subject, "" }))
+				if err != nil {
+					t.Fatal(err)
+				}
+				grants[subject] = g
+				g.ID, g.SubjectIssuer = g.ID+"x", other
+				err = st.Update(e.ctx, func(ctx context.Context, tx store.Tx) error {
+					var err error
+					grants[subject+"@other"], err = tx.CreateGrant(ctx, g)
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for subject, iss := range map[string]string{"tied": e.idp.URL, "untied": ""} {
+				own, err := ids.CreateOwner(e.ctx, admin(), identity.CreateOwnerParams{Kind: store.OwnerPerson, Subject: subject, SubjectIssuer: iss})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ids.DeactivateOwner(e.ctx, admin(), identity.TransitionParams{Ref: own.ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff([]string{"tied", "untied", "untied@other"}, e.revokedSince(grants, time.Time{}.Add(1))); diff != "" {
+				t.Errorf("revoked grants (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // failAfter revokes through the real service, then fails: the
 // deactivation must roll back with the revocations.
 type failAfter struct{ svc *delegation.Service }

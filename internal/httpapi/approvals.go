@@ -83,7 +83,8 @@ func (h *handler) adminDecideApproval(approve bool) func(http.ResponseWriter, *h
 
 func (h *handler) personDecideApproval(approve bool) func(http.ResponseWriter, *http.Request, *delegation.Subject, audit.Origin) {
 	return func(w http.ResponseWriter, r *http.Request, who *delegation.Subject, o audit.Origin) {
-		h.decideApproval(w, r, o, policy.Approver{Type: audit.ActorPerson, ID: who.Subject, Subject: who.Subject, Email: who.Email}, approve)
+		h.decideApproval(w, r, o, policy.Approver{Type: audit.ActorPerson, ID: who.Subject, Subject: who.Subject, Email: who.Email,
+			Issuer: who.Issuer, SoleIssuer: who.SoleIssuer}, approve)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 
 func ownerOut(o store.Owner) admin.Owner {
 	return admin.Owner{
-		ID: o.ID, Kind: string(o.Kind), Email: o.Email, Subject: o.Subject, DisplayName: o.DisplayName,
+		ID: o.ID, Kind: string(o.Kind), Email: o.Email, Subject: o.Subject, SubjectIssuer: o.SubjectIssuer, DisplayName: o.DisplayName,
 		UserName: o.UserName, ExternalID: o.ExternalID, State: string(o.State), CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC(), Version: o.Version,
 	}
 }
@@ -27,7 +27,7 @@ func (h *handler) createOwner(w http.ResponseWriter, r *http.Request, p *princip
 		kind = store.OwnerPerson
 	}
 	o, err := h.p.Identity.CreateOwner(r.Context(), p.origin, identity.CreateOwnerParams{
-		Kind: kind, Email: in.Email, Subject: in.Subject, DisplayName: in.DisplayName,
+		Kind: kind, Email: in.Email, Subject: in.Subject, SubjectIssuer: in.SubjectIssuer, DisplayName: in.DisplayName,
 		UserName: in.UserName, ExternalID: in.ExternalID,
 	})
 	if err != nil {
@@ -102,7 +102,7 @@ func (h *handler) updateOwner(w http.ResponseWriter, r *http.Request, p *princip
 	}
 	o, err := h.p.Identity.UpdateOwner(r.Context(), p.origin, identity.UpdateOwnerParams{
 		Ref: r.PathValue("ref"), IfVersion: v, Email: in.Email, DisplayName: in.DisplayName,
-		UserName: in.UserName, ExternalID: in.ExternalID,
+		UserName: in.UserName, ExternalID: in.ExternalID, SubjectIssuer: in.SubjectIssuer,
 	})
 	if err != nil {
 		h.problem(w, r, err)

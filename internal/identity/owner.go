@@ -11,6 +11,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/recordid"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 // Audit event types of the owner lifecycle, in family audit.Admin.
@@ -28,6 +29,8 @@ const (
 	FieldOwnerDisplayName = "display_name"
 	FieldOwnerUserName    = "user_name"
 	FieldOwnerExternalID  = "external_id"
+	// FieldOwnerSubjectIssuer is the trusted issuer the subject is of.
+	FieldOwnerSubjectIssuer = "subject_issuer"
 )
 
 // CreateOwnerParams describes a new owner. At least one of Email, Subject
@@ -41,6 +44,11 @@ type CreateOwnerParams struct {
 	// Subject is the owner's subject at the enterprise IdP: at most
 	// MaxSubjectLen bytes without control characters, trimmed.
 	Subject string
+	// SubjectIssuer ties Subject to one trusted issuer (ADR 0027): an
+	// issuer identifier (https, or http on a loopback host; no query or
+	// fragment), only with a Subject. Empty: the subject matches a
+	// person's token only while one issuer is trusted.
+	SubjectIssuer string
 	// DisplayName is optional: at most MaxDisplayNameLen bytes without
 	// control characters, trimmed.
 	DisplayName string
@@ -100,6 +108,9 @@ func (s *Service) CreateOwner(ctx context.Context, o audit.Origin, p CreateOwner
 			"state":        string(created.State),
 			"version":      created.Version,
 		}
+		if created.SubjectIssuer != "" {
+			ev.Details["subject_issuer"] = created.SubjectIssuer
+		}
 		if _, err := s.rec.Append(ctx, tx, ev); err != nil {
 			return fmt.Errorf("identity: record %s: %w", EventOwnerCreated, err)
 		}
@@ -127,6 +138,9 @@ func validateOwner(p CreateOwnerParams) (store.Owner, error) {
 	}
 	if err := checkText(own.Subject); err != nil {
 		return store.Owner{}, withField("subject", err)
+	}
+	if own.SubjectIssuer, err = normalizeSubjectIssuer(p.SubjectIssuer); err != nil {
+		return store.Owner{}, err
 	}
 	if own.DisplayName, err = ownerText(FieldOwnerDisplayName, p.DisplayName, MaxDisplayNameLen); err != nil {
 		return store.Owner{}, err
@@ -163,11 +177,29 @@ func ownerText(field, v string, maxLen int) (string, error) {
 	return v, nil
 }
 
+// normalizeSubjectIssuer trims a subject issuer and checks it is an
+// issuer identifier; blank is "".
+func normalizeSubjectIssuer(iss string) (string, error) {
+	if iss = strings.TrimSpace(iss); iss == "" {
+		return "", nil
+	}
+	if len(iss) > MaxSubjectIssuerLen {
+		return "", invalid(FieldOwnerSubjectIssuer, "must be at most %d bytes", MaxSubjectIssuerLen)
+	}
+	if err := urlcheck.HTTPS(iss, true); err != nil {
+		return "", invalid(FieldOwnerSubjectIssuer, "%s", err.Error())
+	}
+	return iss, nil
+}
+
 // checkOwnerKeys requires a way to find the owner: an email, an IdP
-// subject or a user name.
+// subject or a user name; and a subject issuer only with a subject.
 func checkOwnerKeys(own store.Owner) error {
 	if own.Email == "" && own.Subject == "" && own.UserName == "" {
 		return invalid(FieldOwnerEmail, "an email, an IdP subject or a user name is required")
+	}
+	if own.SubjectIssuer != "" && own.Subject == "" {
+		return invalid(FieldOwnerSubjectIssuer, "is set only with a subject")
 	}
 	return nil
 }
@@ -277,6 +309,9 @@ type UpdateOwnerParams struct {
 	DisplayName *string
 	UserName    *string
 	ExternalID  *string
+	// SubjectIssuer ties the owner's subject to a trusted issuer, or
+	// unties it ("") (ADR 0027).
+	SubjectIssuer *string
 	// State, when set, moves the owner to that state in the same
 	// transaction, with the events (and orphans, and revoked grants) of
 	// DeactivateOwner or ReactivateOwner; the owner's current state is no
@@ -328,6 +363,12 @@ func (s *Service) UpdateOwner(ctx context.Context, o audit.Origin, p UpdateOwner
 		}
 		c.set[f.name] = true
 		if *f.out, err = ownerText(f.name, *f.in, f.maxLen); err != nil {
+			return store.Owner{}, err
+		}
+	}
+	if p.SubjectIssuer != nil {
+		c.set[FieldOwnerSubjectIssuer] = true
+		if c.subjectIssuer, err = normalizeSubjectIssuer(*p.SubjectIssuer); err != nil {
 			return store.Owner{}, err
 		}
 	}
@@ -383,11 +424,11 @@ func (s *Service) transitionOwner(ctx context.Context, o audit.Origin, p Transit
 // and a state ("" keeps it). strict makes an unchanged state an illegal
 // transition rather than no change.
 type ownerChange struct {
-	set                                      map[string]bool
-	email, displayName, userName, externalID string
-	state                                    store.OwnerState
-	strict                                   bool
-	reason                                   string
+	set                                                     map[string]bool
+	email, displayName, userName, externalID, subjectIssuer string
+	state                                                   store.OwnerState
+	strict                                                  bool
+	reason                                                  string
 }
 
 // apply sets c's fields on own and returns the names of those whose value
@@ -403,6 +444,7 @@ func (c ownerChange) apply(own store.Owner) (store.Owner, []string) {
 		{FieldOwnerDisplayName, c.displayName, &own.DisplayName},
 		{FieldOwnerUserName, c.userName, &own.UserName},
 		{FieldOwnerExternalID, c.externalID, &own.ExternalID},
+		{FieldOwnerSubjectIssuer, c.subjectIssuer, &own.SubjectIssuer},
 	} {
 		if c.set[f.name] && *f.at != f.to {
 			*f.at = f.to
@@ -419,6 +461,7 @@ func ownerFieldValues(own store.Owner, fields []string) map[string]any {
 		d[f] = map[string]string{
 			FieldOwnerEmail: own.Email, FieldOwnerDisplayName: own.DisplayName,
 			FieldOwnerUserName: own.UserName, FieldOwnerExternalID: own.ExternalID,
+			FieldOwnerSubjectIssuer: own.SubjectIssuer,
 		}[f]
 	}
 	return d

@@ -23,6 +23,7 @@ func TestCreateOwner(t *testing.T) {
 		before := e.head()
 		got, err := e.svc.CreateOwner(e.ctx, testOrigin(), CreateOwnerParams{
 			Kind: store.OwnerPerson, Email: " Alice@Example.COM ", Subject: " 00u1abcd ", DisplayName: " Alice Liddell ",
+			SubjectIssuer: " https://login.example.com/oauth2/default ",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -31,13 +32,13 @@ func TestCreateOwner(t *testing.T) {
 			t.Errorf("ID %q is not an owner id", got.ID)
 		}
 		want := store.Owner{ID: got.ID, Kind: store.OwnerPerson, Email: "alice@example.com", Subject: "00u1abcd",
-			DisplayName: "Alice Liddell", State: store.OwnerActive, CreatedAt: now, UpdatedAt: now, Version: 1}
+			SubjectIssuer: "https://login.example.com/oauth2/default", DisplayName: "Alice Liddell", State: store.OwnerActive, CreatedAt: now, UpdatedAt: now, Version: 1}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("CreateOwner (-want +got):\n%s", diff)
 		}
 		wantEv := wantEvent(audit.Admin, EventOwnerCreated, nil, map[string]any{
 			"id": got.ID, "kind": "person", "email": "alice@example.com", "subject": "00u1abcd",
-			"display_name": "Alice Liddell", "user_name": "", "external_id": "", "state": "active", "version": 1,
+			"subject_issuer": "https://login.example.com/oauth2/default", "display_name": "Alice Liddell", "user_name": "", "external_id": "", "state": "active", "version": 1,
 		}, "")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
@@ -80,6 +81,14 @@ func TestCreateOwner(t *testing.T) {
 			{"control in display name", CreateOwnerParams{Kind: store.OwnerPerson, Email: "c@example.com", DisplayName: "a\u202eb"}, "display_name", nil},
 			{"email taken", CreateOwnerParams{Kind: store.OwnerPerson, Email: "ALICE@example.com"}, "", ErrAlreadyExists},
 			{"subject taken", CreateOwnerParams{Kind: store.OwnerTeam, Subject: "group:billing"}, "", ErrAlreadyExists},
+			{"subject issuer without subject", CreateOwnerParams{Kind: store.OwnerPerson, Email: "d@example.com",
+				SubjectIssuer: "https://login.example.com"}, "subject_issuer", nil},
+			{"subject issuer over http", CreateOwnerParams{Kind: store.OwnerPerson, Subject: "d",
+				SubjectIssuer: "http://login.example.com"}, "subject_issuer", nil},
+			{"subject issuer with a fragment", CreateOwnerParams{Kind: store.OwnerPerson, Subject: "d",
+				SubjectIssuer: "https://login.example.com#d"}, "subject_issuer", nil},
+			{"long subject issuer", CreateOwnerParams{Kind: store.OwnerPerson, Subject: "d",
+				SubjectIssuer: "https://login.example.com/" + strings.Repeat("p", MaxSubjectIssuerLen)}, "subject_issuer", nil},
 		})
 	})
 }

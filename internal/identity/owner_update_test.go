@@ -70,6 +70,8 @@ func TestUpdateOwner(t *testing.T) {
 			{"long external id", UpdateOwnerParams{Ref: own.ID, ExternalID: ptr(strings.Repeat("e", MaxExternalIDLen+1))}, nil, "external_id"},
 			{"no key left", UpdateOwnerParams{Ref: own.ID, Email: ptr("")}, nil, "email"},
 			{"bad state", UpdateOwnerParams{Ref: own.ID, State: ptr(store.OwnerState("gone"))}, nil, "state"},
+			{"subject issuer without a subject", UpdateOwnerParams{Ref: own.ID, SubjectIssuer: ptr("https://login.example.com")}, nil, "subject_issuer"},
+			{"subject issuer not a URL", UpdateOwnerParams{Ref: own.ID, SubjectIssuer: ptr("login.example.com")}, nil, "subject_issuer"},
 			{"bad reason", UpdateOwnerParams{Ref: own.ID, DisplayName: ptr("A"), Reason: "\x1b"}, nil, "reason"},
 		} {
 			e.refused(tc.name, tc.field, tc.want, func() error {
@@ -122,6 +124,29 @@ func TestUpdateOwner(t *testing.T) {
 		}, "")
 		if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
 			t.Errorf("events (-want +got):\n%s", diff)
+		}
+
+		// An owner with a subject is tied to its issuer, then untied
+		// (ADR 0027).
+		subj, err := e.svc.CreateOwner(e.ctx, testOrigin(), CreateOwnerParams{Kind: store.OwnerPerson, Subject: "00u9"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, iss := range []string{"https://login.example.com/oauth2/default", ""} {
+			before = e.head()
+			got, err := e.svc.UpdateOwner(e.ctx, testOrigin(), UpdateOwnerParams{Ref: subj.ID, SubjectIssuer: ptr(iss)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.SubjectIssuer != iss || got.Version != int64(2+i) {
+				t.Errorf("subject issuer set to %q: %+v", iss, got)
+			}
+			wantEv = wantEvent(audit.Admin, EventOwnerUpdated, nil, map[string]any{
+				"id": subj.ID, "kind": "person", "version": 2 + i, "changed": []string{"subject_issuer"}, "subject_issuer": iss,
+			}, "")
+			if diff := cmp.Diff([]event{wantEv}, e.eventsAfter(before)); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
 		}
 		e.verifyTrail()
 	})

@@ -50,6 +50,8 @@ const (
 	MaxEmailLen = 254
 	// MaxSubjectLen is the longest owner IdP subject.
 	MaxSubjectLen = 255
+	// MaxSubjectIssuerLen is the longest owner subject issuer URL.
+	MaxSubjectIssuerLen = 512
 	// MaxDisplayNameLen is the longest owner display name.
 	MaxDisplayNameLen = 256
 )

@@ -37,13 +37,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
 	"github.com/agentid/agentid/internal/buildinfo"
+	"github.com/agentid/agentid/internal/urlcheck"
 	"github.com/agentid/agentid/internal/workloadapi"
 	"github.com/agentid/agentid/sdk/admin"
 )
@@ -411,7 +411,7 @@ func newAttestor(serverURL, caFile, certFile, keyFile string) (Attestor, error) 
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !isLoopback(u.Hostname()) {
+		if !urlcheck.Loopback(u.Hostname()) {
 			return nil, fmt.Errorf("node: server URL %s: plain http is allowed on loopback only; use https", serverURL)
 		}
 		if caFile != "" {
@@ -447,15 +447,6 @@ func newAttestor(serverURL, caFile, certFile, keyFile string) (Attestor, error) 
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	return c, nil
-}
-
-// isLoopback reports whether host is localhost or a loopback address.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // listenSocket listens on the Unix socket path with the mode, replacing a

@@ -73,9 +73,11 @@ type ApprovalParams struct {
 	// TTL is how long an approval covers requests once approved, and the
 	// longest an approver may choose (DefaultApprovalTTL).
 	TTL time.Duration
-	// Approvers are people (a subject or an email of a trusted issuer's
-	// token) who may act on every approval, except a user subject's own
-	// (ADR 0020); owners of the agent may act on its approvals anyway.
+	// Approvers are people who may act on every approval, except a user
+	// subject's own (ADR 0020); owners of the agent may act on its
+	// approvals anyway. Each is a verified email, "<issuer>#<subject>",
+	// or a bare subject, which matches only while one issuer is trusted
+	// (ADR 0027; ApproverMatches).
 	Approvers []string
 	// Webhook, when set, is notified of every approval event.
 	Webhook *Webhook
@@ -86,8 +88,47 @@ type ApprovalParams struct {
 type Approver struct {
 	Type    string // audit.ActorAdmin or audit.ActorPerson
 	ID      string // the admin token id, or the person's subject
-	Email   string // the person's email, "" when unknown
+	Email   string // the person's verified email, "" when unknown
 	Subject string // the person's subject ("" for an admin)
+	// Issuer is the trusted issuer of the person's token; SoleIssuer says
+	// it is the only trusted one (ADR 0027).
+	Issuer     string
+	SoleIssuer bool
+}
+
+// hasSubject reports whether subject, of issuer ("" when not tied to
+// one), names the person: the same subject under the same issuer, or an
+// untied subject while the person's issuer is the only trusted one
+// (ADR 0027).
+func (who Approver) hasSubject(subject, issuer string) bool {
+	return who.Type == audit.ActorPerson && subject != "" && subject == who.Subject &&
+		(issuer == who.Issuer || issuer == "" && who.SoleIssuer)
+}
+
+// hasEmail reports whether email is the person's verified email, ASCII
+// case aside.
+func (who Approver) hasEmail(email string) bool {
+	return who.Email != "" && strings.EqualFold(email, who.Email)
+}
+
+// ApproverMatches reports whether the designated approver entry names
+// who: an email (with "@" and no "#") names a verified email; an entry
+// "<issuer>#<subject>" (issuer identifiers have no fragment) a subject of
+// that issuer; any other entry a subject of the only trusted issuer. An
+// email-shaped entry is also tried as a bare subject, as some IdPs use
+// addresses as subjects.
+func ApproverMatches(entry string, who Approver) bool {
+	if iss, sub, ok := strings.Cut(entry, "#"); ok {
+		return iss != "" && who.hasSubject(sub, iss)
+	}
+	return (strings.Contains(entry, "@") && who.hasEmail(entry)) || who.hasSubject(entry, "")
+}
+
+// BareSubjectApprover reports whether a designated approver entry is a
+// subject not tied to an issuer (no "#" and no "@"): with several trusted
+// issuers it can match no one.
+func BareSubjectApprover(entry string) bool {
+	return !strings.ContainsAny(entry, "#@")
 }
 
 // approvalScope is what an approval is for; its digest is the store's
@@ -403,6 +444,9 @@ func (s *Service) decideApproval(ctx context.Context, o audit.Origin, p DecideAp
 		}
 		ev := approvalEvent(o, typ, out, now)
 		ev.Reason = p.Reason
+		if p.Approver.Issuer != "" {
+			ev.Details["decider_issuer"] = p.Approver.Issuer
+		}
 		_, err = s.rec.Append(ctx, tx, ev)
 		return err
 	})
@@ -414,9 +458,10 @@ func (s *Service) decideApproval(ctx context.Context, o audit.Origin, p DecideAp
 }
 
 // mayApprove checks that the approver may act on a: an admin, an owner of
-// the agent (matched by the owner's IdP subject or email) or a designated
-// approver. A user subject's approval has no owners, and its user may not
-// approve it, designated approver or not (ADR 0020).
+// the agent (matched by the owner's IdP subject, under its issuer, or by
+// a verified email; ADR 0027) or a designated approver. A user subject's
+// approval has no owners, and its user may not approve it, designated
+// approver or not (ADR 0020).
 func (s *Service) mayApprove(ctx context.Context, who Approver, a store.Approval) error {
 	if who.Type == audit.ActorAdmin {
 		return nil
@@ -425,7 +470,7 @@ func (s *Service) mayApprove(ctx context.Context, who Approver, a store.Approval
 		return fmt.Errorf("%w: the request is the approver's own", ErrForbidden)
 	}
 	for _, x := range s.approvals.approvers {
-		if x == who.Subject || (who.Email != "" && strings.EqualFold(x, who.Email)) {
+		if ApproverMatches(x, who) {
 			return nil
 		}
 	}
@@ -446,7 +491,7 @@ func (s *Service) mayApprove(ctx context.Context, who Approver, a store.Approval
 		if ow.State != store.OwnerActive {
 			continue
 		}
-		if (ow.Subject != "" && ow.Subject == who.Subject) || (ow.Email != "" && strings.EqualFold(ow.Email, who.Email)) {
+		if who.hasSubject(ow.Subject, ow.SubjectIssuer) || (ow.Email != "" && who.hasEmail(ow.Email)) {
 			return nil
 		}
 	}

@@ -462,3 +462,81 @@ func TestUserApprovalDeniedAndOwnEmail(t *testing.T) {
 		t.Errorf("ExpireApprovals = %d, %v; want 1", n, err)
 	}
 }
+
+// TestApprovalPersonMatching: a person acts as an agent's owner by a
+// subject under the owner's issuer, or under the only trusted issuer for
+// an owner tied to none, or by a verified email (ADR 0027).
+func TestApprovalPersonMatching(t *testing.T) {
+	e := sqliteEnv(t)
+	e.apply(t, basePolicies)
+	ctx := context.Background()
+	const idpA, idpB = "https://a.example.org", "https://b.example.org"
+	person := func(iss string, sole bool) policy.Approver {
+		return policy.Approver{Type: audit.ActorPerson, ID: "sub-alice", Subject: "sub-alice", Issuer: iss, SoleIssuer: sole}
+	}
+	first := decide(t, e, payReq("1", "5"))
+	for name, who := range map[string]policy.Approver{
+		"alice's subject under one of several issuers, owner untied": person(idpA, false),
+		"no subject, alice's email unverified":                       {Type: audit.ActorPerson, ID: "sub-x", Subject: "sub-x", Issuer: idpA, SoleIssuer: true},
+	} {
+		if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: first.ApprovalID, Approver: who}); !errors.Is(err, policy.ErrForbidden) {
+			t.Errorf("Approve by %s = %v; want ErrForbidden", name, err)
+		}
+	}
+	if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: first.ApprovalID, Approver: person(idpA, true)}); err != nil {
+		t.Errorf("Approve by alice's subject under the only trusted issuer, owner untied: %v", err)
+	}
+
+	// Tied to issuer B, alice's subject names her under B only.
+	err := e.st.Update(ctx, func(ctx context.Context, tx store.Tx) error {
+		_, err := tx.UpdateOwner(ctx, "own_alice", func(o store.Owner) (store.Owner, error) { o.SubjectIssuer = idpB; return o, nil })
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := decide(t, e, payReq("2", "5"))
+	if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: second.ApprovalID, Approver: person(idpA, true)}); !errors.Is(err, policy.ErrForbidden) {
+		t.Errorf("Approve by alice's subject under another issuer, owner tied to B = %v; want ErrForbidden", err)
+	}
+	if _, err := e.svc.Approve(ctx, audit.Origin{}, policy.DecideApprovalParams{ID: second.ApprovalID, Approver: person(idpB, false)}); err != nil {
+		t.Errorf("Approve by alice's subject under B, owner tied to B: %v", err)
+	}
+}
+
+func TestApproverMatches(t *testing.T) {
+	const iss = "https://idp.example.org"
+	dave := policy.Approver{Type: audit.ActorPerson, ID: "00u-dave", Subject: "00u-dave", Email: "Dave@Example.com", Issuer: iss}
+	sole := dave
+	sole.SoleIssuer = true
+	unverified := sole
+	unverified.Email = ""
+	admin := policy.Approver{Type: audit.ActorAdmin, ID: "00u-dave"}
+	for _, tc := range []struct {
+		entry string
+		who   policy.Approver
+		want  bool
+	}{
+		{"dave@example.com", dave, true},
+		{"dave@example.com", unverified, false},
+		{"00u-dave", dave, false},
+		{"00u-dave", sole, true},
+		{"00u-dave", admin, false},
+		{iss + "#00u-dave", dave, true},
+		{iss + "#00u-dave", sole, true},
+		{"https://other.example.org#00u-dave", sole, false},
+		{iss + "#00u-other", dave, false},
+		{iss + "#", dave, false},
+		{"#00u-dave", sole, false},
+		{"", sole, false},
+	} {
+		if got := policy.ApproverMatches(tc.entry, tc.who); got != tc.want {
+			t.Errorf("ApproverMatches(%q, %+v) = %v; want %v", tc.entry, tc.who, got, tc.want)
+		}
+	}
+	for entry, want := range map[string]bool{"00u-dave": true, "dave@example.com": false, iss + "#00u-dave": false} {
+		if got := policy.BareSubjectApprover(entry); got != want {
+			t.Errorf("BareSubjectApprover(%q) = %v; want %v", entry, got, want)
+		}
+	}
+}

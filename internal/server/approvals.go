@@ -5,9 +5,11 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/agentid/agentid/internal/policy"
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 // ApprovalsConfig configures the approvals of conditional decisions
@@ -19,10 +21,10 @@ type ApprovalsConfig struct {
 	// TTL is how long an approval covers requests once given, and the
 	// longest an approver may choose (default 1h).
 	TTL time.Duration `yaml:"ttl"`
-	// Approvers are people (a subject or an email in a trusted issuer's
-	// token) who may act on every approval, except a user subject's own
-	// request (ADR 0020); owners of an agent may act on its approvals
-	// anyway.
+	// Approvers are people who may act on every approval, except a user
+	// subject's own request (ADR 0020); owners of an agent may act on its
+	// approvals anyway. Each is a verified email, <issuer>#<subject>, or a
+	// bare subject when one issuer is trusted (ADR 0027).
 	Approvers []string `yaml:"approvers"`
 	// Webhook, when its URL is set, is notified of every approval event.
 	Webhook ApprovalWebhookConfig `yaml:"webhook"`
@@ -37,7 +39,9 @@ type ApprovalWebhookConfig struct {
 	SecretFile string `yaml:"secret_file"`
 }
 
-func (c ApprovalsConfig) validate() error {
+// validate checks the approvals section; issuers is how many identity
+// providers delegation trusts.
+func (c ApprovalsConfig) validate(issuers int) error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%w: approvals.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
 	}
@@ -48,6 +52,16 @@ func (c ApprovalsConfig) validate() error {
 		return bad("ttl", "must not be negative")
 	case c.Webhook.URL != "" && c.Webhook.SecretFile == "":
 		return bad("webhook.secret_file", "is required with webhook.url")
+	}
+	for i, a := range c.Approvers {
+		if iss, sub, ok := strings.Cut(a, "#"); ok {
+			if err := urlcheck.HTTPS(iss, true); err != nil || sub == "" {
+				return bad(fmt.Sprintf("approvers[%d]", i), "%q: write <issuer>#<subject>, with the issuer as in delegation.issuers", a)
+			}
+		} else if policy.BareSubjectApprover(a) && issuers > 1 {
+			return bad(fmt.Sprintf("approvers[%d]", i), "%q is a subject of no particular issuer, and %d issuers are trusted: "+
+				"write <issuer>#%s, or an email (ADR 0027)", a, issuers, a)
+		}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/agentid/agentid/internal/httpapi"
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 // Config is the whole server configuration, read from YAML by LoadConfig.
@@ -467,7 +468,7 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		return bad("tls", "cert_file and key_file go together")
 	}
-	if c.TLS.CertFile == "" && !isLoopback(host) {
+	if c.TLS.CertFile == "" && !urlcheck.Loopback(host) {
 		return bad("listen", "%q is not a loopback address and tls is not configured: "+
 			"refusing to serve admin tokens over plain HTTP (set tls.cert_file and tls.key_file, or listen on 127.0.0.1)", c.Listen)
 	}
@@ -522,7 +523,7 @@ func (c *Config) Validate() error {
 	if err := c.NodeAPI.validate(c.Listen); err != nil {
 		return err
 	}
-	if err := c.Approvals.validate(); err != nil {
+	if err := c.Approvals.validate(len(c.Delegation.Issuers)); err != nil {
 		return err
 	}
 	if err := c.Limits.validate(); err != nil {
@@ -585,23 +586,11 @@ func validateIssuer(s string) error {
 	if s == "" {
 		return errors.New("is required when listen names no host: set it to the https URL clients reach this server at")
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" || u.Opaque != "" {
-		return fmt.Errorf("%q is not an absolute URL", s)
+	if err := urlcheck.HTTPS(s, true); err != nil {
+		return err
 	}
-	switch {
-	case u.User != nil:
-		return fmt.Errorf("%q must not contain user information", s)
-	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
-		return fmt.Errorf("%q must not have a query or fragment (RFC 8414 §2)", s)
-	case strings.HasSuffix(u.Path, "/"):
+	if u, _ := url.Parse(s); strings.HasSuffix(u.Path, "/") {
 		return fmt.Errorf("%q must not end with a slash", s)
-	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-	case u.Scheme == "http":
-		return fmt.Errorf("%q must use https unless its host is loopback", s)
-	default:
-		return fmt.Errorf("%q must be an https URL", s)
 	}
 	return nil
 }
@@ -625,16 +614,6 @@ func (k KeysConfig) validate() error {
 		return bad("rotation_period", "%s must be at least %s (1h, and twice jwks_max_age + 1m)", k.RotationPeriod, minimum)
 	}
 	return nil
-}
-
-// isLoopback reports whether host names only loopback interfaces. An empty
-// host (all interfaces) is not loopback.
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // SampleConfig is the commented config `agentid init` writes.
@@ -708,6 +687,7 @@ limits:                       # failed authentications per client address (an IP
 #       # tls_ca_file: ./idp-ca.pem                  # roots for a private IdP
 #       # subject_claim: sub
 #       # email_claim: email
+#       # trust_email: false      # true: use the email without email_verified (a workforce IdP only; ADR 0027)
 
 # attestors:                  # evidence for the JWT bearer grant: no stored secret (docs/attestation.md)
 #   - name: prod-cluster      # referenced by agents' attestation rules

@@ -57,13 +57,13 @@ func TestParseConfigRejects(t *testing.T) {
 		{"two documents", "listen: 127.0.0.1:1\n---\nlisten: 127.0.0.1:2\n", "exactly one"},
 		{"bad listen", "listen: nowhere\n", "host:port"},
 		{"bad trusted proxy", "trusted_proxies: [10.0.0.0/8, lb.internal]\n", "lb.internal"},
-		{"issuer over plain HTTP", "issuer: http://agentid.example.org\n", "https unless its host is loopback"},
+		{"issuer over plain HTTP", "issuer: http://agentid.example.org\n", "http only on a loopback host"},
 		{"issuer with a query", "issuer: https://agentid.example.org/?x=1\n", "query or fragment"},
 		{"issuer with a fragment", "issuer: https://agentid.example.org#x\n", "query or fragment"},
 		{"issuer with an empty fragment", "issuer: https://agentid.example.org/a#\n", "query or fragment"},
 		{"issuer with user info", "issuer: https://me@agentid.example.org\n", "user information"},
 		{"issuer not absolute", "issuer: /agentid\n", "absolute URL"},
-		{"issuer not http", "issuer: ftp://agentid.example.org\n", "https URL"},
+		{"issuer not http", "issuer: ftp://agentid.example.org\n", "must be https"},
 		{"no issuer on all interfaces", "listen: 0.0.0.0:8443\ntls: {cert_file: a.crt, key_file: a.key}\n", "issuer: is required"},
 		{"bad key algorithm", "keys:\n  algorithm: RS256\n", "keys.algorithm"},
 		{"jwks max age too short", "keys:\n  jwks_max_age: 10s\n", "keys.jwks_max_age"},
@@ -82,6 +82,10 @@ func TestParseConfigRejects(t *testing.T) {
 		{"node API sync too fast", "node_api:\n  sync_interval: 10ms\n", "node_api.sync_interval"},
 		{"node API sync too slow", "node_api:\n  sync_interval: 2m\n", "node_api.sync_interval"},
 		{"node API unknown key", "node_api:\n  port: 8081\n", "port"},
+		// Approvers (ADR 0027).
+		{"bare subject approver with two issuers", "delegation:\n  issuers:\n    - {issuer: https://a.example.org, audience: agentid}\n    - {issuer: https://b.example.org, audience: agentid}\napprovals:\n  approvers: [dave]\n", "approvals.approvers[0]"},
+		{"approver issuer not a URL", "approvals:\n  approvers: [a@b.example, 'idp#dave']\n", "approvals.approvers[1]"},
+		{"approver issuer without subject", "approvals:\n  approvers: ['https://a.example.org#']\n", "<issuer>#<subject>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,5 +204,21 @@ func TestIssuer(t *testing.T) {
 	}
 	if c := DevConfig("/tmp/d", "127.0.0.1:8181"); c.Issuer != "http://127.0.0.1:8181" {
 		t.Fatalf("dev issuer = %q", c.Issuer)
+	}
+}
+
+// TestParseConfigApprovers: issuer-qualified subjects and emails are
+// accepted with several trusted issuers, a bare subject with one (ADR
+// 0027).
+func TestParseConfigApprovers(t *testing.T) {
+	for _, yaml := range []string{
+		"delegation:\n  issuers:\n    - {issuer: https://a.example.org, audience: agentid}\n    - {issuer: https://b.example.org, audience: agentid}\n" +
+			"approvals:\n  approvers: ['https://a.example.org#dave', carol@example.org]\n",
+		"delegation:\n  issuers:\n    - {issuer: https://a.example.org, audience: agentid}\napprovals:\n  approvers: [dave]\n",
+		"approvals:\n  approvers: [dave]\n",
+	} {
+		if _, err := ParseConfig([]byte(yaml), "/x"); err != nil {
+			t.Errorf("ParseConfig(%q) = %v", yaml, err)
+		}
 	}
 }

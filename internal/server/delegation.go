@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/delegation"
+	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 // DelegationConfig configures delegation (docs/delegation.md): the cap on
@@ -38,6 +41,9 @@ type TrustedIssuerConfig struct {
 	// (default email).
 	SubjectClaim string `yaml:"subject_claim"`
 	EmailClaim   string `yaml:"email_claim"`
+	// TrustEmail uses the email claim even without email_verified: true
+	// (ADR 0027): only for an IdP whose users cannot choose their address.
+	TrustEmail bool `yaml:"trust_email"`
 	// Algorithms restricts the JWS algorithms (ES256, RS256, PS256,
 	// EdDSA; default all four).
 	Algorithms []string `yaml:"algorithms"`
@@ -72,7 +78,7 @@ func (c *Config) validateDelegation() error {
 		bad := func(key, format string, args ...any) error {
 			return fmt.Errorf("%w: delegation.issuers[%d].%s: %s", ErrConfig, i, key, fmt.Sprintf(format, args...))
 		}
-		if err := delegation.CheckURL(is.Issuer, true); err != nil {
+		if err := urlcheck.HTTPS(is.Issuer, true); err != nil {
 			return bad("issuer", "%v", err)
 		}
 		if is.Issuer == c.Issuer {
@@ -89,7 +95,7 @@ func (c *Config) validateDelegation() error {
 			return bad("jwks_url", "jwks_url and jwks_file exclude each other")
 		}
 		if is.JWKSURL != "" {
-			if err := delegation.CheckURL(is.JWKSURL, false); err != nil {
+			if err := urlcheck.HTTPS(is.JWKSURL, false); err != nil {
 				return bad("jwks_url", "%v", err)
 			}
 		}
@@ -108,7 +114,8 @@ func (s *Server) newDelegation(rec *audit.Recorder, clock func() time.Time) (*de
 	for _, is := range s.cfg.Delegation.Issuers {
 		cfgs = append(cfgs, delegation.IssuerConfig{
 			Issuer: is.Issuer, Audience: is.Audience, JWKSURL: is.JWKSURL, JWKSFile: is.JWKSFile,
-			TLSCAFile: is.TLSCAFile, SubjectClaim: is.SubjectClaim, EmailClaim: is.EmailClaim, Algorithms: is.Algorithms,
+			TLSCAFile: is.TLSCAFile, SubjectClaim: is.SubjectClaim, EmailClaim: is.EmailClaim, TrustEmail: is.TrustEmail,
+			Algorithms: is.Algorithms,
 		})
 	}
 	issuers, err := delegation.NewIssuers(cfgs, clock)
@@ -122,5 +129,44 @@ func (s *Server) newDelegation(rec *audit.Recorder, clock func() time.Time) (*de
 	if err != nil {
 		return nil, fmt.Errorf("server: delegation: %w", err)
 	}
+	if err := s.warnUntiedOwners(); err != nil {
+		return nil, err
+	}
 	return d, nil
+}
+
+// warnUntiedOwners logs, when several identity providers are trusted, how
+// many active people have a subject tied to no issuer: such a subject
+// names no one until it is tied (ADR 0027; `agentid owner update
+// --subject-issuer`), so they are matched by verified email only.
+func (s *Server) warnUntiedOwners() error {
+	if len(s.cfg.Delegation.Issuers) < 2 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := 0
+	page := store.Page{PageSize: store.MaxPageSize}
+	for {
+		owners, next, err := s.store.ListOwners(ctx, store.OwnerFilter{Kind: store.OwnerPerson, State: store.OwnerActive}, page)
+		if err != nil {
+			return fmt.Errorf("server: count owners tied to no issuer: %w", err)
+		}
+		for _, o := range owners {
+			if o.Subject != "" && o.SubjectIssuer == "" {
+				n++
+			}
+		}
+		if next == "" {
+			break
+		}
+		page.PageToken = next
+	}
+	if n > 0 {
+		s.log.Warn("owners have a subject tied to no identity provider, and several are trusted: "+
+			"their subjects match no one, only their verified emails do; tie each with "+
+			"`agentid owner update OWNER --subject-issuer URL` (ADR 0027)",
+			"owners", n, "trusted_issuers", len(s.cfg.Delegation.Issuers))
+	}
+	return nil
 }

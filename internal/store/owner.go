@@ -26,11 +26,14 @@ const (
 
 // Owner is a human or team accountable for agents.
 type Owner struct {
-	ID          string // own_…
-	Kind        OwnerKind
-	Email       string // unique when set
-	Subject     string // IdP subject, unique when set
-	DisplayName string
+	ID      string // own_…
+	Kind    OwnerKind
+	Email   string // unique when set
+	Subject string // IdP subject, unique when set
+	// SubjectIssuer is the trusted issuer whose tokens name the owner by
+	// Subject (ADR 0027); "" when not tied to one. Only with a Subject.
+	SubjectIssuer string
+	DisplayName   string
 	// UserName is the SCIM userName (RFC 7643 §4.1.1): unique when set,
 	// compared case-insensitively (FoldUserName), stored as given.
 	UserName string

@@ -11,13 +11,15 @@ import (
 // the owner keeps an email, a subject or a user name. A non-zero Version
 // makes the update conditional: the server answers 409 when the owner's
 // version differs. The If-Match header carries the same precondition.
-// Kind and Subject do not change.
+// Kind and Subject do not change; SubjectIssuer ties the subject to an
+// identity provider, or unties it ("").
 type UpdateOwnerRequest struct {
-	Version     int64   `json:"version,omitempty"`
-	Email       *string `json:"email,omitempty"`
-	DisplayName *string `json:"display_name,omitempty"`
-	UserName    *string `json:"user_name,omitempty"`
-	ExternalID  *string `json:"external_id,omitempty"`
+	Version       int64   `json:"version,omitempty"`
+	Email         *string `json:"email,omitempty"`
+	DisplayName   *string `json:"display_name,omitempty"`
+	UserName      *string `json:"user_name,omitempty"`
+	ExternalID    *string `json:"external_id,omitempty"`
+	SubjectIssuer *string `json:"subject_issuer,omitempty"`
 }
 
 // UpdateOwner changes the fields set in r of the owner with the id or

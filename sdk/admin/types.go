@@ -128,28 +128,34 @@ type TransitionRequest struct {
 // ExternalID are its SCIM userName and externalId (docs/scim.md), when it
 // has them.
 type Owner struct {
-	ID          string    `json:"id"`
-	Kind        string    `json:"kind"`
-	Email       string    `json:"email,omitempty"`
-	Subject     string    `json:"subject,omitempty"`
-	DisplayName string    `json:"display_name,omitempty"`
-	UserName    string    `json:"user_name,omitempty"`
-	ExternalID  string    `json:"external_id,omitempty"`
-	State       string    `json:"state"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
-	Version     int64     `json:"version"`
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Email   string `json:"email,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// SubjectIssuer is the identity provider whose tokens name the owner
+	// by Subject; empty when tied to none (docs/delegation.md).
+	SubjectIssuer string    `json:"subject_issuer,omitempty"`
+	DisplayName   string    `json:"display_name,omitempty"`
+	UserName      string    `json:"user_name,omitempty"`
+	ExternalID    string    `json:"external_id,omitempty"`
+	State         string    `json:"state"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	Version       int64     `json:"version"`
 }
 
 // CreateOwnerRequest is the body of POST /v1/owners. Kind defaults to
 // "person"; at least one of Email, Subject and UserName is required.
 type CreateOwnerRequest struct {
-	Kind        string `json:"kind,omitempty"`
-	Email       string `json:"email,omitempty"`
-	Subject     string `json:"subject,omitempty"`
-	DisplayName string `json:"display_name,omitempty"`
-	UserName    string `json:"user_name,omitempty"`
-	ExternalID  string `json:"external_id,omitempty"`
+	Kind    string `json:"kind,omitempty"`
+	Email   string `json:"email,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// SubjectIssuer ties Subject to one trusted identity provider: its
+	// issuer URL, as in the server's delegation.issuers.
+	SubjectIssuer string `json:"subject_issuer,omitempty"`
+	DisplayName   string `json:"display_name,omitempty"`
+	UserName      string `json:"user_name,omitempty"`
+	ExternalID    string `json:"external_id,omitempty"`
 }
 
 // AdminToken describes an admin API token. The secret is never returned

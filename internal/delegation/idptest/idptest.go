@@ -154,11 +154,11 @@ func (idp *IdP) jwksLocked() jose.JSONWebKeySet {
 }
 
 // Claims are the default claims of a person's token: iss, sub, aud
-// Audience, email, iat now, exp in 10 minutes.
+// Audience, email (verified), iat now, exp in 10 minutes.
 func (idp *IdP) Claims(sub string, now time.Time) map[string]any {
 	return map[string]any{
 		"iss": idp.URL, "sub": sub, "aud": Audience, "email": sub + "@example.com",
-		"iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+		"email_verified": true, "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 	}
 }
 

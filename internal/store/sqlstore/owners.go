@@ -8,15 +8,15 @@ import (
 	"github.com/agentid/agentid/internal/store"
 )
 
-const ownerCols = `id, kind, COALESCE(email, ''), COALESCE(subject, ''), display_name, user_name, external_id,
-	state, created_at, updated_at, version`
+const ownerCols = `id, kind, COALESCE(email, ''), COALESCE(subject, ''), subject_issuer, display_name, user_name,
+	external_id, state, created_at, updated_at, version`
 
 func scanOwner(s rowScanner) (store.Owner, error) {
 	var (
 		o           store.Owner
 		kind, state string
 	)
-	if err := s.Scan(&o.ID, &kind, &o.Email, &o.Subject, &o.DisplayName, &o.UserName, &o.ExternalID, &state,
+	if err := s.Scan(&o.ID, &kind, &o.Email, &o.Subject, &o.SubjectIssuer, &o.DisplayName, &o.UserName, &o.ExternalID, &state,
 		timeCol{&o.CreatedAt}, timeCol{&o.UpdatedAt}, &o.Version); err != nil {
 		return store.Owner{}, err
 	}
@@ -115,11 +115,11 @@ func (t *txn) CreateOwner(ctx context.Context, o store.Owner) (store.Owner, erro
 			return fmt.Errorf("%w: owner id is required", store.ErrInvalid)
 		}
 		if _, err := t.q.ExecContext(ctx, `INSERT INTO owners (id, kind, email, subject,
-			display_name, user_name, user_name_key, external_id, state, created_at, updated_at, version)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
+			display_name, user_name, user_name_key, external_id, state, created_at, updated_at, version, subject_issuer)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)`,
 			o.ID, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
 			o.UserName, nullIfEmpty(store.OwnerUserNameKey(o)), o.ExternalID,
-			string(o.State), t.d.timeArg(o.CreatedAt), t.d.timeArg(o.UpdatedAt)); err != nil {
+			string(o.State), t.d.timeArg(o.CreatedAt), t.d.timeArg(o.UpdatedAt), o.SubjectIssuer); err != nil {
 			return t.d.classify(err)
 		}
 		var err error
@@ -146,11 +146,11 @@ func (t *txn) UpdateOwner(ctx context.Context, id string, fn func(store.Owner) (
 		}
 		res, err := t.q.ExecContext(ctx, `UPDATE owners SET kind = $2, email = $3, subject = $4,
 			display_name = $5, user_name = $6, user_name_key = $7, external_id = $8,
-			state = $9, updated_at = $10, version = $11
+			state = $9, updated_at = $10, version = $11, subject_issuer = $13
 			WHERE id = $1 AND version = $12`,
 			id, string(o.Kind), nullIfEmpty(o.Email), nullIfEmpty(o.Subject), o.DisplayName,
 			o.UserName, nullIfEmpty(store.OwnerUserNameKey(o)), o.ExternalID,
-			string(o.State), t.d.timeArg(o.UpdatedAt), old.Version+1, old.Version)
+			string(o.State), t.d.timeArg(o.UpdatedAt), old.Version+1, old.Version, o.SubjectIssuer)
 		if err := checkOne(t.d, res, err); err != nil {
 			return err
 		}

@@ -273,7 +273,7 @@ func testOwnerCRUD(t *testing.T, s store.Store) {
 		var err error
 		updated, err = tx.UpdateOwner(ctx, in.ID, func(o store.Owner) (store.Owner, error) {
 			o.ID, o.CreatedAt = "own_other", time.Time{} // immutable
-			o.Kind, o.Email, o.Subject = store.OwnerTeam, "", ""
+			o.Kind, o.Email, o.Subject, o.SubjectIssuer = store.OwnerTeam, "", "", ""
 			o.DisplayName, o.State = "Team", store.OwnerDeactivated
 			o.UserName, o.ExternalID = "", ""
 			o.UpdatedAt = base().Add(time.Minute)
@@ -282,7 +282,7 @@ func testOwnerCRUD(t *testing.T, s store.Store) {
 		return err
 	})
 	want2 := want
-	want2.Kind, want2.Email, want2.Subject = store.OwnerTeam, "", ""
+	want2.Kind, want2.Email, want2.Subject, want2.SubjectIssuer = store.OwnerTeam, "", "", ""
 	want2.DisplayName, want2.State = "Team", store.OwnerDeactivated
 	want2.UserName, want2.ExternalID = "", ""
 	want2.UpdatedAt, want2.Version = stored(base().Add(time.Minute)), 2

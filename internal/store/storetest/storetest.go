@@ -178,16 +178,19 @@ func agentID(i int) string { return fmt.Sprintf("agt_%04d", i) }
 
 func newOwner(i int) store.Owner {
 	return store.Owner{
-		ID:          ownerID(i),
-		Kind:        store.OwnerPerson,
-		Email:       fmt.Sprintf("owner%d@example.org", i),
-		Subject:     fmt.Sprintf("sub-%d", i),
-		DisplayName: fmt.Sprintf("Owner %d", i),
-		UserName:    fmt.Sprintf("Owner%d@Example.org", i),
-		ExternalID:  fmt.Sprintf("ext-%d", i),
-		State:       store.OwnerActive,
-		CreatedAt:   base(),
-		UpdatedAt:   base(),
+		ID:      ownerID(i),
+		Kind:    store.OwnerPerson,
+		Email:   fmt.Sprintf("owner%d@example.org", i),
+		Subject: fmt.Sprintf("sub-%d", i),
+		// SubjectIssuer is set on odd owners only, so that both shapes
+		// round-trip.
+		SubjectIssuer: map[bool]string{true: "https://idp.example.org"}[i%2 == 1],
+		DisplayName:   fmt.Sprintf("Owner %d", i),
+		UserName:      fmt.Sprintf("Owner%d@Example.org", i),
+		ExternalID:    fmt.Sprintf("ext-%d", i),
+		State:         store.OwnerActive,
+		CreatedAt:     base(),
+		UpdatedAt:     base(),
 	}
 }
 
