@@ -33,6 +33,10 @@ func inventoryFixture(t *testing.T, e *env) {
 		{Name: "legacy", Purpose: "Old batch job", Owners: []string{"bob@example.com"}, ActionClasses: []string{"payments", "read"}},
 		{Name: "shared", Purpose: "Shared helper", Owners: []string{"alice@example.com", "bob@example.com"}, RequireDPoP: true},
 	} {
+		// Ids order the inventory and are random within a millisecond:
+		// create each agent in a later one, so that the order is the
+		// creation order.
+		time.Sleep(2 * time.Millisecond)
 		if _, err := e.admin.CreateAgent(ctx, r); err != nil {
 			t.Fatal(err)
 		}
