@@ -222,8 +222,9 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err := s.newPolicy(rec, clock); err != nil {
 		return err
 	}
+	promReg := prometheus.NewRegistry()
 	if s.ssf, err = ssf.New(ssf.Params{Store: s.store, Recorder: rec, Signer: s.tokens, Issuer: s.cfg.Issuer, Clock: clock,
-		Sealer: root, PushAllowedHosts: s.cfg.SSF.PushAllowedHosts, Logger: s.log}); err != nil {
+		Sealer: root, PushAllowedHosts: s.cfg.SSF.PushAllowedHosts, Logger: s.log, Registerer: promReg}); err != nil {
 		return fmt.Errorf("server: shared signals: %w", err)
 	}
 	reg, err := identity.New(identity.Params{
@@ -242,7 +243,6 @@ func (s *Server) build(ctx context.Context, root *keys.RootKey) error {
 	if err != nil {
 		return err
 	}
-	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		auditIndexLag(s.store))
 	s.handler, err = httpapi.New(httpapi.Params{

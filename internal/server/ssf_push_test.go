@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -230,6 +231,33 @@ func TestSSFPushDelivery(t *testing.T) {
 	}
 	waitPushState(t, rcv, cfgURL, id, func(ps map[string]any) bool { return ps["failures"] == 0.0 && ps["last_error"] == nil })
 
+	// /metrics counts the pushes by outcome, and names no stream,
+	// endpoint or header.
+	m, page := pushMetrics(t, ls)
+	for _, c := range []struct {
+		series string
+		min    float64
+	}{
+		{`agentid_ssf_push_requests_total{outcome="accepted"}`, 5},
+		{`agentid_ssf_push_requests_total{outcome="refused"}`, 1},
+		{`agentid_ssf_push_requests_total{outcome="failed"}`, 2}, // 503, 401
+		{`agentid_ssf_push_events_total{outcome="accepted"}`, 5},
+		{`agentid_ssf_push_events_total{outcome="refused"}`, 1},
+		{`agentid_ssf_push_oldest_pending_seconds`, 0},
+	} {
+		if v, ok := m[c.series]; !ok || v < c.min {
+			t.Errorf("/metrics %s = %v (present %v); want at least %v", c.series, v, ok, c.min)
+		}
+	}
+	if v, ok := m["agentid_ssf_push_streams_failing"]; !ok || v != 0 {
+		t.Errorf("/metrics agentid_ssf_push_streams_failing = %v (present %v); want 0", v, ok)
+	}
+	for _, leak := range []string{id, pp.srv.URL, "s3cret", "Bearer other"} {
+		if strings.Contains(page, leak) {
+			t.Errorf("/metrics shows %q", leak)
+		}
+	}
+
 	// A push stream is not polled.
 	status, prob = rcv.call(http.MethodPost, ls.url+"/ssf/poll/"+id, `{"returnImmediately":true}`)
 	if status != http.StatusBadRequest {
@@ -271,6 +299,26 @@ func mustAudit(ctx context.Context, t *testing.T, ls *liveServer) []admin.AuditE
 		t.Fatal(err)
 	}
 	return evs.Items
+}
+
+// pushMetrics scrapes the server's /metrics and returns its
+// agentid_ssf_push_* series (name{labels} → value) and the whole page.
+func pushMetrics(t *testing.T, ls *liveServer) (map[string]float64, string) {
+	t.Helper()
+	page := metricsText(t, ls.url, ls.token)
+	m := map[string]float64{}
+	for line := range strings.SplitSeq(page, "\n") {
+		if !strings.HasPrefix(line, "agentid_ssf_push_") {
+			continue
+		}
+		series, v, _ := strings.Cut(line, " ")
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("metric line %q", line)
+		}
+		m[series] = f
+	}
+	return m, page
 }
 
 // waitPushState polls the stream until its push_state satisfies ok.

@@ -18,6 +18,7 @@ import (
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/identity"
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 // Push delivery (RFC 8935; ADR 0026 addendum "push delivery").
@@ -128,7 +129,7 @@ func (s *Service) checkEndpoint(raw string, isAdmin bool) error {
 		return invalid(field, "must not carry user information")
 	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return invalid(field, "must not have a fragment")
-	case u.Scheme == "http" && !loopback(host):
+	case u.Scheme == "http" && !urlcheck.Loopback(host):
 		return invalid(field, "must be https (http only on a loopback host)")
 	case u.Scheme != "https" && u.Scheme != "http":
 		return invalid(field, "must be https")
@@ -153,14 +154,6 @@ func (s *Service) pushAllowed(host string) bool {
 		}
 	}
 	return false
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // RunPush pushes the SETs of push streams (RFC 8935) every PushInterval
@@ -256,11 +249,14 @@ type pushOutcome struct {
 // pushStream delivers stream id's pending SETs in order. Each batch's
 // acknowledgements and outcome are recorded before the next is read, so
 // a crash delivers at most one batch again (at least once, same jtis).
+// Every request is counted; a batch's accepted and refused SETs are
+// counted once recorded, so a SET pushed again counts once.
 func (s *Service) pushStream(ctx context.Context, id string) {
 	deadline := time.Now().Add(pushRoundBudget)
 	var (
-		acks []int64
-		out  pushOutcome
+		acks              []int64
+		out               pushOutcome
+		accepted, refused int // SETs of acks, by outcome
 	)
 	for {
 		var (
@@ -274,6 +270,9 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 				out.failed == "" && time.Now().Before(deadline)
 			return changed, readMore, nil
 		})
+		if err == nil {
+			s.m.settled(accepted, refused)
+		}
 		switch {
 		case errors.Is(err, store.ErrConflict):
 			return // the stream changed meanwhile: the next round reads it again
@@ -290,7 +289,7 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 			s.p.Logger.ErrorContext(ctx, "shared signals push: cannot open the authorization header", "stream_id", id, "err", err)
 			return
 		}
-		acks, out = nil, pushOutcome{}
+		acks, out, accepted, refused = nil, pushOutcome{}, 0, 0
 		for _, e := range evs {
 			jti, set, err := s.signOne(id, aud, e)
 			if err != nil {
@@ -299,6 +298,7 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 				break
 			}
 			r := s.post(ctx, target.EndpointURL, header, jti, set)
+			s.m.request(r)
 			if r.failed != "" {
 				out.failed, out.retryAfter = r.failed, r.retryAfter
 				s.p.Logger.WarnContext(ctx, "shared signals push failed; will retry", "stream_id", id, "jti", jti,
@@ -308,10 +308,12 @@ func (s *Service) pushStream(ctx context.Context, id string) {
 			acks = append(acks, e.Seq)
 			if r.refused != "" {
 				out.refused = r.refused
+				refused++
 				s.p.Logger.WarnContext(ctx, "shared signals push: the receiver refused a SET", "stream_id", id, "jti", jti,
 					"reason", r.refused)
 			} else {
 				out.delivered = true
+				accepted++
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentid/agentid/internal/store"
+	"github.com/agentid/agentid/internal/urlcheck"
 )
 
 func TestCheckEndpoint(t *testing.T) {
@@ -134,7 +135,7 @@ func FuzzCheckEndpoint(f *testing.F) {
 		if err != nil || u.User != nil || u.Fragment != "" || len(raw) > MaxEndpointURL {
 			t.Fatalf("accepted %q", raw)
 		}
-		if u.Scheme != "https" && (u.Scheme != "http" || !loopback(u.Hostname())) {
+		if u.Scheme != "https" && (u.Scheme != "http" || !urlcheck.Loopback(u.Hostname())) {
 			t.Fatalf("accepted %q with scheme %q", raw, u.Scheme)
 		}
 		if !admin && !s.pushAllowed(u.Hostname()) {

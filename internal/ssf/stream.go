@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/agentid/agentid/internal/audit"
 	"github.com/agentid/agentid/internal/credential"
 	"github.com/agentid/agentid/internal/fault"
@@ -109,12 +111,16 @@ type Params struct {
 	PushInterval time.Duration
 	// Logger logs push failures; default: discard.
 	Logger *slog.Logger
+	// Registerer takes the push delivery metrics (agentid_ssf_push_*,
+	// docs/ssf.md); nil: none.
+	Registerer prometheus.Registerer
 }
 
 // Service manages streams and delivers their events. Safe for concurrent
 // use.
 type Service struct {
 	p Params
+	m *pushMetrics // nil without a Registerer
 }
 
 // New returns a Service.
@@ -146,7 +152,14 @@ func New(p Params) (*Service, error) {
 			return nil, fmt.Errorf("ssf: push allowed host %q: a host name or *.domain, without scheme or port", h)
 		}
 	}
-	return &Service{p: p}, nil
+	s := &Service{p: p}
+	if p.Registerer != nil {
+		var err error
+		if s.m, err = newPushMetrics(p.Registerer, s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 func (s *Service) now() time.Time { return s.p.Clock().UTC().Truncate(time.Microsecond) }
