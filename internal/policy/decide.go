@@ -480,13 +480,17 @@ func parseContext(m map[string]any) (requestContext, error) {
 	if v, ok := m["instance"]; ok {
 		in, ok := v.(map[string]any)
 		if !ok {
-			return rc, invalid("context.instance", "must be an object with id and attestation_method")
+			return rc, invalid("context.instance", "must be an object with an id (and optionally attestation_method)")
 		}
 		if rc.instanceID, err = str("context.instance.id", in["id"]); err != nil {
 			return rc, err
 		}
-		if rc.instanceMethod, err = str("context.instance.attestation_method", in["attestation_method"]); err != nil {
-			return rc, err
+		// The method is the instance record's (checkRecords); a caller's
+		// value, optional, must still be a string.
+		if v, ok := in["attestation_method"]; ok {
+			if rc.instanceMethod, err = str("context.instance.attestation_method", v); err != nil {
+				return rc, err
+			}
 		}
 	}
 	return rc, nil
@@ -518,15 +522,31 @@ func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin,
 			return Decision{}, audit.Event{}, nil, err
 		}
 	}
+	// Why the request is denied before the policies, if it is.
+	var deny string
 	switch {
 	case in.user != "":
-		d = decideAs(c, personEntity(in.user, in.userProps), in, now)
 	case !found:
-		d = Decision{Decision: Deny, Reasons: []string{"unknown agent"}}
+		deny = "unknown agent"
 	case a.State != store.AgentActive:
-		d = Decision{Decision: Deny, Reasons: []string{"the agent is " + string(a.State)}}
+		deny = "the agent is " + string(a.State)
 	case !a.ExpiresAt.IsZero() && !now.Before(a.ExpiresAt):
-		d = Decision{Decision: Deny, Reasons: []string{"the agent has expired"}}
+		deny = "the agent has expired"
+	}
+	if deny == "" {
+		subject := &a
+		if in.user != "" {
+			subject = nil
+		}
+		if deny, err = s.checkRecords(ctx, subject, &in, now); err != nil {
+			return Decision{}, audit.Event{}, nil, err
+		}
+	}
+	switch {
+	case deny != "":
+		d = Decision{Decision: Deny, Reasons: []string{deny}}
+	case in.user != "":
+		d = decideAs(c, personEntity(in.user, in.userProps), in, now)
 	default:
 		d = decideWith(c, a, in, now)
 	}

@@ -93,6 +93,19 @@ func (e *env) seedAgents(t *testing.T) {
 				return err
 			}
 		}
+		// The records a request's context may name (ADR 0013 addendum):
+		// alice's grant to invoice-bot, and two of its attested runs.
+		if _, err := tx.CreateGrant(ctx, store.Grant{ID: "grt_1", SubjectIssuer: "https://idp.example.org", Subject: "alice",
+			AgentID: "agt_01invoicebot0000000000000", ExpiresAt: now.Add(24 * time.Hour), MaxDepth: 1,
+			CreatedByType: audit.ActorAdmin, CreatedBy: "adm_test", CreatedAt: now}); err != nil {
+			return err
+		}
+		for id, method := range map[string]string{"ins_1": "k8s", "ins_2": "join_token"} {
+			if _, err := tx.CreateInstance(ctx, store.Instance{ID: id, AgentID: "agt_01invoicebot0000000000000", Method: method,
+				Attestor: method, Key: id, FirstSeenAt: now, LastSeenAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
 	if err != nil {

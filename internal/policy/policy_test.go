@@ -173,7 +173,10 @@ func TestDecideBadInput(t *testing.T) {
 			r.Context = json.RawMessage(`{"delegation": {"subject": "own_alice", "actors": [1]}}`)
 		}},
 		{"bad instance", "context.instance.attestation_method", func(r *policy.Request) {
-			r.Context = json.RawMessage(`{"instance": {"id": "ins_1"}}`)
+			r.Context = json.RawMessage(`{"instance": {"id": "ins_1", "attestation_method": 7}}`)
+		}},
+		{"instance without id", "context.instance.id", func(r *policy.Request) {
+			r.Context = json.RawMessage(`{"instance": {"attestation_method": "k8s"}}`)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -211,7 +214,8 @@ when { context has attestation_method && context.attestation_method == "k8s" && 
 		{"context time without seconds (AuthZEN's examples)", "read", `{"time": "2026-11-25T11:00+01:00"}`, policy.Allow},
 		{"context time without seconds, outside hours", "read", `{"time": "2026-11-25T18:03-07:00"}`, policy.Deny},
 		{"attested instance", "write", `{"instance": {"id": "ins_1", "attestation_method": "k8s"}, "trace_id": "abc"}`, policy.Allow},
-		{"other attestation", "write", `{"instance": {"id": "ins_1", "attestation_method": "join_token"}, "trace_id": "abc"}`, policy.Deny},
+		{"other attestation", "write", `{"instance": {"id": "ins_2"}, "trace_id": "abc"}`, policy.Deny},
+		{"the record's attestation, not the caller's", "write", `{"instance": {"id": "ins_2", "attestation_method": "k8s"}, "trace_id": "abc"}`, policy.Deny},
 		{"no trace id", "write", `{"instance": {"id": "ins_1", "attestation_method": "k8s"}}`, policy.Deny},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
