@@ -21,20 +21,8 @@ import (
 // once it is revoked, even though the token itself still verifies offline
 // (ADR 0013 addendum "grants and instances in the context").
 func TestAuthZENChecksGrants(t *testing.T) {
-	idp := idptest.New(t)
-	ls := startDelegationServer(t, idp)
+	_, ls, g := startDelegatedReads(t)
 	ctx := t.Context()
-	if _, err := ls.admin.ApplyPolicy(ctx, admin.ApplyPolicyRequest{Text: `@id("delegated-reads")
-permit (principal, action in Action::"read", resource) when { context has delegation };
-`}); err != nil {
-		t.Fatal(err)
-	}
-	exp := time.Now().Add(time.Hour)
-	g, err := ls.admin.CreateGrant(ctx, admin.CreateGrantRequest{SubjectIssuer: idp.URL, Subject: "alice", Agent: "bot",
-		Scopes: []string{"tickets:read"}, Audiences: []string{apiAudience}, ExpiresAt: &exp})
-	if err != nil {
-		t.Fatal(err)
-	}
 	eval := func(grant string) (bool, string) {
 		t.Helper()
 		status, _, out := ls.authzen("/access/v1/evaluation", ls.token, `{"subject":{"type":"agent","id":"bot"},`+
@@ -70,20 +58,8 @@ permit (principal, action in Action::"read", resource) when { context has delega
 // point with sdk/authzen: allowed while the grant is live, denied once it
 // is revoked, while the token itself still verifies.
 func TestAuthZENTokenContextThroughSDK(t *testing.T) {
-	idp := idptest.New(t)
-	ls := startDelegationServer(t, idp)
+	idp, ls, g := startDelegatedReads(t)
 	ctx := t.Context()
-	if _, err := ls.admin.ApplyPolicy(ctx, admin.ApplyPolicyRequest{Text: `@id("delegated-reads")
-permit (principal, action in Action::"read", resource) when { context has delegation };
-`}); err != nil {
-		t.Fatal(err)
-	}
-	exp := time.Now().Add(time.Hour)
-	g, err := ls.admin.CreateGrant(ctx, admin.CreateGrantRequest{SubjectIssuer: idp.URL, Subject: "alice", Agent: "bot",
-		Scopes: []string{"tickets:read"}, Audiences: []string{apiAudience}, ExpiresAt: &exp})
-	if err != nil {
-		t.Fatal(err)
-	}
 	status, _, body := ls.post("/oauth2/token", url.Values{
 		"grant_type":         {"urn:ietf:params:oauth:grant-type:token-exchange"},
 		"subject_token":      {idp.Mint("rs1", idp.Claims("alice", time.Now()))},
@@ -132,4 +108,24 @@ permit (principal, action in Action::"read", resource) when { context has delega
 	if ok, c := decide(); ok || !strings.Contains(func() string { b, _ := json.Marshal(c); return string(b) }(), policy.ReasonGrantRevoked) {
 		t.Errorf("decision under a revoked grant: allowed %v, %v", ok, c)
 	}
+}
+
+// startDelegatedReads starts a delegation server whose one policy allows
+// reads made under a delegation, and grants the bot to act for alice.
+func startDelegatedReads(t *testing.T) (*idptest.IdP, *liveServer, admin.Grant) {
+	t.Helper()
+	idp := idptest.New(t)
+	ls := startDelegationServer(t, idp)
+	if _, err := ls.admin.ApplyPolicy(t.Context(), admin.ApplyPolicyRequest{Text: `@id("delegated-reads")
+permit (principal, action in Action::"read", resource) when { context has delegation };
+`}); err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Hour)
+	g, err := ls.admin.CreateGrant(t.Context(), admin.CreateGrantRequest{SubjectIssuer: idp.URL, Subject: "alice", Agent: "bot",
+		Scopes: []string{"tickets:read"}, Audiences: []string{apiAudience}, ExpiresAt: &exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return idp, ls, g
 }
