@@ -156,6 +156,29 @@ type agentMemo struct {
 	byRef      map[string]memoAgent
 	deferCheck bool
 	checks     map[string]int64
+	// grants and instances remember the records a batch's contexts name
+	// (checkRecords), so that items sharing a context read them once.
+	grants    map[string]memoRecord[store.Grant]
+	instances map[string]memoRecord[store.Instance]
+}
+
+// memoRecord is a record read for a batch, or why it could not be.
+type memoRecord[T any] struct {
+	v   T
+	err error
+}
+
+// memoGet reads the record key with get, through cache when it is not
+// nil; a failure other than store.ErrNotFound is not remembered.
+func memoGet[T any](cache map[string]memoRecord[T], key string, get func() (T, error)) (T, error) {
+	if r, ok := cache[key]; ok {
+		return r.v, r.err
+	}
+	v, err := get()
+	if cache != nil && (err == nil || errors.Is(err, store.ErrNotFound)) {
+		cache[key] = memoRecord[T]{v: v, err: err}
+	}
+	return v, err
 }
 
 type memoAgent struct {

@@ -194,7 +194,8 @@ func (s *Service) decideBatch(ctx context.Context, c *compiled, o audit.Origin, 
 	evs := make([]audit.Event, 0, len(reqs))
 	aps := make([]*store.Approval, 0, len(reqs))
 	// One look-up per subject for the whole batch, decided at one now.
-	memo := &agentMemo{byRef: map[string]memoAgent{}, deferCheck: deferCheck}
+	memo := &agentMemo{byRef: map[string]memoAgent{}, deferCheck: deferCheck,
+		grants: map[string]memoRecord[store.Grant]{}, instances: map[string]memoRecord[store.Instance]{}}
 	for i, req := range reqs {
 		d, ev, ap, err := s.evaluateWith(ctx, c, o, req, now, true, memo)
 		var ve *ValidationError
@@ -538,7 +539,7 @@ func (s *Service) evaluateWith(ctx context.Context, c *compiled, o audit.Origin,
 		if in.user != "" {
 			subject = nil
 		}
-		if deny, err = s.checkRecords(ctx, subject, &in, now); err != nil {
+		if deny, err = s.checkRecords(ctx, subject, &in, now, memo); err != nil {
 			return Decision{}, audit.Event{}, nil, err
 		}
 	}

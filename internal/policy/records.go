@@ -36,9 +36,17 @@ const errRecords = "policy: look up the context's records"
 // exist, is revoked or has expired, or is another agent's. The instance's
 // attestation method becomes the recorded one, whatever the caller said.
 // A user subject (a == nil) has its records checked for liveness only.
-func (s *Service) checkRecords(ctx context.Context, a *store.Agent, in *input, now time.Time) (string, error) {
+// Through memo (nil: none), a batch reads each record once.
+func (s *Service) checkRecords(ctx context.Context, a *store.Agent, in *input, now time.Time, memo *agentMemo) (string, error) {
+	var (
+		grants    map[string]memoRecord[store.Grant]
+		instances map[string]memoRecord[store.Instance]
+	)
+	if memo != nil {
+		grants, instances = memo.grants, memo.instances
+	}
 	if dl := in.ctx.delegation; dl != nil && dl.GrantID != "" {
-		g, err := s.store.GetGrant(ctx, dl.GrantID)
+		g, err := memoGet(grants, dl.GrantID, func() (store.Grant, error) { return s.store.GetGrant(ctx, dl.GrantID) })
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return ReasonUnknownGrant, nil
@@ -60,7 +68,7 @@ func (s *Service) checkRecords(ctx context.Context, a *store.Agent, in *input, n
 		}
 	}
 	if in.ctx.instanceID != "" {
-		ins, err := s.store.GetInstance(ctx, in.ctx.instanceID)
+		ins, err := memoGet(instances, in.ctx.instanceID, func() (store.Instance, error) { return s.store.GetInstance(ctx, in.ctx.instanceID) })
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			return ReasonUnknownInstance, nil

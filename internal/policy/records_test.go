@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"encoding/json"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,5 +105,54 @@ func TestDecideChecksRecords(t *testing.T) {
 	evs := e.events(t, audit.Authorization)
 	if last := evs[len(evs)-1]; last["decision"] != policy.Deny || last["reason"] != policy.ReasonInstanceExpired {
 		t.Errorf("the last decision's event = %v; want a deny with its reason", last)
+	}
+}
+
+// recordReads counts the grant and instance reads of a store.
+type recordReads struct {
+	store.Store
+	grants, instances atomic.Int64
+}
+
+func (r *recordReads) GetGrant(ctx context.Context, id string) (store.Grant, error) {
+	r.grants.Add(1)
+	return r.Store.GetGrant(ctx, id)
+}
+
+func (r *recordReads) GetInstance(ctx context.Context, id string) (store.Instance, error) {
+	r.instances.Add(1)
+	return r.Store.GetInstance(ctx, id)
+}
+
+// TestDecideBatchReadsRecordsOnce: the items of a batch that share a
+// context (AuthZEN's top-level defaults) read its grant and its instance
+// once, an unknown one included; each single decision reads them again.
+func TestDecideBatchReadsRecordsOnce(t *testing.T) {
+	st := &recordReads{Store: freshStore(t)}
+	e := newEnv(t, st)
+	e.apply(t, basePolicies)
+	ctx := context.Background()
+	var reqs []policy.Request
+	for i, grant := range []string{"grt_1", "grt_1", "grt_none", "grt_1", "grt_none"} {
+		r := req("read", "invoice", "1")
+		r.Context = json.RawMessage(`{"delegation": {"subject": "own_alice", "grant_id": "` + grant + `"}, "instance": {"id": "ins_1"}, "n": ` +
+			string(rune('0'+i)) + `}`)
+		reqs = append(reqs, r)
+	}
+	res, err := e.svc.DecideBatch(ctx, e.admin, reqs, policy.ExecuteAll)
+	if err != nil || len(res) != 5 {
+		t.Fatalf("DecideBatch = %v, %v", res, err)
+	}
+	if res[0].Decision.Decision != policy.Allow || res[2].Decision.Reasons[0] != policy.ReasonUnknownGrant {
+		t.Errorf("batch decisions = %+v", res)
+	}
+	if g, i := st.grants.Load(), st.instances.Load(); g != 2 || i != 1 {
+		t.Errorf("the batch read %d grants and %d instances; want 2 and 1", g, i)
+	}
+	for range 2 {
+		decide(t, e, reqs[0])
+	}
+	if g := st.grants.Load() - 2; g != 2 {
+		t.Errorf("two single decisions read grants %d times; want 2", g)
 	}
 }
